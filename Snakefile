@@ -1,0 +1,24 @@
+# turbtl: the physics of transfer learning in data-driven 2D turbulence closures.
+#
+#   snakemake --cores 8                     # default config (config.yaml)
+#   snakemake --cores 8 --configfile presets/reference.yaml
+#   snakemake --profile slurm               # on a Slurm cluster (see README)
+#
+# The Snakefile only loads and validates the config, includes one .smk per stage and
+# declares `rule all`.  Physics and learning live in the package `turbtl`.
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/dns.smk"
+include: "workflow/rules/filter.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/transfer.smk"
+include: "workflow/rules/diagnostics.smk"
+
+
+rule all:
+    input:
+        all_outputs(),
+    default_target: True

@@ -1,0 +1,56 @@
+"""The one place that decides every path the pipeline writes.
+
+Snakemake rules (workflow/rules/*.smk) and tests import from here.  All paths are relative
+to the working directory the workflow runs in; nothing is written outside ``results/``
+and ``logs/``.
+"""
+from __future__ import annotations
+
+RESULTS = "results"
+LOGS = "logs"
+
+DNS = RESULTS + "/dns/{system}.nc"
+FILTERED = RESULTS + "/filtered/{system}.nc"
+FILTERED_SPECTRA = RESULTS + "/filtered/{system}_spectra.nc"
+
+BASE_MODEL = RESULTS + "/models/base.pt"
+BASE_METRICS = RESULTS + "/models/base_metrics.json"
+BASE_HISTORY = RESULTS + "/models/base_history.csv"
+# resume state of an interrupted training: deliberately not a Snakemake output, so that
+# Snakemake does not delete it when it cleans up an incomplete job
+BASE_RESUME = RESULTS + "/models/.resume/base.ckpt"
+
+TRANSFER_DIR = RESULTS + "/transfer/{target}"
+TL_LAYER_CSV = TRANSFER_DIR + "/runs/layer{layer}.csv"
+TL_LAYER_WEIGHTS = TRANSFER_DIR + "/runs/layer{layer}.pt"
+TL_BASELINE_CSV = TRANSFER_DIR + "/runs/baseline_{method}.csv"
+SWEEP_CSV = TRANSFER_DIR + "/sweep.csv"
+SWEEP_SUMMARY = TRANSFER_DIR + "/summary.json"
+
+DIAG_DIR = RESULTS + "/diagnostics"
+BASE_KERNELS = DIAG_DIR + "/base_kernels.nc"
+SYSTEM_SPECTRA = DIAG_DIR + "/{target}/system_spectra.nc"
+TL_KERNELS = DIAG_DIR + "/{target}/tl_kernels.nc"
+ACTIVATIONS = DIAG_DIR + "/{target}/activations.nc"
+PREDICTION = DIAG_DIR + "/{target}/prediction.json"
+COMPARISON = DIAG_DIR + "/{target}/comparison.json"
+
+FIG_DIR = RESULTS + "/figures"
+FIG_BEST_LAYER = FIG_DIR + "/{target}/best_layer.png"
+FIG_KERNELS = FIG_DIR + "/{target}/kernels.png"
+FIG_ACTIVATIONS = FIG_DIR + "/{target}/activations.png"
+FIG_SYSTEM_SPECTRA = FIG_DIR + "/{target}/system_spectra.png"
+FIG_SUMMARY = FIG_DIR + "/summary.png"
+SUMMARY_CSV = RESULTS + "/summary.csv"
+
+BASELINE_METHODS = ("zero_shot", "scratch", "finetune_all", "full_target")
+
+
+def log(rule: str, pattern: str = "") -> str:
+    """Log file of a rule; ``pattern`` carries the wildcards, e.g. '{system}'."""
+    return f"{LOGS}/{rule}/{pattern or 'all'}.log"
+
+
+def bench(rule: str, pattern: str = "") -> str:
+    """Snakemake ``benchmark:`` file of a rule (resource use per job)."""
+    return f"{RESULTS}/benchmarks/{rule}/{pattern or 'all'}.tsv"

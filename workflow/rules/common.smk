@@ -1,0 +1,67 @@
+# Helpers shared by the rules: config validation (before any job starts), paths,
+# resources and the lists of expected outputs.
+import math
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(workflow.basedir)))  # the package turbtl, also without pip install
+
+from turbtl import paths as P
+from turbtl.config import validate_config, base_train_snapshots, small_set_size, tl_layers
+
+validate_config(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
+
+BASE = config["base"]
+TARGETS = list(config["targets"])
+SYSTEMS = [BASE] + TARGETS
+LAYERS = tl_layers(config)
+METHODS = [m for m in P.BASELINE_METHODS if m == "zero_shot" or config["transfer"]["baselines"][m]]
+N_SMALL = small_set_size(config)
+
+
+wildcard_constraints:
+    system="|".join(map(str, SYSTEMS)),
+    target="|".join(map(str, TARGETS)),
+    layer=r"\d+",
+    method="|".join(P.BASELINE_METHODS),
+
+
+def sys_cfg(wc):
+    name = wc.system if hasattr(wc, "system") else wc.target
+    return dict(config["systems"][name], name=name)
+
+
+def dns_mem_mb(wc):
+    s = config["systems"][wc.system]
+    state = s["members"] * s["n_dns"] ** 2 * 8  # one complex64/float64 field per member
+    return int(600 + 40 * state / 1e6)
+
+
+def filter_mem_mb(wc):
+    s = config["systems"][wc.system]
+    return int(800 + 60 * s["members"] * s["n_dns"] ** 2 * 8 / 1e6)
+
+
+def les_snapshots(name):
+    s = config["systems"][name]
+    return s["members"] * s["snapshots_per_member"] * s["n_les"] ** 2
+
+
+def train_mem_mb(wc=None):
+    return int(1500 + 40 * les_snapshots(BASE) * 4 / 1e6)
+
+
+def all_outputs():
+    out = [P.BASE_MODEL, P.BASE_METRICS, P.BASE_KERNELS, P.FIG_SUMMARY, P.SUMMARY_CSV]
+    for t in TARGETS:
+        out += [
+            P.SWEEP_CSV.format(target=t),
+            P.SWEEP_SUMMARY.format(target=t),
+            P.PREDICTION.format(target=t),
+            P.COMPARISON.format(target=t),
+            P.FIG_BEST_LAYER.format(target=t),
+            P.FIG_KERNELS.format(target=t),
+            P.FIG_ACTIVATIONS.format(target=t),
+            P.FIG_SYSTEM_SPECTRA.format(target=t),
+        ]
+    return out

@@ -1,0 +1,173 @@
+# Spectral diagnostics, the best-layer prediction (made before any re-training) and the
+# leaf figures.  `predict` depends only on the base model and the data: never on the
+# sweep, so that it is a true forecast (tests/test_workflow.py checks this in the DAG).
+
+
+rule base_kernels:
+    """Kernel spectra and low/high/band-pass/Gabor labels of every layer of the base network."""
+    input:
+        model=P.BASE_MODEL,
+    output:
+        P.BASE_KERNELS,
+    log:
+        P.log("base_kernels"),
+    params:
+        n_les=config["systems"][BASE]["n_les"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    script:
+        "../scripts/base_kernels.py"
+
+
+rule system_spectra:
+    """Angle-averaged spectra of filtered psi, omega and Pi: base against target, and their ratio."""
+    input:
+        base=P.FILTERED_SPECTRA.format(system=BASE),
+        target=lambda wc: P.FILTERED_SPECTRA.format(system=wc.target),
+    output:
+        P.SYSTEM_SPECTRA,
+    log:
+        P.log("system_spectra", "{target}"),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/system_spectra.py"
+
+
+rule tl_kernels:
+    """What TL changed: per kernel of each re-trained layer, weight and spectral change."""
+    input:
+        model=P.BASE_MODEL,
+        weights=expand(P.TL_LAYER_WEIGHTS, layer=LAYERS, allow_missing=True),
+    output:
+        P.TL_KERNELS,
+    log:
+        P.log("tl_kernels", "{target}"),
+    params:
+        layers=LAYERS,
+        n_les=lambda wc: config["systems"][wc.target]["n_les"],
+        percentile=config["diagnostics"]["change_percentile"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    script:
+        "../scripts/tl_kernels.py"
+
+
+rule activations:
+    """Activation spectra per layer: base net on base data, base net on target data, TL nets on target data."""
+    input:
+        model=P.BASE_MODEL,
+        base=P.FILTERED.format(system=BASE),
+        target=lambda wc: P.FILTERED.format(system=wc.target),
+        weights=expand(P.TL_LAYER_WEIGHTS, layer=LAYERS, allow_missing=True),
+    output:
+        P.ACTIVATIONS,
+    log:
+        P.log("activations", "{target}"),
+    params:
+        layers=LAYERS,
+        samples=config["diagnostics"]["activation_samples"],
+        device=config["device"],
+    threads: 1
+    resources:
+        mem_mb=train_mem_mb,
+        runtime=30,
+    script:
+        "../scripts/activations.py"
+
+
+rule predict:
+    """Score every layer before any re-training: spectral, gradient and deepest-layer predictors."""
+    input:
+        model=P.BASE_MODEL,
+        base=P.FILTERED.format(system=BASE),
+        target=lambda wc: P.FILTERED.format(system=wc.target),
+        base_spectra=P.FILTERED_SPECTRA.format(system=BASE),
+        target_spectra=lambda wc: P.FILTERED_SPECTRA.format(system=wc.target),
+    output:
+        P.PREDICTION,
+    log:
+        P.log("predict", "{target}"),
+    params:
+        layers=LAYERS,
+        n_small=N_SMALL,
+        transfer=config["transfer"],
+        samples=config["diagnostics"]["activation_samples"],
+        device=config["device"],
+    threads: 1
+    resources:
+        mem_mb=train_mem_mb,
+        runtime=30,
+    script:
+        "../scripts/predict.py"
+
+
+rule compare:
+    """Each predictor against the empirical sweep: Spearman rho, and whether its choice is within the seed spread."""
+    input:
+        prediction=P.PREDICTION,
+        sweep=P.SWEEP_CSV,
+        summary=P.SWEEP_SUMMARY,
+    output:
+        P.COMPARISON,
+    log:
+        P.log("compare", "{target}"),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/compare.py"
+
+
+rule figures_target:
+    """The leaf figures of one target."""
+    input:
+        sweep=P.SWEEP_CSV,
+        summary=P.SWEEP_SUMMARY,
+        prediction=P.PREDICTION,
+        comparison=P.COMPARISON,
+        tl_kernels=P.TL_KERNELS,
+        activations=P.ACTIVATIONS,
+        system_spectra=P.SYSTEM_SPECTRA,
+    output:
+        best_layer=report(P.FIG_BEST_LAYER, caption="../report/best_layer.rst", category="{target}", labels={"target": "{target}", "figure": "best layer"}),
+        kernels=report(P.FIG_KERNELS, caption="../report/kernels.rst", category="{target}", labels={"target": "{target}", "figure": "kernel spectra"}),
+        activations=report(P.FIG_ACTIVATIONS, caption="../report/activations.rst", category="{target}", labels={"target": "{target}", "figure": "activation spectra"}),
+        system_spectra=report(P.FIG_SYSTEM_SPECTRA, caption="../report/system_spectra.rst", category="{target}", labels={"target": "{target}", "figure": "system spectra"}),
+    log:
+        P.log("figures_target", "{target}"),
+    params:
+        base=BASE,
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/figures_target.py"
+
+
+rule summary:
+    """Predicted against empirical best layer for every target and predictor."""
+    input:
+        comparisons=expand(P.COMPARISON, target=TARGETS),
+        summaries=expand(P.SWEEP_SUMMARY, target=TARGETS),
+    output:
+        table=P.SUMMARY_CSV,
+        figure=report(P.FIG_SUMMARY, caption="../report/summary.rst", category="summary", labels={"figure": "summary"}),
+    log:
+        P.log("summary"),
+    params:
+        targets=TARGETS,
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/summary.py"

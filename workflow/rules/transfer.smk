@@ -1,0 +1,65 @@
+rule transfer_layer:
+    """Re-train one layer of the base network on the small target set, for every seed."""
+    input:
+        model=P.BASE_MODEL,
+        data=lambda wc: P.FILTERED.format(system=wc.target),
+    output:
+        table=P.TL_LAYER_CSV,
+        weights=P.TL_LAYER_WEIGHTS,
+    log:
+        P.log("transfer_layer", "{target}/layer{layer}"),
+    benchmark:
+        P.bench("transfer_layer", "{target}/layer{layer}")
+    params:
+        transfer=config["transfer"],
+        n_small=N_SMALL,
+        device=config["device"],
+    threads: 1
+    resources:
+        mem_mb=train_mem_mb,
+        runtime=120,
+    script:
+        "../scripts/transfer_layer.py"
+
+
+rule transfer_baseline:
+    """Baselines that give the sweep meaning: zero shot, scratch, full fine-tuning, full target data."""
+    input:
+        model=P.BASE_MODEL,
+        data=lambda wc: P.FILTERED.format(system=wc.target),
+    output:
+        table=P.TL_BASELINE_CSV,
+    log:
+        P.log("transfer_baseline", "{target}/{method}"),
+    benchmark:
+        P.bench("transfer_baseline", "{target}/{method}")
+    params:
+        transfer=config["transfer"],
+        training=config["training"],
+        network=config["network"],
+        n_small=N_SMALL,
+        device=config["device"],
+    threads: 1
+    resources:
+        mem_mb=train_mem_mb,
+        runtime=240,
+    script:
+        "../scripts/transfer_baseline.py"
+
+
+rule sweep_summary:
+    """Collect the per-layer and baseline tables; find the empirically best layer."""
+    input:
+        layers=expand(P.TL_LAYER_CSV, layer=LAYERS, allow_missing=True),
+        baselines=expand(P.TL_BASELINE_CSV, method=METHODS, allow_missing=True),
+    output:
+        table=P.SWEEP_CSV,
+        summary=P.SWEEP_SUMMARY,
+    log:
+        P.log("sweep_summary", "{target}"),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/sweep_summary.py"
