@@ -7,7 +7,12 @@
 # The Snakefile only loads and validates the config, includes one .smk per stage and
 # declares `rule all`.  Physics and learning live in the package `turbtl`.
 
-configfile: "config.yaml"
+# config.yaml is the default.  A file given with --configfile REPLACES it (it must be a
+# complete config; schema defaults fill optional keys), so a preset or a test config never
+# inherits flows from config.yaml.  --config key=value still overrides single values.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
 
 
 include: "workflow/rules/common.smk"

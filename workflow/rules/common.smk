@@ -1,15 +1,24 @@
 # Helpers shared by the rules: config validation (before any job starts), paths,
 # resources and the lists of expected outputs.
 import math
+import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(workflow.basedir)))  # the package turbtl, also without pip install
+# the package turbtl is importable here and in every job's script, also without pip install
+sys.path.insert(0, str(Path(workflow.basedir)))
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (str(Path(workflow.basedir)), os.environ.get("PYTHONPATH", "")) if p
+)
 
 from turbtl import paths as P
 from turbtl.config import validate_config, base_train_snapshots, small_set_size, tl_layers
 
-validate_config(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
+validate_config(
+    config,
+    Path(workflow.basedir) / "workflow/schemas/config.schema.yaml",
+    config_files=workflow.configfiles,
+)
 
 BASE = config["base"]
 TARGETS = list(config["targets"])

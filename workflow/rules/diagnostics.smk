@@ -17,6 +17,8 @@ rule base_kernels:
     resources:
         mem_mb=2000,
         runtime=20,
+    conda:
+        "../../envs/turbtl.yaml"
     script:
         "../scripts/base_kernels.py"
 
@@ -34,6 +36,8 @@ rule system_spectra:
     resources:
         mem_mb=1000,
         runtime=10,
+    conda:
+        "../../envs/turbtl.yaml"
     script:
         "../scripts/system_spectra.py"
 
@@ -55,6 +59,8 @@ rule tl_kernels:
     resources:
         mem_mb=2000,
         runtime=20,
+    conda:
+        "../../envs/turbtl.yaml"
     script:
         "../scripts/tl_kernels.py"
 
@@ -78,6 +84,8 @@ rule activations:
     resources:
         mem_mb=train_mem_mb,
         runtime=30,
+    conda:
+        "../../envs/turbtl.yaml"
     script:
         "../scripts/activations.py"
 
@@ -104,6 +112,8 @@ rule predict:
     resources:
         mem_mb=train_mem_mb,
         runtime=30,
+    conda:
+        "../../envs/turbtl.yaml"
     script:
         "../scripts/predict.py"
 
@@ -122,6 +132,8 @@ rule compare:
     resources:
         mem_mb=1000,
         runtime=10,
+    conda:
+        "../../envs/turbtl.yaml"
     script:
         "../scripts/compare.py"
 
@@ -149,6 +161,8 @@ rule figures_target:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        "../../envs/turbtl.yaml"
     script:
         "../scripts/figures_target.py"
 
@@ -169,5 +183,7 @@ rule summary:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        "../../envs/turbtl.yaml"
     script:
         "../scripts/summary.py"

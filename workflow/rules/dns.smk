@@ -14,5 +14,7 @@ rule dns:
     resources:
         mem_mb=dns_mem_mb,
         runtime=120,
+    conda:
+        "../../envs/turbtl.yaml"
     script:
         "../scripts/dns.py"

@@ -17,5 +17,7 @@ rule filter:
     resources:
         mem_mb=filter_mem_mb,
         runtime=60,
+    conda:
+        "../../envs/turbtl.yaml"
     script:
         "../scripts/filter.py"

@@ -19,5 +19,7 @@ rule train_base:
     resources:
         mem_mb=train_mem_mb,
         runtime=240,
+    conda:
+        "../../envs/turbtl.yaml"
     script:
         "../scripts/train_base.py"

@@ -18,6 +18,8 @@ rule transfer_layer:
     resources:
         mem_mb=train_mem_mb,
         runtime=120,
+    conda:
+        "../../envs/turbtl.yaml"
     script:
         "../scripts/transfer_layer.py"
 
@@ -43,6 +45,8 @@ rule transfer_baseline:
     resources:
         mem_mb=train_mem_mb,
         runtime=240,
+    conda:
+        "../../envs/turbtl.yaml"
     script:
         "../scripts/transfer_baseline.py"
 
@@ -61,5 +65,7 @@ rule sweep_summary:
     resources:
         mem_mb=1000,
         runtime=10,
+    conda:
+        "../../envs/turbtl.yaml"
     script:
         "../scripts/sweep_summary.py"

@@ -1,0 +1,232 @@
+"""Config validation: a JSON schema (workflow/schemas/config.schema.yaml) plus the checks a
+schema cannot express.  Runs when the Snakefile is parsed, so a bad config fails before any
+job starts.  Every message names the field and the fix.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import yaml
+
+from . import ConfigError
+
+__all__ = ["validate_config", "load_schema", "fill_defaults", "tl_layers", "base_train_snapshots",
+           "small_set_size", "train_snapshots", "check_yaml_file", "estimated_cfl"]
+
+DEFAULT_SCHEMA = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def load_schema(path=None) -> dict:
+    return yaml.safe_load(Path(path or DEFAULT_SCHEMA).read_text())
+
+
+# --------------------------------------------------------------------------- defaults
+def fill_defaults(cfg, schema):
+    """Fill schema defaults in place (objects, and each value of a mapping-of-objects)."""
+    if not isinstance(cfg, dict) or schema.get("type") != "object":
+        return cfg
+    for key, sub in schema.get("properties", {}).items():
+        if key not in cfg and "default" in sub:
+            d = sub["default"]
+            cfg[key] = dict(d) if isinstance(d, dict) else (list(d) if isinstance(d, list) else d)
+        if key in cfg:
+            fill_defaults(cfg[key], sub)
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        for key, val in cfg.items():
+            if key not in schema.get("properties", {}):
+                fill_defaults(val, extra)
+    return cfg
+
+
+# --------------------------------------------------------------------------- schema errors
+def _where(path) -> str:
+    return ".".join(str(p) for p in path) or "(top level)"
+
+
+def _subschema(schema, path):
+    """The schema node that describes config path ``path`` (best effort)."""
+    node = schema
+    for p in path:
+        if not isinstance(node, dict):
+            return {}
+        if isinstance(p, int):
+            node = node.get("items", {})
+        elif p in node.get("properties", {}):
+            node = node["properties"][p]
+        elif isinstance(node.get("additionalProperties"), dict):
+            node = node["additionalProperties"]
+        else:
+            return {}
+    return node
+
+
+def _message(err, schema) -> str:
+    path = list(err.absolute_path)
+    where = _where(path)
+    if err.validator == "additionalProperties":
+        node = _subschema(schema, path)
+        allowed = sorted(node.get("properties", {}))
+        extra = sorted(set(err.instance) - set(allowed)) if isinstance(err.instance, dict) else []
+        return (f"unknown key(s) {', '.join(map(repr, extra))} in {where}; "
+                f"fix: remove or correct them (allowed keys: {', '.join(allowed)})")
+    if err.validator == "required":
+        missing = err.message.split("'")[1] if "'" in err.message else err.message
+        desc = _subschema(schema, path + [missing]).get("description", "")
+        return f"missing key {where}.{missing}; fix: add it ({desc})" if path else \
+            f"missing top-level key '{missing}'; fix: add it ({desc})"
+    if err.validator == "propertyNames":
+        return (f"bad flow name {err.instance!r} in {where}; fix: "
+                + _subschema(schema, path).get("propertyNames", {}).get("description", "rename it"))
+    node = _subschema(schema, path)
+    desc = node.get("description", "see workflow/schemas/config.schema.yaml")
+    return f"{where} = {err.instance!r} is invalid ({err.message}); fix: it must be {desc}"
+
+
+# --------------------------------------------------------------------------- helpers
+def tl_layers(cfg) -> list[int]:
+    """The 1-based layers the sweep re-trains."""
+    layers = cfg["transfer"]["layers"]
+    depth = cfg["network"]["depth"]
+    return list(range(1, depth + 1)) if layers == "all" else sorted(int(i) for i in layers)
+
+
+def train_snapshots(sys_cfg) -> int:
+    train_members = sys_cfg["members"] - sys_cfg["val_members"] - sys_cfg["test_members"]
+    return train_members * sys_cfg["snapshots_per_member"]
+
+
+def base_train_snapshots(cfg) -> int:
+    return train_snapshots(cfg["systems"][cfg["base"]])
+
+
+def small_set_size(cfg) -> int:
+    """Snapshots in the small target set: fraction x base training snapshots (at least 1)."""
+    return max(1, int(round(cfg["transfer"]["fraction"] * base_train_snapshots(cfg))))
+
+
+def estimated_cfl(sys_cfg) -> float:
+    """A-priori CFL estimate from the laminar velocity scale U = 1 / (mu + kf^2 / Re).
+
+    The laminar response to F = kf (cos kf x + cos kf y) has |u| = U; a turbulent flow with
+    the same forcing and drag is usually slower.  It is a screen for clearly unstable time
+    steps; the DNS checks the real CFL number while it runs.
+    """
+    u = 1.0 / (sys_cfg["mu"] + sys_cfg["kf"] ** 2 / sys_cfg["Re"])
+    return u * sys_cfg["dt"] * sys_cfg["n_dns"] / (2 * math.pi)
+
+
+def _is_multiple(a, b, tol=1e-6) -> bool:
+    r = a / b
+    return abs(r - round(r)) < tol * max(1.0, abs(r))
+
+
+class _DupLoader(yaml.SafeLoader):
+    pass
+
+
+def _construct_mapping(loader, node, deep=False):
+    seen = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise ConfigError(
+                f"duplicate key {key!r} (line {key_node.start_mark.line + 1} and line {seen[key]}) in "
+                f"{node.start_mark.name}; fix: give each flow (and each setting) one unique name")
+        seen[key] = key_node.start_mark.line + 1
+    return loader.construct_mapping(node, deep=deep)
+
+
+_DupLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def check_yaml_file(path) -> None:
+    """Fail on duplicate keys (e.g. two flows with one name), which plain YAML silently merges."""
+    with open(path) as fh:
+        yaml.load(fh, Loader=_DupLoader)
+
+
+# --------------------------------------------------------------------------- main entry
+def validate_config(cfg: dict, schema_path=None, *, config_files=()) -> dict:
+    """Validate ``cfg`` in place (defaults filled).  Raises ConfigError listing every problem."""
+    import jsonschema
+
+    for f in config_files:
+        check_yaml_file(f)
+    schema = load_schema(schema_path)
+    fill_defaults(cfg, schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(cfg), key=lambda e: list(map(str, e.absolute_path)))
+    problems = [_message(e, schema) for e in errors]
+    if not problems:
+        problems = _cross_checks(cfg)
+    if problems:
+        raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
+    return cfg
+
+
+def _cross_checks(cfg) -> list[str]:
+    p = []
+    systems = cfg["systems"]
+    names = sorted(systems)
+    if cfg["base"] not in systems:
+        p.append(f"base = {cfg['base']!r} is not a defined system; fix: use one of {names} "
+                 "or add it under `systems:`")
+    for t in cfg["targets"]:
+        if t not in systems:
+            p.append(f"targets: {t!r} is not a defined system; fix: add systems.{t} or remove it "
+                     f"from `targets` (defined: {names})")
+    dups = sorted({t for t in cfg["targets"] if cfg["targets"].count(t) > 1})
+    if dups:
+        p.append(f"targets: {dups} listed more than once; fix: list each target once")
+    if cfg["base"] in cfg["targets"]:
+        p.append(f"targets: the base flow {cfg['base']!r} is also a target; fix: remove it from `targets`")
+    for name, s in systems.items():
+        w = f"systems.{name}"
+        n, m = s["n_dns"], s["n_les"]
+        if n % 2:
+            p.append(f"{w}.n_dns = {n} is odd; fix: use an even grid size (e.g. {n + 1})")
+        if m % 2:
+            p.append(f"{w}.n_les = {m} is odd; fix: use an even grid size (e.g. {m + 1})")
+        if m > n:
+            p.append(f"{w}.n_les = {m} is larger than n_dns = {n}; fix: the LES grid must be coarser "
+                     "than the DNS grid (n_les <= n_dns)")
+        elif n % m:
+            p.append(f"{w}.n_les = {m} does not divide n_dns = {n}; fix: choose n_dns a multiple of n_les "
+                     f"(e.g. {m * max(1, round(n / m))})")
+        if 3 * s["kf"] >= m:
+            p.append(f"{w}.kf = {s['kf']} is not resolved on the LES grid n_les = {m} (need kf < n_les/3 = "
+                     f"{m / 3:.1f}); fix: lower kf or raise n_les to more than {3 * s['kf']}")
+        if s["val_members"] + s["test_members"] >= s["members"]:
+            p.append(f"{w}.members = {s['members']} leaves no training member after val_members = "
+                     f"{s['val_members']} and test_members = {s['test_members']}; fix: raise members")
+        if not _is_multiple(s["sample_interval"], s["dt"]):
+            p.append(f"{w}.sample_interval = {s['sample_interval']} is not a multiple of dt = {s['dt']}; "
+                     "fix: make it a whole number of time steps")
+        if not _is_multiple(s["spinup_time"], s["dt"]) and s["spinup_time"] > 0:
+            p.append(f"{w}.spinup_time = {s['spinup_time']} is not a multiple of dt = {s['dt']}; "
+                     "fix: make it a whole number of time steps")
+        cfl = estimated_cfl(s)
+        limit = cfg["dns"]["cfl_max"]
+        if cfl > 2 * limit:
+            safe = 2 * limit / cfl * s["dt"]
+            p.append(f"{w}.dt = {s['dt']} is unstable: the estimated CFL number is {cfl:.2f} (velocity scale "
+                     f"1/(mu + kf^2/Re) on an n_dns = {n} grid), above 2 x dns.cfl_max = {2 * limit}; "
+                     f"fix: reduce dt to below {safe:.3g}")
+    depth = cfg["network"]["depth"]
+    if cfg["network"]["kernel_size"] % 2 == 0:
+        p.append(f"network.kernel_size = {cfg['network']['kernel_size']} is even; fix: use an odd size such as 5")
+    if cfg["transfer"]["layers"] != "all":
+        bad = [i for i in cfg["transfer"]["layers"] if not 1 <= i <= depth]
+        if bad:
+            p.append(f"transfer.layers = {bad} outside 1..network.depth = {depth}; fix: use layer numbers "
+                     f"from 1 to {depth} or \"all\"")
+    if not p and cfg["base"] in systems:
+        n_small = small_set_size(cfg)
+        for t in cfg["targets"]:
+            if t in systems and train_snapshots(systems[t]) < n_small:
+                p.append(f"systems.{t}: its training members hold {train_snapshots(systems[t])} snapshots, fewer "
+                         f"than the small TL set of {n_small} (transfer.fraction x base training snapshots); "
+                         f"fix: raise systems.{t}.members or snapshots_per_member, or lower transfer.fraction")
+    return p

@@ -1,0 +1,215 @@
+"""Filtered data sets: loading, member splits, the small TL subset, normalisation, symmetries.
+
+File format (docs/DESIGN.md): ``results/filtered/{system}.nc`` holds ``psi``, ``omega``,
+``pi`` (member, time, y, x) float32 on the LES grid and ``split(member)`` in
+{"train", "val", "test"}.  Samples are ordered member-major: sample ``s`` is
+``(member index s // n_time, time index s % n_time)`` of the selected members.
+
+Network input ``X`` is (S, 2, n, n) = (psi, omega); target ``Y`` is (S, 1, n, n) = Pi.
+
+Symmetries of the periodic square (used for data augmentation of the base training):
+with ``J(psi, omega) = psi_y omega_x - psi_x omega_y``,
+
+- a rotation by 90 degrees maps a solution to a solution with psi, omega, Pi rotated
+  (J is invariant under proper rotations);
+- a reflection maps a solution to a solution only with psi, omega **and Pi changing sign**
+  (J changes sign under an improper map, so J(-psi', -omega') = -J'  follows).
+
+On the grid, ``torch.rot90`` / ``torch.flip`` are these maps composed with a translation by
+whole grid cells, which is itself a symmetry of the periodic problem.  The Kolmogorov forcing
+``cos(kf x) + cos(kf y)`` is invariant under rotation and reflection up to a translation by
+pi/kf (the sign flip turns F into -F, a shifted copy of F).  A beta-plane (``beta != 0``)
+breaks the rotations and the x-reflection; only the y-reflection (with the sign flip)
+survives, so :func:`symmetry_group` returns just that for such flows.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import TurbtlError
+from .io import open_netcdf
+
+__all__ = ["load_xy", "split_members", "small_subset", "flow_attrs", "Normaliser",
+           "SYMMETRIES", "symmetry_group", "apply_symmetry", "augment_batch"]
+
+SPLITS = ("train", "val", "test")
+
+
+def _open(path):
+    path = Path(path)
+    if not path.exists():
+        raise TurbtlError(f"filtered data file {path} does not exist; fix: run the filter stage "
+                          f"(snakemake {path}) first")
+    return open_netcdf(path)
+
+
+def split_members(path) -> dict[str, list[int]]:
+    """Member coordinate values per split: ``{"train": [...], "val": [...], "test": [...]}``."""
+    with _open(path) as ds:
+        members = [int(m) for m in ds["member"].values]
+        split = [str(s) for s in ds["split"].values]
+    out = {s: [] for s in SPLITS}
+    for m, s in zip(members, split):
+        if s not in out:
+            raise TurbtlError(f"{path}: member {m} has split {s!r}, expected one of {SPLITS}; "
+                              "fix: regenerate the filtered file")
+        out[s].append(m)
+    return out
+
+
+def flow_attrs(path) -> dict:
+    """The global attributes of a filtered file (the flow's parameters)."""
+    with _open(path) as ds:
+        return dict(ds.attrs)
+
+
+def load_xy(path, split: str | None = None, members=None) -> tuple[np.ndarray, np.ndarray]:
+    """Load ``(X, Y)``: X (S, 2, n, n) = (psi, omega), Y (S, 1, n, n) = Pi, float32, member-major.
+
+    ``split`` selects the members whose ``split`` variable equals it; ``members`` (coordinate
+    values) selects explicitly; both None loads every member.
+    """
+    if split is not None and members is not None:
+        raise ValueError("give split or members, not both")
+    if split is not None:
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        members = split_members(path)[split]
+        if not members:
+            raise TurbtlError(f"{path} has no {split!r} members; fix: give the system more "
+                              f"members or adjust val_members/test_members in config.yaml")
+    with _open(path) as ds:
+        if members is not None:
+            ds = ds.sel(member=list(members))
+        psi = ds["psi"].values.astype(np.float32)
+        omega = ds["omega"].values.astype(np.float32)
+        pi = ds["pi"].values.astype(np.float32)
+    m, t, ny, nx = psi.shape
+    X = np.stack([psi, omega], axis=2).reshape(m * t, 2, ny, nx)
+    Y = pi.reshape(m * t, 1, ny, nx)
+    return np.ascontiguousarray(X), np.ascontiguousarray(Y)
+
+
+def small_subset(path, n_small: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A fixed random subset of ``n_small`` snapshots of the TRAIN members of ``path``.
+
+    The subset depends only on (file, n_small, seed), so every TL seed, every baseline and
+    every predictor sees the same small set.  Indices are sorted (member-major order kept).
+    """
+    X, Y = load_xy(path, "train")
+    n_small = int(n_small)
+    if n_small < 1:
+        raise TurbtlError(f"small target set size is {n_small}; fix: raise transfer.fraction in config.yaml")
+    if n_small > len(X):
+        raise TurbtlError(
+            f"{path}: the small TL set needs {n_small} snapshots but the train members hold only "
+            f"{len(X)}; fix: lower transfer.fraction, or give this target more members or "
+            f"snapshots_per_member in config.yaml")
+    idx = np.sort(np.random.default_rng(seed).choice(len(X), size=n_small, replace=False))
+    return X[idx].copy(), Y[idx].copy()
+
+
+def _as_tensor(a) -> torch.Tensor:
+    if isinstance(a, torch.Tensor):
+        return a.to(torch.float32)
+    return torch.as_tensor(np.asarray(a), dtype=torch.float32)
+
+
+class Normaliser:
+    """Per-channel standardisation of inputs (psi, omega) and of the output Pi.
+
+    ``in_mean``, ``in_std``: (2,) numpy float64; ``out_mean``, ``out_std``: (1,).
+    ``.x``, ``.y`` normalise, ``.y_inv`` undoes ``.y``; all take numpy arrays or tensors
+    (N, C, n, n) and return float32 tensors (on the input tensor's device).
+    """
+
+    def __init__(self, in_mean, in_std, out_mean, out_std):
+        self.in_mean = np.asarray(in_mean, dtype=np.float64).reshape(-1)
+        self.in_std = np.asarray(in_std, dtype=np.float64).reshape(-1)
+        self.out_mean = np.asarray(out_mean, dtype=np.float64).reshape(-1)
+        self.out_std = np.asarray(out_std, dtype=np.float64).reshape(-1)
+        if np.any(self.in_std <= 0) or np.any(self.out_std <= 0):
+            raise TurbtlError("normaliser: a channel has zero variance in the training data; "
+                              "fix: check the filtered data (constant field?)")
+
+    @classmethod
+    def fit(cls, X, Y) -> "Normaliser":
+        X = np.asarray(X.detach().cpu() if isinstance(X, torch.Tensor) else X, dtype=np.float64)
+        Y = np.asarray(Y.detach().cpu() if isinstance(Y, torch.Tensor) else Y, dtype=np.float64)
+        ax = (0, 2, 3)
+        return cls(X.mean(axis=ax), X.std(axis=ax), Y.mean(axis=ax), Y.std(axis=ax))
+
+    @staticmethod
+    def _shape(v, t):
+        return torch.as_tensor(v, dtype=torch.float32, device=t.device).view(1, -1, 1, 1)
+
+    def x(self, X) -> torch.Tensor:
+        t = _as_tensor(X)
+        return (t - self._shape(self.in_mean, t)) / self._shape(self.in_std, t)
+
+    def y(self, Y) -> torch.Tensor:
+        t = _as_tensor(Y)
+        return (t - self._shape(self.out_mean, t)) / self._shape(self.out_std, t)
+
+    def y_inv(self, y) -> torch.Tensor:
+        t = _as_tensor(y)
+        return t * self._shape(self.out_std, t) + self._shape(self.out_mean, t)
+
+    def state_dict(self) -> dict:
+        return {"in_mean": [float(v) for v in self.in_mean], "in_std": [float(v) for v in self.in_std],
+                "out_mean": [float(v) for v in self.out_mean], "out_std": [float(v) for v in self.out_std]}
+
+    @classmethod
+    def from_state_dict(cls, d: dict) -> "Normaliser":
+        return cls(d["in_mean"], d["in_std"], d["out_mean"], d["out_std"])
+
+    def __repr__(self):
+        return f"Normaliser({self.state_dict()})"
+
+
+# ---------------------------------------------------------------------------- symmetries
+# An element of the dihedral group D4 of the square: (k, flip) = first flip x (if flip),
+# then rotate by k * 90 degrees.  Fields change sign exactly when flip is True.
+SYMMETRIES: tuple[tuple[int, bool], ...] = tuple((k, f) for f in (False, True) for k in range(4))
+
+
+def symmetry_group(beta: float = 0.0) -> tuple[tuple[int, bool], ...]:
+    """The D4 elements that map solutions to solutions for a flow with this ``beta``.
+
+    beta == 0: all 8.  beta != 0: the identity and the reflection y -> -y (with sign flip),
+    i.e. flip x then rotate by 180 degrees.
+    """
+    if float(beta) == 0.0:
+        return SYMMETRIES
+    return ((0, False), (2, True))
+
+
+def apply_symmetry(f: torch.Tensor, k: int, flip: bool) -> torch.Tensor:
+    """Apply D4 element (k, flip) to fields ``f`` (..., y, x) of psi, omega or Pi (sign included)."""
+    if flip:
+        f = -torch.flip(f, dims=(-1,))
+    if k % 4:
+        f = torch.rot90(f, k % 4, dims=(-2, -1))
+    return f
+
+
+def augment_batch(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
+                  group=SYMMETRIES) -> tuple[torch.Tensor, torch.Tensor]:
+    """Apply an independent random element of ``group`` to each sample of (x, y).
+
+    The sign flip is about zero, so augment PHYSICAL fields and normalise afterwards
+    (``training.fit`` does), not normalised ones.
+    """
+    if len(group) == 1:
+        return x, y
+    choice = torch.randint(len(group), (x.shape[0],), generator=generator)
+    xo, yo = torch.empty_like(x), torch.empty_like(y)
+    for g, (k, flip) in enumerate(group):
+        sel = (choice == g).nonzero().flatten().to(x.device)
+        if sel.numel():
+            xo[sel] = apply_symmetry(x[sel], k, flip)
+            yo[sel] = apply_symmetry(y[sel], k, flip)
+    return xo, yo
