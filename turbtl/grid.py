@@ -42,9 +42,6 @@ def dealias_mask(n: int, *, full: bool = False) -> np.ndarray:
     """
     ky = np.rint(np.fft.fftfreq(n, d=1.0 / n)).astype(np.int64)
     kx = ky if full else np.rint(np.fft.rfftfreq(n, d=1.0 / n)).astype(np.int64)
-    if n % 2 == 0:
-        # fftfreq puts the Nyquist mode at -n/2; its |k| = n/2 is cut either way
-        pass
     return (3 * np.abs(ky)[:, None] < n) & (3 * np.abs(kx)[None, :] < n)
 
 
@@ -125,3 +122,17 @@ class SpectralGrid:
 
     def real_field(self, f_hat: torch.Tensor) -> torch.Tensor:
         return self.irfft(f_hat)
+
+    def rfft_weights(self) -> torch.Tensor:
+        """Multiplicity of each rfft mode in the full spectrum: 2, except 1 on kx = 0 and
+        on the Nyquist column kx = n/2."""
+        w = torch.full((1, self.n // 2 + 1), 2.0, device=self.device, dtype=self.dtype)
+        w[0, 0] = 1.0
+        w[0, -1] = 1.0
+        return w
+
+    def inner(self, a_hat: torch.Tensor, b_hat: torch.Tensor) -> torch.Tensor:
+        """Grid mean of a*b for real fields a, b given by their rfft (Parseval), summed over
+        the last two axes: ``sum_k Re(conj(a_hat) b_hat) / n^4`` over the full spectrum."""
+        p = (a_hat.conj() * b_hat).real * self.rfft_weights()
+        return p.sum(dim=(-2, -1)) / float(self.n) ** 4

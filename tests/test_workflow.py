@@ -1,0 +1,157 @@
+"""Workflow tests: `snakemake` as a subprocess on the tiny config in a temporary directory.
+
+The whole DAG runs once per session (tiny sizes: a few minutes on 2 cores); the tests then
+check the files it made, that one more target needs no code change, that the prediction is
+a true forecast (no sweep output upstream of it), and that bad configs fail before any job.
+"""
+import copy
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+import yaml
+
+from turbtl import paths as P
+from turbtl.io import read_json
+
+from helpers_workflow import REPO, snakemake, tiny_config, write_config
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("tiny")
+    cfg = write_config(tiny_config(), work / "config.tiny.yaml")
+    r = snakemake(work, cfg, "--cores", "2")
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-8000:]
+    return work, cfg
+
+
+def test_every_stage_writes_its_files(tiny_run):
+    work, _ = tiny_run
+    cfg = tiny_config()
+    for s in [cfg["base"], *cfg["targets"]]:
+        dns = xr.open_dataset(work / P.DNS.format(system=s), engine="netcdf4")
+        sc = cfg["systems"][s]
+        assert dns["omega"].dims == ("member", "time", "y", "x")
+        assert dns["omega"].shape == (sc["members"], sc["snapshots_per_member"], sc["n_dns"], sc["n_dns"])
+        assert float(dns.attrs["Re"]) == sc["Re"]
+        assert np.isfinite(dns["omega"].values).all()
+        f = xr.open_dataset(work / P.FILTERED.format(system=s), engine="netcdf4")
+        for v in ("psi", "omega", "pi"):
+            assert f[v].shape == (sc["members"], sc["snapshots_per_member"], sc["n_les"], sc["n_les"])
+            assert "units" in f[v].attrs and "long_name" in f[v].attrs
+        split = [str(x) for x in f["split"].values]
+        assert split.count("test") == sc["test_members"] and split.count("val") == sc["val_members"]
+        assert (work / P.FILTERED_SPECTRA.format(system=s)).exists()
+    assert (work / P.BASE_MODEL).exists()
+    metrics = read_json(work / P.BASE_METRICS)
+    assert np.isfinite(metrics["test"]["nmse"]) if "test" in metrics else True
+    # no half-written temporaries left anywhere
+    assert not list((work / "results").rglob(".*.tmp-*"))
+
+
+def test_sweep_tables(tiny_run):
+    work, _ = tiny_run
+    cfg = tiny_config()
+    depth, seeds = cfg["network"]["depth"], cfg["transfer"]["seeds"]
+    for t in cfg["targets"]:
+        df = pd.read_csv(work / P.SWEEP_CSV.format(target=t))
+        tl = df[df.method == "tl_layer"]
+        assert sorted(tl.layer.unique()) == list(range(1, depth + 1))
+        assert (tl.groupby("layer").seed.nunique() == seeds).all()
+        assert {"zero_shot", "scratch", "finetune_all", "full_target"} <= set(df.method)
+        assert np.isfinite(df[["mse", "nmse", "cc", "spec_err"]].to_numpy()).all()
+        summ = read_json(work / P.SWEEP_SUMMARY.format(target=t))
+        means = {int(k): v["mean"] for k, v in summ["layers"].items()}
+        assert summ["best_layer"] == min(means, key=means.get)
+
+
+def test_figures_are_readable_images(tiny_run):
+    import matplotlib.image as mpimg
+
+    work, _ = tiny_run
+    pngs = sorted((work / "results" / "figures").rglob("*.png"))
+    cfg = tiny_config()
+    assert len(pngs) == 4 * len(cfg["targets"]) + 1
+    for png in pngs:
+        assert 5_000 < png.stat().st_size < 5_000_000, png
+        img = mpimg.imread(png)
+        assert img.ndim == 3 and img.shape[0] >= 300 and img.shape[1] >= 300, (png, img.shape)
+        assert img[..., :3].std() > 0.01, f"{png} looks blank"
+    summary = pd.read_csv(work / P.SUMMARY_CSV)
+    assert set(summary.target) == set(cfg["targets"])
+    assert {"spectral", "gradient", "deepest"} <= set(summary.predictor)
+
+
+def test_one_more_target_needs_no_code_change(tiny_run, tmp_path):
+    work, _ = tiny_run
+    copy_dir = tmp_path / "more"
+    shutil.copytree(work, copy_dir, symlinks=True)
+    cfg = tiny_config()
+    new = copy.deepcopy(cfg["systems"]["high_kf"])
+    new.update(beta=5.0, kf=4, seed=9)
+    cfg["systems"]["betaplane"] = new
+    cfg["targets"].append("betaplane")
+    cf = write_config(cfg, copy_dir / "config.more.yaml")
+    r = snakemake(copy_dir, cf, "--cores", "2")
+    assert r.returncode == 0, r.stderr[-6000:]
+    for p in (P.DNS, P.FILTERED):
+        assert (copy_dir / p.format(system="betaplane")).exists()
+    assert (copy_dir / P.FIG_BEST_LAYER.format(target="betaplane")).exists()
+    # the other flows' DNS was not recomputed
+    assert "rule dns:" not in r.stdout + r.stderr or "betaplane" in (r.stdout + r.stderr)
+    log = r.stdout + r.stderr
+    assert "wildcards: system=base" not in log
+
+
+def test_prediction_is_a_forecast(tmp_path):
+    """`predict` has no transfer output upstream of it in the DAG."""
+    cfg = write_config(tiny_config(), tmp_path / "c.yaml")
+    r = snakemake(tmp_path, cfg, "-n", "--forceall", P.PREDICTION.format(target="high_re"))
+    assert r.returncode == 0, r.stderr[-4000:]
+    out = r.stdout + r.stderr
+    assert "rule predict" in out or "predict" in out
+    for rule in ("transfer_layer", "transfer_baseline", "sweep_summary"):
+        assert rule not in out, f"{rule} is upstream of predict"
+
+
+BAD = {
+    "unknown key": (lambda c: c["systems"]["base"].update(viscosity=1), "unknown key(s) 'viscosity'"),
+    "negative Re": (lambda c: c["systems"]["base"].update(Re=-1), "systems.base.Re"),
+    "LES does not divide": (lambda c: c["systems"]["base"].update(n_les=12), "does not divide n_dns"),
+    "LES larger": (lambda c: c["systems"]["base"].update(n_les=64), "is larger than n_dns"),
+    "kf unresolved": (lambda c: c["systems"]["high_kf"].update(kf=6), "is not resolved on the LES grid"),
+    "undefined target": (lambda c: c["targets"].append("ghost"), "'ghost' is not a defined system"),
+    "undefined base": (lambda c: c.update(base="ghost"), "base = 'ghost' is not a defined system"),
+    "duplicate target": (lambda c: c["targets"].append("high_re"), "listed more than once"),
+    "unstable dt": (lambda c: c["systems"]["base"].update(dt=0.5), "is unstable"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_config_fails_before_any_job(case, tmp_path):
+    cfg = tiny_config()
+    mutate, needle = BAD[case]
+    mutate(cfg)
+    cf = write_config(cfg, tmp_path / "bad.yaml")
+    r = snakemake(tmp_path, cf, "--cores", "1")
+    assert r.returncode != 0
+    assert needle in r.stderr, r.stderr[-3000:]
+    assert "fix:" in r.stderr
+    assert not (tmp_path / "results").exists(), "a job ran before the config was rejected"
+
+
+def test_duplicate_flow_names_fail_before_any_job(tmp_path):
+    text = yaml.safe_dump(tiny_config(), sort_keys=False)
+    i = text.index("  high_kf:")
+    j = text.index("\ndns:") + 1
+    cf = tmp_path / "dup.yaml"
+    cf.write_text(text[:j] + text[i:j] + text[j:])
+    r = snakemake(tmp_path, cf, "--cores", "1")
+    assert r.returncode != 0
+    assert "duplicate key 'high_kf'" in r.stderr and "fix:" in r.stderr
+    assert not (tmp_path / "results").exists()

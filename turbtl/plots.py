@@ -1,0 +1,280 @@
+"""The leaf figures (matplotlib Agg + seaborn).  Every function writes one PNG atomically.
+
+Inputs are the pipeline's own files, already opened: the sweep table (DataFrame), the sweep
+summary / prediction / comparison dicts (JSON) and the diagnostics datasets (xarray).
+Spectra are drawn on log-log axes; 2D kernel spectra are centred (fftshift) with kx, ky in
+integer wavenumbers.
+"""
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from .diagnostics import LABELS  # noqa: E402
+from .io import atomic_path  # noqa: E402
+
+__all__ = ["DPI", "save", "best_layer", "kernels", "activations", "system_spectra", "summary"]
+
+DPI = 120
+PREDICTOR_MARKERS = {"spectral": "v", "gradient": "^", "deepest": "s"}
+BASELINE_NAMES = {"zero_shot": "zero shot (base net)", "scratch": "scratch (small set)",
+                  "finetune_all": "fine-tune all layers", "full_target": "full target data"}
+
+
+def _theme():
+    sns.set_theme(style="whitegrid", context="notebook", font_scale=0.9)
+
+
+def save(fig, path, dpi: int = DPI) -> None:
+    """Save ``fig`` as PNG at ``path`` atomically, then close it."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _pred_colors(names):
+    pal = sns.color_palette("colorblind", n_colors=max(3, len(names)) + 3)
+    return {n: pal[i + 3] for i, n in enumerate(names)}
+
+
+def _layer_stats(sweep_df: pd.DataFrame) -> pd.DataFrame:
+    rows = sweep_df[sweep_df["method"] == "tl_layer"]
+    g = rows.groupby("layer")
+    tab = pd.DataFrame({"nmse": g["nmse"].mean(), "nmse_std": g["nmse"].std(ddof=1),
+                        "cc": g["cc"].mean(), "cc_std": g["cc"].std(ddof=1)})
+    return tab.fillna({"nmse_std": 0.0, "cc_std": 0.0}).sort_index()
+
+
+def best_layer(sweep_df: pd.DataFrame, summary: dict, prediction: dict, comparison: dict | None,
+               path, *, target: str = "") -> None:
+    """Per-layer test nmse and CC (mean +- std over seeds), baselines, best and predicted layers."""
+    _theme()
+    tab = _layer_stats(sweep_df)
+    layers = tab.index.to_numpy()
+    best = int(summary.get("best_layer", tab["nmse"].idxmin()))
+    preds = prediction["predictors"]
+    colors = _pred_colors(list(preds))
+    base_pal = sns.color_palette("dark", n_colors=len(BASELINE_NAMES))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6), gridspec_kw={"width_ratios": [1.2, 1.2, 1]})
+    for ax, col, lab in ((axes[0], "nmse", "test nMSE (lower is better)"),
+                         (axes[1], "cc", "test correlation CC (higher is better)")):
+        ax.errorbar(layers, tab[col], yerr=tab[f"{col}_std"], fmt="o-", color="k", capsize=3,
+                    label="TL: re-train one layer (mean ± std over seeds)")
+        for (m, name), c in zip(BASELINE_NAMES.items(), base_pal):
+            b = summary.get("baselines", {}).get(m)
+            if not b:
+                continue
+            v = b.get("mean") if col == "nmse" else b.get("cc_mean")
+            if v is None or not math.isfinite(float(v)):
+                continue
+            ax.axhline(float(v), ls="--", lw=1.2, color=c, label=name)
+        ax.plot([best], [tab.loc[best, col]], marker="*", ms=18, color="gold", mec="k", ls="none",
+                label=f"empirical best (layer {best})", zorder=5)
+        lo, hi = ax.get_ylim()
+        for j, (pname, p) in enumerate(preds.items()):
+            ch = int(p["choice"])
+            ax.plot([ch], [hi - (0.04 + 0.05 * j) * (hi - lo)], marker=PREDICTOR_MARKERS.get(pname, "D"),
+                    ms=9, color=colors[pname], ls="none", label=f"{pname} predictor's choice (layer {ch})")
+        ax.set_ylim(lo, hi)
+        ax.set_xlabel("re-trained layer")
+        ax.set_ylabel(lab)
+        ax.set_xticks(layers)
+    if summary.get("significant") is not None:
+        axes[0].set_title(f"best layer {best}: {'beats' if summary.get('significant') else 'within seed spread of'}"
+                          f" runner-up {summary.get('runner_up')}", fontsize=9)
+    axes[1].legend(fontsize=7, loc="best", framealpha=0.85)
+    ax = axes[2]
+    for pname, p in preds.items():
+        sc = pd.Series({int(L): float(s) for L, s in p["scores"].items()}).sort_index()
+        rng = sc.max() - sc.min()
+        norm = (sc - sc.min()) / rng if rng > 0 else sc * 0 + 1.0
+        rho = None
+        if comparison:
+            rho = comparison.get("predictors", {}).get(pname, {}).get("spearman")
+        lab = f"{pname} (Spearman ρ = {rho:.2f})" if rho is not None else pname
+        ax.plot(norm.index, norm.values, marker=PREDICTOR_MARKERS.get(pname, "D"), color=colors[pname], label=lab)
+    ax.axvline(best, color="gold", lw=3, alpha=0.6, label=f"empirical best (layer {best})")
+    ax.set_xlabel("layer")
+    ax.set_ylabel("predictor score, min-max normalised\n(higher = predicted better)")
+    ax.set_xticks(layers)
+    ax.set_ylim(-0.05, 1.1)
+    ax.legend(fontsize=7, loc="best")
+    ax.set_title("predictions made before re-training", fontsize=9)
+    fig.suptitle(f"Which layer to re-train? target: {target}" if target else "Which layer to re-train?")
+    fig.tight_layout()
+    save(fig, path)
+
+
+def kernels(tl_ds, path, *, layer: int | None = None, target: str = "", max_kernels: int = 4) -> None:
+    """2D spectra of the most-changed kernels of ``layer`` before/after TL; label counts per layer."""
+    _theme()
+    layers = [int(L) for L in tl_ds["tl_layer"].values]
+    layer = layers[0] if layer is None or int(layer) not in layers else int(layer)
+    sel = tl_ds.sel(tl_layer=layer)
+    valid = [int(r) for r in sel["rank"].values if int(sel["top_out"].sel(rank=r)) >= 0][:max_kernels]
+    m = max(1, len(valid))
+    fig = plt.figure(figsize=(max(9, 2.6 * m + 1), 9))
+    gs = fig.add_gridspec(3, m, height_ratios=[1, 1, 1.1])
+    kk = tl_ds["kx"].values
+    ext = [kk[0] - 0.5, kk[-1] + 0.5, kk[0] - 0.5, kk[-1] + 0.5]
+    for j, r in enumerate(valid):
+        before = sel["spec_before"].sel(rank=r).values
+        after = sel["spec_after"].sel(rank=r).values
+        vmax = float(np.nanmax([before.max(), after.max()]))
+        o, i = int(sel["top_out"].sel(rank=r)), int(sel["top_in"].sel(rank=r))
+        lb = LABELS[int(sel["top_label_before"].sel(rank=r))]
+        la = LABELS[int(sel["top_label_after"].sel(rank=r))]
+        for row, (arr, when, lab) in enumerate(((before, "base", lb), (after, "after TL", la))):
+            ax = fig.add_subplot(gs[row, j])
+            im = ax.imshow(arr, origin="lower", extent=ext, cmap="viridis", vmin=0, vmax=vmax)
+            ax.set_title(f"out {o}, in {i}: {when}\n{lab}", fontsize=8)
+            ax.set_xlabel("$k_x$")
+            ax.set_ylabel("$k_y$")
+            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="|K|")
+    ax = fig.add_subplot(gs[2, :])
+    cb = tl_ds["label_count_before"].to_pandas()
+    ca = tl_ds["label_count_after"].to_pandas()
+    cb.columns = [LABELS[int(c)] for c in cb.columns]
+    ca.columns = [LABELS[int(c)] for c in ca.columns]
+    pal = sns.color_palette("Set2", len(LABELS))
+    x = np.arange(len(cb.index))
+    wdt = 0.38
+    for side, tab, hatch in ((-1, cb, ""), (1, ca, "//")):
+        frac = tab.div(tab.sum(axis=1).replace(0, 1), axis=0)
+        bottom = np.zeros(len(x))
+        for c, col in zip(pal, frac.columns):
+            ax.bar(x + side * wdt / 2, frac[col].values, wdt, bottom=bottom, color=c, hatch=hatch,
+                   edgecolor="k", lw=0.4, label=col if side < 0 else None)
+            bottom += frac[col].values
+    ax.set_xticks(x)
+    ax.set_xticklabels([str(L) for L in cb.index])
+    ax.set_xlabel("layer (left bar: base kernels; right, hatched: after re-training that layer)")
+    ax.set_ylabel("fraction of kernels")
+    ax.legend(fontsize=8, ncol=len(LABELS), loc="upper center", bbox_to_anchor=(0.5, -0.22))
+    ax.set_title("kernel classes per layer", fontsize=9)
+    fig.suptitle(f"Most-changed kernels of layer {layer} (|FFT2| of the zero-padded kernel)"
+                 + (f", target {target}" if target else ""))
+    fig.tight_layout()
+    save(fig, path)
+
+
+def activations(act_ds, path, *, tl_layer: int | None = None, stage: str = "post", target: str = "") -> None:
+    """Activation spectra per layer: base net on base data, base net on target, TL net on target."""
+    _theme()
+    layers = [int(L) for L in act_ds["layer"].values]
+    k = act_ds["k"].values
+    pos = k > 0
+    tl_layers = [int(L) for L in act_ds["tl_layer"].values] if "tl_layer" in act_ds.dims else []
+    if tl_layers:
+        tl_layer = tl_layers[0] if tl_layer is None or int(tl_layer) not in tl_layers else int(tl_layer)
+    ncol = min(4, len(layers))
+    nrow = math.ceil(len(layers) / ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.6 * ncol, 3.0 * nrow), squeeze=False)
+    pal = sns.color_palette("colorblind", 3)
+    for ax, L in zip(axes.ravel(), layers):
+        st = stage if L < max(layers) or stage == "pre" else "pre"
+        for c, (case, lab) in zip(pal[:2], (("base_on_base", "base net, base data"),
+                                            ("base_on_target", "base net, target data"))):
+            y = act_ds["spectrum"].sel(case=case, layer=L, stage=st).values
+            ax.loglog(k[pos], y[pos], color=c, label=lab)
+        if tl_layers:
+            y = act_ds["tl_on_target"].sel(tl_layer=tl_layer, layer=L, stage=st).values
+            ax.loglog(k[pos], y[pos], color=pal[2], ls="--", label=f"TL net (layer {tl_layer}), target data")
+        ax.set_title(f"layer {L} ({st}-activation)" + (" ← re-trained" if L == tl_layer else ""), fontsize=9)
+        ax.set_xlabel("wavenumber k")
+        ax.set_ylabel("power spectrum")
+    for ax in axes.ravel()[len(layers):]:
+        ax.set_visible(False)
+    axes.ravel()[0].legend(fontsize=7)
+    fig.suptitle("Activation spectra (mean over channels and samples)" + (f", target {target}" if target else ""))
+    fig.tight_layout()
+    save(fig, path)
+
+
+def system_spectra(ds, path, *, base: str = "base", target: str = "target") -> None:
+    """P_psi, P_omega, P_pi of base and target (top) and their ratio target/base (bottom)."""
+    _theme()
+    k = ds["k"].values
+    pos = k > 0
+    names = {"P_psi": r"filtered $\psi$", "P_omega": r"filtered $\omega$", "P_pi": r"SGS term $\Pi$"}
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7), sharex=True)
+    pal = sns.color_palette("colorblind", 2)
+    for j, (v, title) in enumerate(names.items()):
+        ax = axes[0, j]
+        ax.loglog(k[pos], ds[f"{v}_base"].values[pos], color=pal[0], label=f"base ({base})")
+        ax.loglog(k[pos], ds[f"{v}_target"].values[pos], color=pal[1], label=f"target ({target})")
+        ax.set_title(title)
+        ax.set_ylabel(f"power spectrum of {title}")
+        ax.legend(fontsize=8)
+        ax = axes[1, j]
+        r = ds[f"{v}_ratio"].values[pos]
+        ok = np.isfinite(r) & (r > 0)
+        ax.loglog(k[pos][ok], r[ok], color="k", marker=".")
+        ax.axhline(1.0, color="grey", ls="--", lw=1)
+        ax.set_xlabel("wavenumber k")
+        ax.set_ylabel("ratio target / base")
+    fig.suptitle(f"System spectra: {base} vs {target}")
+    fig.tight_layout()
+    save(fig, path)
+
+
+def summary(table: pd.DataFrame, path) -> None:
+    """Predicted vs empirical best layer for every target and predictor, Spearman ρ annotated.
+
+    ``table`` has the summary.csv columns (target, predictor, predicted_layer,
+    empirical_best, within_spread, spearman, p_value, significant_best).
+    """
+    _theme()
+    targets = list(dict.fromkeys(table["target"]))
+    preds = list(dict.fromkeys(table["predictor"]))
+    colors = _pred_colors(preds)
+    fig, axes = plt.subplots(1, 2, figsize=(max(10, 2.2 * len(targets) + 6), 4.8),
+                             gridspec_kw={"width_ratios": [max(1.5, 0.6 * len(targets)), 1]})
+    ax = axes[0]
+    x = np.arange(len(targets))
+    emp = table.groupby("target", sort=False)["empirical_best"].first().reindex(targets)
+    sig = table.groupby("target", sort=False)["significant_best"].first().reindex(targets)
+    ax.scatter(x, emp.values, marker="*", s=320, color="gold", edgecolor="k", zorder=5, label="empirical best")
+    for xi, s, e in zip(x, sig.values, emp.values):
+        ax.annotate("significant" if bool(s) else "within spread", (xi, e), xytext=(0, -18),
+                    textcoords="offset points", ha="center", fontsize=7, color="grey")
+    width = 0.5
+    for j, p in enumerate(preds):
+        sub = table[table["predictor"] == p].set_index("target").reindex(targets)
+        dx = (j - (len(preds) - 1) / 2) * width / max(1, len(preds) - 1 or 1)
+        ok = sub["within_spread"].fillna(False).astype(bool).values
+        xs = x + dx
+        ys = sub["predicted_layer"].values.astype(float)
+        ax.scatter(xs[ok], ys[ok], marker=PREDICTOR_MARKERS.get(p, "D"), s=70, color=colors[p],
+                   edgecolor="k", label=f"{p} (filled: within seed spread of the best)")
+        ax.scatter(xs[~ok], ys[~ok], marker=PREDICTOR_MARKERS.get(p, "D"), s=70, facecolor="none",
+                   edgecolor=colors[p], lw=1.5)
+        for xi, yi, rho in zip(xs, ys, sub["spearman"].values):
+            if np.isfinite(yi):
+                txt = "ρ=n/a" if rho is None or not np.isfinite(float(rho)) else f"ρ={float(rho):.2f}"
+                ax.annotate(txt, (xi, yi), xytext=(0, 8), textcoords="offset points", ha="center", fontsize=7)
+    ax.set_xticks(x)
+    ax.set_xticklabels(targets)
+    ax.set_xlabel("target flow")
+    ax.set_ylabel("layer (1 = shallowest)")
+    allv = np.concatenate([emp.values.astype(float), table["predicted_layer"].values.astype(float)])
+    ax.set_ylim(np.nanmin(allv) - 1, np.nanmax(allv) + 1.2)
+    ax.set_xlim(-0.7, len(targets) - 0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.set_title("predicted (markers) vs empirical (star) best layer", fontsize=9)
+    ax = axes[1]
+    heat = table.pivot(index="predictor", columns="target", values="spearman").reindex(index=preds, columns=targets)
+    sns.heatmap(heat.astype(float), ax=ax, vmin=-1, vmax=1, cmap="RdBu_r", annot=True, fmt=".2f",
+                cbar_kws={"label": "Spearman ρ (scores vs −nMSE)"})
+    ax.set_xlabel("target flow")
+    ax.set_ylabel("predictor")
+    ax.set_title("rank correlation with the sweep (+1 = perfect order)", fontsize=9)
+    fig.tight_layout()
+    save(fig, path)

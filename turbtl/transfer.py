@@ -1,0 +1,253 @@
+"""Transfer learning: re-train one layer on the small target set, baselines, sweep summary.
+
+Re-training layer L (``retrain_layer``) starts from the base weights, freezes every other
+parameter (``requires_grad=False``) and is fast: the layers in front of L are fixed, so
+their output on the small set is computed ONCE (``forward_range(x, 1, L-1)`` under
+``torch.no_grad``) and each step runs only ``forward_range(h, L, depth)``; autograd then
+computes weight gradients for layer L alone (the later layers only pass input gradients
+back).  Data augmentation is OFF in TL: a cached prefix activation cannot be rotated or
+reflected (the prefix of a transformed input is not a transform of the cached prefix for a
+network with general kernels), and the reference study does not augment TL either.
+Seeds change only the order of the mini-batches (the start point is the base network).
+
+Baselines (``run_baseline_job``): ``zero_shot`` (base net, no TL), ``scratch`` (fresh net of the
+same architecture, base normaliser, small set, transfer epochs), ``finetune_all`` (every layer
+on the small set), ``full_target`` (fresh net on all target train members, training epochs,
+best state on the target val members).  Every model is scored on the target's TEST members.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import TurbtlError
+from .data import Normaliser, flow_attrs, load_xy, small_subset, symmetry_group
+from .io import atomic_path, write_json
+from .network import NetConfig, SGSNet
+from .training import _tensor, evaluate, fit, load_checkpoint
+
+__all__ = ["retrain_layer", "load_tl_model", "run_layer_job", "run_baseline_job", "summarise",
+           "CSV_COLUMNS", "n_seeds"]
+
+CSV_COLUMNS = ["target", "method", "layer", "seed", "n_train", "epochs", "mse", "nmse", "cc",
+               "spec_err", "seconds"]
+_log = logging.getLogger("turbtl.transfer")
+
+
+def n_seeds(transfer_cfg: dict) -> list[int]:
+    """Seeds of the TL runs: ``transfer.seeds`` is a count (0..n-1) or an explicit list."""
+    s = transfer_cfg.get("seeds", 1)
+    return list(range(int(s))) if isinstance(s, (int, np.integer)) else [int(v) for v in s]
+
+
+def _target_name(data_path) -> str:
+    return str(flow_attrs(data_path).get("name", Path(data_path).stem))
+
+
+# ------------------------------------------------------------------------ one layer
+def retrain_layer(base_model: SGSNet, layer: int, X_small, Y_small, norm: Normaliser, *,
+                  epochs: int, batch_size: int, lr: float, seed: int, device,
+                  cached: bool = True) -> tuple[SGSNet, list[dict]]:
+    """Re-train layer ``layer`` (1-based) of a COPY of ``base_model`` on (X_small, Y_small).
+
+    Returns ``(model, history)``; ``history`` rows are ``{"epoch", "train_loss"}``.
+    ``cached=False`` is the naive way (full forward and backward through the whole network
+    every step, other layers frozen): same updates, kept for tests and benchmarks.
+    """
+    dev = torch.device(device)
+    model = copy.deepcopy(base_model).to(dev)
+    if not 1 <= layer <= model.depth:
+        raise TurbtlError(f"transfer layer {layer} is outside 1..{model.depth}; "
+                          "fix: transfer.layers in config.yaml")
+    train_params = model.layer_parameters(layer)
+    keep = {id(p) for p in train_params}
+    for p in model.parameters():
+        p.requires_grad_(id(p) in keep)
+    model.eval()  # no dropout/batchnorm in SGSNet; eval only documents that nothing changes
+    x = norm.x(_tensor(X_small)).to(dev)
+    y = norm.y(_tensor(Y_small)).to(dev)
+    if cached:
+        with torch.no_grad():
+            h = model.forward_range(x, 1, layer - 1)
+
+        def forward(idx):
+            return model.forward_range(h[idx], layer, model.depth)
+    else:
+        def forward(idx):
+            return model(x[idx])
+    opt = torch.optim.Adam(train_params, lr=lr)
+    gen = torch.Generator().manual_seed(int(seed))
+    n = len(x)
+    history = []
+    for epoch in range(epochs):
+        perm = torch.randperm(n, generator=gen)
+        tot = 0.0
+        for i in range(0, n, batch_size):
+            idx = perm[i:i + batch_size].to(dev)
+            loss = torch.mean((forward(idx) - y[idx]) ** 2)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            tot += float(loss) * len(idx)
+        history.append({"epoch": epoch + 1, "train_loss": tot / n})
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return model.eval(), history
+
+
+def load_tl_model(base_ckpt_path, layer_weights_path, seed: int, device="cpu") -> SGSNet:
+    """The base network with layer L replaced by the re-trained weights of ``seed``."""
+    model, _, _ = load_checkpoint(base_ckpt_path, device)
+    w = torch.load(layer_weights_path, map_location="cpu", weights_only=True)
+    seed = int(seed)
+    if seed not in w["weights"]:
+        raise TurbtlError(f"{layer_weights_path} has no seed {seed} (seeds {w['seeds']}); "
+                          "fix: ask for one of those seeds or re-run the TL job")
+    conv = model.layer(int(w["layer"]))
+    with torch.no_grad():
+        conv.weight.copy_(w["weights"][seed]["weight"])
+        conv.bias.copy_(w["weights"][seed]["bias"])
+    return model.eval()
+
+
+def _row(target, method, layer, seed, n_train, epochs, metrics, seconds) -> dict:
+    return {"target": target, "method": method, "layer": int(layer), "seed": int(seed),
+            "n_train": int(n_train), "epochs": int(epochs), **{k: metrics[k] for k in
+            ("mse", "nmse", "cc", "spec_err")}, "seconds": float(seconds)}
+
+
+def _write_csv(rows, path):
+    with atomic_path(path) as tmp:
+        pd.DataFrame(rows, columns=CSV_COLUMNS).to_csv(tmp, index=False)
+
+
+def run_layer_job(model_path, data_path, layer: int, out_csv, out_weights, *, transfer_cfg: dict,
+                  n_small: int, device, log=None) -> pd.DataFrame:
+    """Re-train layer ``layer`` for every seed; score on the target's test members."""
+    log = log or _log
+    dev = torch.device(device)
+    layer = int(layer)
+    base, norm, _ = load_checkpoint(model_path, dev)
+    target = _target_name(data_path)
+    Xs, Ys = small_subset(data_path, n_small, seed=0)
+    Xt, Yt = load_xy(data_path, "test")
+    rows, weights = [], {}
+    seeds = n_seeds(transfer_cfg)
+    for seed in seeds:
+        t0 = time.perf_counter()
+        model, hist = retrain_layer(base, layer, Xs, Ys, norm, epochs=int(transfer_cfg["epochs"]),
+                                    batch_size=int(transfer_cfg["batch_size"]),
+                                    lr=float(transfer_cfg["lr"]), seed=seed, device=dev)
+        secs = time.perf_counter() - t0
+        m = evaluate(model, norm, Xt, Yt, dev)
+        log.info("%s layer %d seed %d: train loss %.4g -> %.4g, test %s (%.1f s)", target, layer,
+                 seed, hist[0]["train_loss"] if hist else math.nan,
+                 hist[-1]["train_loss"] if hist else math.nan, m, secs)
+        rows.append(_row(target, "tl_layer", layer, seed, len(Xs), transfer_cfg["epochs"], m, secs))
+        conv = model.layer(layer)
+        weights[seed] = {"weight": conv.weight.detach().cpu().clone(),
+                         "bias": conv.bias.detach().cpu().clone()}
+    with atomic_path(out_weights) as tmp:
+        torch.save({"layer": layer, "seeds": seeds, "weights": weights}, tmp)
+    _write_csv(rows, out_csv)
+    return pd.DataFrame(rows, columns=CSV_COLUMNS)
+
+
+def run_baseline_job(model_path, data_path, method: str, out_csv, *, transfer_cfg: dict,
+                     training_cfg: dict, network_cfg: dict, n_small: int, device,
+                     log=None) -> pd.DataFrame:
+    """One baseline, per seed (zero_shot: one row, seed 0), scored on the target test members."""
+    log = log or _log
+    dev = torch.device(device)
+    base, norm, _ = load_checkpoint(model_path, dev)
+    target = _target_name(data_path)
+    Xt, Yt = load_xy(data_path, "test")
+    rows = []
+    if method == "zero_shot":
+        t0 = time.perf_counter()
+        m = evaluate(base, norm, Xt, Yt, dev)
+        rows.append(_row(target, method, 0, 0, 0, 0, m, time.perf_counter() - t0))
+    elif method in ("scratch", "finetune_all", "full_target"):
+        if method == "full_target":
+            train, val = load_xy(data_path, "train"), load_xy(data_path, "val")
+            epochs, bs, lr = (int(training_cfg["epochs"]), int(training_cfg["batch_size"]),
+                              float(training_cfg["lr"]))
+            augment = bool(training_cfg.get("augment", False))
+        else:
+            train, val = small_subset(data_path, n_small, seed=0), None
+            epochs, bs, lr = (int(transfer_cfg["epochs"]), int(transfer_cfg["batch_size"]),
+                              float(transfer_cfg["lr"]))
+            augment = False  # like the TL runs it is compared with
+        group = symmetry_group(float(flow_attrs(data_path).get("beta", 0.0)))
+        if network_cfg and NetConfig(**network_cfg) != base.cfg:
+            log.warning("network config %s differs from the base checkpoint's %s; the baseline "
+                        "uses the checkpoint's architecture", network_cfg, base.cfg)
+        for seed in n_seeds(transfer_cfg):
+            t0 = time.perf_counter()
+            if method == "finetune_all":
+                model = copy.deepcopy(base)
+            else:
+                torch.manual_seed(seed)
+                model = SGSNet(base.cfg)
+            fit(model, norm, train, val, epochs=epochs, batch_size=bs, lr=lr, seed=seed,
+                device=dev, augment=augment, amp=training_cfg.get("amp", "none"),
+                symmetries=group, progress=False, log=log)
+            secs = time.perf_counter() - t0
+            m = evaluate(model, norm, Xt, Yt, dev)
+            log.info("%s %s seed %d: %s (%.1f s)", target, method, seed, m, secs)
+            rows.append(_row(target, method, 0, seed, len(train[0]), epochs, m, secs))
+    else:
+        raise TurbtlError(f"unknown baseline method {method!r}; fix: use one of "
+                          "zero_shot, scratch, finetune_all, full_target")
+    _write_csv(rows, out_csv)
+    return pd.DataFrame(rows, columns=CSV_COLUMNS)
+
+
+# ------------------------------------------------------------------------- summary
+def _stats(df: pd.DataFrame) -> dict:
+    def std(s):
+        return float(s.std(ddof=1)) if len(s) > 1 else 0.0
+    return {"mean": float(df["nmse"].mean()), "std": std(df["nmse"]),
+            "min": float(df["nmse"].min()), "max": float(df["nmse"].max()),
+            "cc_mean": float(df["cc"].mean()), "cc_std": std(df["cc"]),
+            "spec_err_mean": float(df["spec_err"].mean()), "n": int(len(df))}
+
+
+def summarise(layer_csvs, baseline_csvs, target: str, out_csv, out_json) -> dict:
+    """sweep.csv (all rows) and summary.json (docs/DESIGN.md).
+
+    Metric: test ``nmse``; per layer the mean, sample std (ddof=1; 0 for one seed), min, max
+    over seeds.  ``best_layer``: lowest mean; ``runner_up``: second lowest; ``margin`` =
+    mean(runner_up) - mean(best); ``spread`` = max of their stds; ``significant`` = margin >
+    spread.  With a single layer, runner_up/margin/spread are null and significant false.
+    """
+    frames = [pd.read_csv(p) for p in list(layer_csvs) + list(baseline_csvs)]
+    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=CSV_COLUMNS)
+    df = df[CSV_COLUMNS].sort_values(["method", "layer", "seed"], kind="stable")
+    tl = df[df["method"] == "tl_layer"]
+    layers = {str(int(L)): _stats(g) for L, g in tl.groupby("layer")}
+    baselines = {str(m): _stats(g) for m, g in df[df["method"] != "tl_layer"].groupby("method")}
+    ranked = sorted(layers, key=lambda L: (layers[L]["mean"], int(L)))
+    if not ranked:
+        raise TurbtlError(f"no per-layer TL results for {target}; fix: transfer.layers must "
+                          "name at least one layer")
+    best = ranked[0]
+    out = {"target": target, "metric": "nmse", "layers": layers, "baselines": baselines,
+           "best_layer": int(best), "runner_up": None, "margin": None, "spread": None,
+           "significant": False}
+    if len(ranked) > 1:
+        ru = ranked[1]
+        margin = layers[ru]["mean"] - layers[best]["mean"]
+        spread = max(layers[best]["std"], layers[ru]["std"])
+        out.update(runner_up=int(ru), margin=margin, spread=spread, significant=bool(margin > spread))
+    with atomic_path(out_csv) as tmp:
+        df.to_csv(tmp, index=False)
+    write_json(out, out_json)
+    return out
