@@ -212,7 +212,7 @@ def fit(model: SGSNet, norm: Normaliser, train_xy, val_xy=None, *, epochs: int, 
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            tot += float(loss) * len(idx)
+            tot += loss.item() * len(idx)
         row = {"epoch": epoch + 1, "train_loss": tot / n, "val_loss": math.nan}
         if val_xy is not None:
             row["val_loss"] = _loss_on(model, Xv, Yv, max(batch_size, 64), amp, dev)

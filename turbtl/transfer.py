@@ -95,7 +95,7 @@ def retrain_layer(base_model: SGSNet, layer: int, X_small, Y_small, norm: Normal
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            tot += float(loss) * len(idx)
+            tot += loss.item() * len(idx)
         history.append({"epoch": epoch + 1, "train_loss": tot / n})
     for p in model.parameters():
         p.requires_grad_(True)
