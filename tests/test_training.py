@@ -1,0 +1,257 @@
+"""turbtl.data and turbtl.training: loading, normaliser, symmetries, fit, resume, checkpoints."""
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from synthetic import laplacian, random_psi, sgs, write_filtered
+from turbtl import TurbtlError
+from turbtl.data import (SYMMETRIES, Normaliser, apply_symmetry, augment_batch, load_xy,
+                         small_subset, split_members, symmetry_group)
+from turbtl.network import NetConfig, SGSNet
+from turbtl.training import evaluate, fit, load_checkpoint, save_checkpoint, train_base
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return write_filtered(tmp_path_factory.mktemp("d") / "base.nc", members=6, times=8, n=16,
+                          kind="sgs", name="base")
+
+
+def small_net(seed=0, depth=4, channels=8):
+    torch.manual_seed(seed)
+    return SGSNet(NetConfig(depth=depth, channels=channels))
+
+
+# ------------------------------------------------------------------------------ data
+def test_load_xy_layout_and_splits(data):
+    import xarray as xr
+    assert split_members(data) == {"train": [0, 1, 2, 3], "val": [4], "test": [5]}
+    X, Y = load_xy(data, "train")
+    assert X.shape == (32, 2, 16, 16) and Y.shape == (32, 1, 16, 16)
+    assert X.dtype == np.float32 and Y.dtype == np.float32
+    ds = xr.open_dataset(data, engine="netcdf4")
+    # member-major: sample 8*m + t is (member m, time t)
+    np.testing.assert_array_equal(X[8 * 2 + 5, 0], ds["psi"].values[2, 5])
+    np.testing.assert_array_equal(X[8 * 2 + 5, 1], ds["omega"].values[2, 5])
+    np.testing.assert_array_equal(Y[8 * 3 + 1, 0], ds["pi"].values[3, 1])
+    Xt, _ = load_xy(data, "test")
+    np.testing.assert_array_equal(Xt[0, 1], ds["omega"].values[5, 0])
+    Xm, _ = load_xy(data, members=[4, 5])
+    assert len(Xm) == 16
+    ds.close()
+
+
+def test_small_subset_fixed_and_error(data):
+    a = small_subset(data, 10)
+    b = small_subset(data, 10)
+    np.testing.assert_array_equal(a[0], b[0])
+    assert a[0].shape == (10, 2, 16, 16) and a[1].shape == (10, 1, 16, 16)
+    Xtr, _ = load_xy(data, "train")
+    # every sample is a train snapshot
+    assert all(any(np.array_equal(s, t) for t in Xtr) for s in a[0])
+    assert not np.array_equal(small_subset(data, 10, seed=1)[0], a[0])
+    with pytest.raises(TurbtlError, match="fix"):
+        small_subset(data, 33)
+    with pytest.raises(TurbtlError, match="does not exist"):
+        load_xy(data.parent / "missing.nc")
+
+
+def test_normaliser_round_trip(data):
+    X, Y = load_xy(data, "train")
+    n = Normaliser.fit(X, Y)
+    assert n.in_mean.shape == (2,) and n.in_std.shape == (2,) and n.out_std.shape == (1,)
+    xn = n.x(X)
+    assert isinstance(xn, torch.Tensor)
+    assert torch.allclose(xn.mean(dim=(0, 2, 3)), torch.zeros(2), atol=1e-5)
+    assert torch.allclose(xn.std(dim=(0, 2, 3), unbiased=False), torch.ones(2), atol=1e-4)
+    assert torch.allclose(n.y_inv(n.y(Y)), torch.as_tensor(Y), atol=1e-5)
+    assert torch.allclose(n.x(torch.as_tensor(X)), xn)
+    d = n.state_dict()
+    json.dumps(d)  # plain python
+    n2 = Normaliser.from_state_dict(d)
+    assert torch.equal(n2.x(X), xn) and torch.equal(n2.y(Y), n.y(Y))
+
+
+# ------------------------------------------------------------------------ symmetries
+def _pi(psi, omega):
+    """Pi of (psi, omega): turbtl.filters.sgs_fields once it takes grid fields of one size,
+    else the SGS term of a Gaussian filter computed with a spectral Jacobian on the grid."""
+    return sgs(psi, omega, delta=2 * 2 * np.pi / psi.shape[-1])
+
+
+@pytest.mark.parametrize("k,flip", SYMMETRIES)
+def test_symmetry_maps_pi_of_fields_to_transformed_pi(k, flip):
+    """Pi(T psi, T omega) == T Pi(psi, omega), with the sign flip under reflections."""
+    rng = np.random.default_rng(3)
+    n = 24
+    psi = random_psi(rng, (2,), n)
+    omega = -laplacian(psi)
+    pi = _pi(psi, omega)
+    T = lambda f: apply_symmetry(torch.as_tensor(f), k, flip).numpy()  # noqa: E731
+    np.testing.assert_allclose(T(omega), -laplacian(T(psi)), atol=1e-10)  # omega = -lap psi kept
+    np.testing.assert_allclose(_pi(T(psi), T(omega)), T(pi), atol=1e-10 * np.abs(pi).max() + 1e-12)
+    if flip:  # without the sign flip a reflection would NOT be a symmetry
+        bad = -T(pi)
+        assert np.abs(_pi(T(psi), T(omega)) - bad).max() > 0.1 * np.abs(pi).max()
+
+
+def test_beta_plane_keeps_only_y_reflection():
+    """On a beta-plane only y -> -y (with sign) survives: check on the beta*v term."""
+    assert len(symmetry_group(0.0)) == 8
+    g = symmetry_group(20.0)
+    assert (0, False) in g and len(g) == 2
+    rng = np.random.default_rng(1)
+    psi = random_psi(rng, (1,), 16)[0]
+    from synthetic import ddx
+    v = lambda p: -ddx(p)  # noqa: E731
+    for k, flip in g:
+        T = lambda f: apply_symmetry(torch.as_tensor(f), k, flip).numpy()  # noqa: E731
+        # every term of the equation maps with the fields' sign rule: beta*v must too
+        np.testing.assert_allclose(v(T(psi)), T(v(psi)), atol=1e-10)
+    T = lambda f: apply_symmetry(torch.as_tensor(f), 1, False).numpy()  # noqa: E731
+    assert not np.allclose(v(T(psi)), T(v(psi)), atol=1e-3)
+
+
+def test_augment_batch_consistent():
+    x = torch.randn(16, 2, 8, 8)
+    y = torch.randn(16, 1, 8, 8)
+    g = torch.Generator().manual_seed(0)
+    xa, ya = augment_batch(x, y, g)
+    for i in range(16):
+        hits = [(k, f) for k, f in SYMMETRIES
+                if torch.equal(apply_symmetry(x[i], k, f), xa[i]) and torch.equal(apply_symmetry(y[i], k, f), ya[i])]
+        assert hits, f"sample {i}: x and y not transformed by the same element"
+
+
+# ------------------------------------------------------------------------- training
+def test_fit_reduces_loss_and_evaluate(data):
+    tr, va, te = load_xy(data, "train"), load_xy(data, "val"), load_xy(data, "test")
+    norm = Normaliser.fit(*tr)
+    m = small_net()
+    before = evaluate(m, norm, *te, "cpu")
+    hist = fit(m, norm, tr, va, epochs=15, batch_size=8, lr=3e-3, seed=0, device="cpu", progress=False)
+    after = evaluate(m, norm, *te, "cpu")
+    assert [h["epoch"] for h in hist] == list(range(1, 16))
+    assert hist[-1]["train_loss"] < 0.5 * hist[0]["train_loss"]
+    assert after["nmse"] < 0.6 * before["nmse"] and after["cc"] > 0.6
+    # the best validation state is the one kept
+    best = min(h["val_loss"] for h in hist)
+    assert evaluate(m, norm, *va, "cpu")["mse"] == pytest.approx(best, rel=1e-4)
+    # metric definitions on a perfect and a trivial prediction
+    assert set(after) == {"mse", "nmse", "cc", "spec_err"}
+
+
+def test_evaluate_definitions():
+    class Ident(torch.nn.Module):
+        def forward(self, x):
+            return x[:, 1:2]
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((4, 2, 8, 8)).astype(np.float32)
+    Y = X[:, 1:2].copy()
+    norm = Normaliser([0, 0], [1, 1], [0], [1])
+    m = evaluate(Ident(), norm, X, Y, "cpu")
+    assert m["mse"] == pytest.approx(0) and m["nmse"] == pytest.approx(0)
+    assert m["cc"] == pytest.approx(1) and m["spec_err"] == pytest.approx(0, abs=1e-6)
+    m2 = evaluate(Ident(), norm, X, 2 * Y, "cpu")
+    assert m2["cc"] == pytest.approx(1)
+    assert m2["nmse"] == pytest.approx(np.mean(Y**2) / np.var(2 * Y), rel=1e-5)
+
+
+def _run(data, seed=0, **kw):
+    tr, va = load_xy(data, "train"), load_xy(data, "val")
+    norm = Normaliser.fit(*tr)
+    m = small_net(seed, depth=3, channels=4)
+    h = fit(m, norm, tr, va, epochs=4, batch_size=8, lr=2e-3, seed=seed, device="cpu",
+            progress=False, **kw)
+    return m, h
+
+
+def test_cpu_run_is_repeatable(data):
+    m1, h1 = _run(data, augment=True)
+    m2, h2 = _run(data, augment=True)
+    assert h1 == h2
+    for a, b in zip(m1.state_dict().values(), m2.state_dict().values()):
+        assert torch.equal(a, b)
+    m3, h3 = _run(data, seed=1, augment=True)
+    assert h3 != h1
+
+
+def test_resume_after_interruption_matches_uninterrupted(data, tmp_path):
+    ref, href = _run(data, augment=True)
+    resume = tmp_path / "resume" / "r.ckpt"
+
+    class Killed(Exception):
+        pass
+
+    def kill(epoch, hist):
+        if epoch == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        _run(data, augment=True, resume_path=resume, on_epoch_end=kill)
+    assert resume.exists()
+    m, h = _run(data, augment=True, resume_path=resume)
+    assert not resume.exists()  # deleted at the end
+    assert h == href
+    for a, b in zip(ref.state_dict().values(), m.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_fit_params_freezes_others(data):
+    tr = load_xy(data, "train")
+    norm = Normaliser.fit(*tr)
+    m = small_net(depth=3, channels=4)
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    fit(m, norm, tr, epochs=1, batch_size=8, lr=1e-2, seed=0, device="cpu",
+        params=m.layer_parameters(2), progress=False)
+    after = m.state_dict()
+    assert not torch.equal(before["layers.1.weight"], after["layers.1.weight"])
+    for key in ("layers.0.weight", "layers.0.bias", "layers.2.weight", "layers.2.bias"):
+        assert torch.equal(before[key], after[key])
+
+
+def test_checkpoint_round_trip(data, tmp_path):
+    tr = load_xy(data, "train")
+    norm = Normaliser.fit(*tr)
+    m = small_net()
+    meta = {"system": "base", "x": np.float64(1.5), "cfg": {"lr": 1e-3}}
+    p = tmp_path / "m" / "base.pt"
+    save_checkpoint(p, m, norm, meta)
+    m2, n2, meta2 = load_checkpoint(p)
+    assert meta2 == {"system": "base", "x": 1.5, "cfg": {"lr": 1e-3}}
+    assert m2.cfg == m.cfg and n2.state_dict() == norm.state_dict()
+    x = norm.x(tr[0][:2])
+    assert torch.equal(m(x), m2(x))
+    assert list(p.parent.iterdir()) == [p]  # no temporary left
+    with pytest.raises(TurbtlError, match="fix"):
+        load_checkpoint(tmp_path / "nope.pt")
+
+
+def test_train_base_writes_outputs(data, tmp_path):
+    out = tmp_path / "models"
+    metrics = train_base(data, out / "base.pt", out / "base_metrics.json", out / "base_history.csv",
+                         network_cfg={"depth": 3, "channels": 4, "kernel_size": 5, "padding": "circular"},
+                         training_cfg={"epochs": 3, "batch_size": 8, "lr": 1e-3, "augment": True,
+                                       "seed": 0, "amp": "bf16"},
+                         device="cpu", resume_path=out / ".resume" / "base.ckpt")
+    for k in ("test_mse", "test_nmse", "test_cc", "test_spec_err", "val_mse", "val_nmse", "val_cc",
+              "val_spec_err", "epochs", "seconds", "n_train"):
+        assert k in metrics
+    assert metrics["n_train"] == 32 and metrics["epochs"] == 3
+    assert json.loads((out / "base_metrics.json").read_text())["n_train"] == 32
+    h = pd.read_csv(out / "base_history.csv")
+    assert list(h.columns) == ["epoch", "train_loss", "val_loss"] and len(h) == 3
+    model, norm, meta = load_checkpoint(out / "base.pt")
+    assert model.depth == 3 and meta["system"] == "base"
+    assert norm.state_dict() == Normaliser.fit(*load_xy(data, "train")).state_dict()
+    assert not (out / ".resume" / "base.ckpt").exists()
+    assert math.isfinite(metrics["test_nmse"])

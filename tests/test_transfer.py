@@ -1,0 +1,204 @@
+"""turbtl.transfer: one-layer re-training with cached prefixes, jobs, baselines, the sweep summary."""
+import hashlib
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from synthetic import write_filtered
+from turbtl import TurbtlError
+from turbtl.data import Normaliser, load_xy, small_subset
+from turbtl.network import NetConfig, SGSNet
+from turbtl.training import load_checkpoint, save_checkpoint
+from turbtl.transfer import (CSV_COLUMNS, load_tl_model, retrain_layer, run_baseline_job,
+                             run_layer_job, summarise)
+
+NET = {"depth": 4, "channels": 6, "kernel_size": 5, "padding": "circular"}
+TCFG = {"layers": "all", "seeds": 2, "fraction": 0.5, "epochs": 3, "batch_size": 4, "lr": 1e-3}
+TRCFG = {"epochs": 2, "batch_size": 8, "lr": 1e-3, "augment": False, "seed": 0, "amp": "none"}
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tl")
+    base = write_filtered(d / "base.nc", members=5, times=6, n=16, seed=0, name="base")
+    target = write_filtered(d / "target.nc", members=4, times=6, n=16, seed=7, slope=2.0,
+                            name="target")
+    X, Y = load_xy(base, "train")
+    norm = Normaliser.fit(X, Y)
+    torch.manual_seed(0)
+    model = SGSNet(NetConfig(**NET))
+    ckpt = d / "base.pt"
+    save_checkpoint(ckpt, model, norm, {"system": "base"})
+    return {"dir": d, "base": base, "target": target, "ckpt": ckpt}
+
+
+def sha(p):
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("layer", [1, 2, 4])
+def test_only_layer_L_changes_and_base_file_untouched(setup, layer):
+    h0 = sha(setup["ckpt"])
+    base, norm, _ = load_checkpoint(setup["ckpt"])
+    ref = {k: v.clone() for k, v in base.state_dict().items()}
+    Xs, Ys = small_subset(setup["target"], 8)
+    tl, hist = retrain_layer(base, layer, Xs, Ys, norm, epochs=3, batch_size=4, lr=1e-2, seed=0,
+                             device="cpu")
+    assert len(hist) == 3
+    for key, v in tl.state_dict().items():
+        changed = not torch.equal(v, ref[key])
+        assert changed == key.startswith(f"layers.{layer - 1}."), key
+    for key, v in base.state_dict().items():  # the in-memory base is untouched too
+        assert torch.equal(v, ref[key])
+    assert sha(setup["ckpt"]) == h0
+
+
+@pytest.mark.parametrize("layer", [1, 3, 4])
+def test_cached_prefix_equals_naive_frozen_training(setup, layer):
+    base, norm, _ = load_checkpoint(setup["ckpt"])
+    Xs, Ys = small_subset(setup["target"], 8)
+    kw = dict(epochs=4, batch_size=3, lr=5e-3, seed=11, device="cpu")
+    fast, hf = retrain_layer(base, layer, Xs, Ys, norm, cached=True, **kw)
+    slow, hs = retrain_layer(base, layer, Xs, Ys, norm, cached=False, **kw)
+    np.testing.assert_allclose([h["train_loss"] for h in hf], [h["train_loss"] for h in hs], rtol=1e-5)
+    for a, b in zip(fast.parameters(), slow.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_cached_prefix_gradient_equals_full_backward(setup):
+    """One step's gradient of layer L: cached prefix == full network with everything trainable."""
+    base, norm, _ = load_checkpoint(setup["ckpt"])
+    Xs, Ys = small_subset(setup["target"], 8)
+    x, y = norm.x(Xs), norm.y(Ys)
+    L = 2
+    full = torch.mean((base(x) - y) ** 2)
+    g_full = torch.autograd.grad(full, base.layer_parameters(L))
+    for p in base.parameters():
+        p.requires_grad_(False)
+    for p in base.layer_parameters(L):
+        p.requires_grad_(True)
+    with torch.no_grad():
+        h = base.forward_range(x, 1, L - 1)
+    loss = torch.mean((base.forward_range(h, L, base.depth) - y) ** 2)
+    loss.backward()
+    for p, g in zip(base.layer_parameters(L), g_full):
+        torch.testing.assert_close(p.grad, g, rtol=1e-5, atol=1e-7)
+    assert all(p.grad is None for i in (1, 3, 4) for p in base.layer_parameters(i))
+
+
+def test_retrain_layer_seeds_and_range(setup):
+    base, norm, _ = load_checkpoint(setup["ckpt"])
+    Xs, Ys = small_subset(setup["target"], 8)
+    kw = dict(epochs=2, batch_size=3, lr=5e-3, device="cpu")
+    a, _ = retrain_layer(base, 2, Xs, Ys, norm, seed=0, **kw)
+    b, _ = retrain_layer(base, 2, Xs, Ys, norm, seed=0, **kw)
+    c, _ = retrain_layer(base, 2, Xs, Ys, norm, seed=1, **kw)
+    assert torch.equal(a.layer(2).weight, b.layer(2).weight)
+    assert not torch.equal(a.layer(2).weight, c.layer(2).weight)
+    with pytest.raises(TurbtlError):
+        retrain_layer(base, 5, Xs, Ys, norm, seed=0, **kw)
+
+
+def test_layer_job_and_load_tl_model(setup):
+    d = setup["dir"]
+    h0 = sha(setup["ckpt"])
+    df = run_layer_job(setup["ckpt"], setup["target"], 3, d / "runs" / "layer3.csv",
+                       d / "runs" / "layer3.pt", transfer_cfg=TCFG, n_small=8, device="cpu")
+    assert sha(setup["ckpt"]) == h0
+    csv = pd.read_csv(d / "runs" / "layer3.csv")
+    assert list(csv.columns) == CSV_COLUMNS and len(csv) == 2
+    assert (csv["method"] == "tl_layer").all() and (csv["layer"] == 3).all()
+    assert list(csv["seed"]) == [0, 1] and (csv["n_train"] == 8).all() and (csv["target"] == "target").all()
+    w = torch.load(d / "runs" / "layer3.pt", weights_only=True)
+    assert w["layer"] == 3 and w["seeds"] == [0, 1] and set(w["weights"]) == {0, 1}
+    assert w["weights"][0]["weight"].shape == (6, 6, 5, 5)
+    # the TL model of seed 1 reproduces the CSV's test metrics
+    from turbtl.training import evaluate
+    m = load_tl_model(setup["ckpt"], d / "runs" / "layer3.pt", 1)
+    _, norm, _ = load_checkpoint(setup["ckpt"])
+    got = evaluate(m, norm, *load_xy(setup["target"], "test"), "cpu")
+    assert got["nmse"] == pytest.approx(csv["nmse"][1], rel=1e-6)
+    base, _, _ = load_checkpoint(setup["ckpt"])
+    for key, v in m.state_dict().items():
+        assert torch.equal(v, base.state_dict()[key]) != key.startswith("layers.2."), key
+    with pytest.raises(TurbtlError, match="seed"):
+        load_tl_model(setup["ckpt"], d / "runs" / "layer3.pt", 5)
+
+
+@pytest.mark.parametrize("method", ["zero_shot", "scratch", "finetune_all", "full_target"])
+def test_baseline_jobs(setup, method):
+    d = setup["dir"]
+    out = d / "runs" / f"baseline_{method}.csv"
+    run_baseline_job(setup["ckpt"], setup["target"], method, out, transfer_cfg=TCFG,
+                     training_cfg=TRCFG, network_cfg=NET, n_small=8, device="cpu")
+    csv = pd.read_csv(out)
+    assert list(csv.columns) == CSV_COLUMNS
+    assert (csv["method"] == method).all() and (csv["layer"] == 0).all()
+    if method == "zero_shot":
+        assert len(csv) == 1 and csv["seed"][0] == 0 and csv["n_train"][0] == 0
+    else:
+        assert list(csv["seed"]) == [0, 1]
+        assert (csv["n_train"] == (12 if method == "full_target" else 8)).all()
+        assert (csv["epochs"] == (2 if method == "full_target" else 3)).all()
+    assert np.isfinite(csv[["mse", "nmse", "cc", "spec_err"]].to_numpy()).all()
+    with pytest.raises(TurbtlError, match="unknown"):
+        run_baseline_job(setup["ckpt"], setup["target"], "bogus", d / "x.csv", transfer_cfg=TCFG,
+                         training_cfg=TRCFG, network_cfg=NET, n_small=8, device="cpu")
+
+
+def _table(tmp_path, nmse_by_layer, baselines):
+    csvs = []
+    for L, vals in nmse_by_layer.items():
+        rows = [{"target": "t", "method": "tl_layer", "layer": L, "seed": s, "n_train": 8, "epochs": 3,
+                 "mse": v, "nmse": v, "cc": 1 - v, "spec_err": 0.1, "seconds": 1.0}
+                for s, v in enumerate(vals)]
+        p = tmp_path / f"layer{L}.csv"
+        pd.DataFrame(rows, columns=CSV_COLUMNS).to_csv(p, index=False)
+        csvs.append(p)
+    bcsvs = []
+    for m, vals in baselines.items():
+        rows = [{"target": "t", "method": m, "layer": 0, "seed": s, "n_train": 8, "epochs": 3,
+                 "mse": v, "nmse": v, "cc": 1 - v, "spec_err": 0.2, "seconds": 1.0}
+                for s, v in enumerate(vals)]
+        p = tmp_path / f"baseline_{m}.csv"
+        pd.DataFrame(rows, columns=CSV_COLUMNS).to_csv(p, index=False)
+        bcsvs.append(p)
+    return csvs, bcsvs
+
+
+def test_summary_best_layer_and_significance(tmp_path):
+    layers = {1: [0.20, 0.22, 0.21], 2: [0.30, 0.31, 0.29], 3: [0.25, 0.26, 0.24], 4: [0.5, 0.5, 0.5]}
+    csvs, b = _table(tmp_path, layers, {"zero_shot": [0.9], "scratch": [0.6, 0.7, 0.65]})
+    s = summarise(csvs, b, "t", tmp_path / "sweep.csv", tmp_path / "summary.json")
+    assert s == json.loads((tmp_path / "summary.json").read_text())
+    assert s["target"] == "t" and s["metric"] == "nmse"
+    assert s["best_layer"] == 1 and s["runner_up"] == 3
+    assert s["margin"] == pytest.approx(0.25 - 0.21)
+    assert s["spread"] == pytest.approx(0.01)  # sample std (ddof=1) of both is 0.01
+    assert s["significant"] is True
+    assert set(s["layers"]) == {"1", "2", "3", "4"}
+    l1 = s["layers"]["1"]
+    assert l1["mean"] == pytest.approx(0.21) and l1["min"] == 0.20 and l1["max"] == 0.22
+    assert l1["cc_mean"] == pytest.approx(0.79) and l1["spec_err_mean"] == pytest.approx(0.1)
+    assert set(s["baselines"]) == {"zero_shot", "scratch"}
+    assert s["baselines"]["zero_shot"]["std"] == 0.0
+    sweep = pd.read_csv(tmp_path / "sweep.csv")
+    assert list(sweep.columns) == CSV_COLUMNS and len(sweep) == 12 + 1 + 3
+
+
+def test_summary_not_significant_within_spread(tmp_path):
+    layers = {1: [0.20, 0.30, 0.25], 2: [0.24, 0.28, 0.26], 3: [0.6, 0.6, 0.6]}
+    csvs, b = _table(tmp_path, layers, {"zero_shot": [0.9]})
+    s = summarise(csvs, b, "t", tmp_path / "sweep.csv", tmp_path / "summary.json")
+    assert s["best_layer"] == 1 and s["runner_up"] == 2
+    assert s["margin"] == pytest.approx(0.01)
+    assert s["spread"] == pytest.approx(0.05)
+    assert s["significant"] is False
