@@ -61,6 +61,7 @@ from .diagnostics import channel_spectra
 __all__ = [
     "SPECTRA_FIELDS", "data_weights", "layer_spectral_shift", "spectral_scores",
     "gradient_scores", "deepest_scores", "choice", "predict_layers", "empirical_table", "compare",
+    "SUMMARY_COLUMNS", "summary_rows", "evenly",
 ]
 
 SPECTRA_FIELDS = ("P_psi", "P_omega", "P_pi")
@@ -268,3 +269,29 @@ def compare(prediction: dict, sweep_df: pd.DataFrame, summary: dict | None = Non
             "gap": _finite_or_none(gap), "choice_rank": rank,
         }
     return out
+
+
+SUMMARY_COLUMNS = ["target", "predictor", "predicted_layer", "empirical_best", "within_spread",
+                   "spearman", "p_value", "significant_best"]
+
+
+def summary_rows(target: str, comparison: dict, sweep_summary: dict | None = None) -> list[dict]:
+    """Rows of ``summary.csv`` (columns :data:`SUMMARY_COLUMNS`) for one target."""
+    sig = (sweep_summary or {}).get("significant", comparison.get("significant_best", False))
+    rows = []
+    for name, c in comparison["predictors"].items():
+        rows.append({"target": target, "predictor": name, "predicted_layer": int(c["choice"]),
+                     "empirical_best": int(c["empirical_best"]), "within_spread": bool(c["within_spread"]),
+                     "spearman": c["spearman"] if c["spearman"] is not None else float("nan"),
+                     "p_value": c["p_value"] if c["p_value"] is not None else float("nan"),
+                     "significant_best": bool(sig)})
+    return rows
+
+
+def evenly(a, m: int):
+    """``m`` evenly spaced samples of ``a`` along axis 0 (all of it if it has no more than m)."""
+    n = len(a)
+    if m is None or m >= n:
+        return a
+    idx = np.unique(np.linspace(0, n - 1, int(m)).round().astype(np.int64))
+    return a[idx]
