@@ -39,6 +39,16 @@ def save(fig, path, dpi: int = DPI) -> None:
     plt.close(fig)
 
 
+def _logk(ax):
+    """Log wavenumber axis without the crowded minor-tick labels of a sub-decade range."""
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def _pred_colors(names):
     pal = sns.color_palette("colorblind", n_colors=max(3, len(names)) + 3)
     return {n: pal[i + 3] for i, n in enumerate(names)}
@@ -120,8 +130,8 @@ def kernels(tl_ds, path, *, layer: int | None = None, target: str = "", max_kern
     sel = tl_ds.sel(tl_layer=layer)
     valid = [int(r) for r in sel["rank"].values if int(sel["top_out"].sel(rank=r)) >= 0][:max_kernels]
     m = max(1, len(valid))
-    fig = plt.figure(figsize=(max(9, 2.6 * m + 1), 9))
-    gs = fig.add_gridspec(3, m, height_ratios=[1, 1, 1.1])
+    fig = plt.figure(figsize=(2.7 * (m + 1) + 1.5, 9))
+    gs = fig.add_gridspec(3, m + 1, height_ratios=[1, 1, 1.1])
     kk = tl_ds["kx"].values
     ext = [kk[0] - 0.5, kk[-1] + 0.5, kk[0] - 0.5, kk[-1] + 0.5]
     for j, r in enumerate(valid):
@@ -134,10 +144,21 @@ def kernels(tl_ds, path, *, layer: int | None = None, target: str = "", max_kern
         for row, (arr, when, lab) in enumerate(((before, "base", lb), (after, "after TL", la))):
             ax = fig.add_subplot(gs[row, j])
             im = ax.imshow(arr, origin="lower", extent=ext, cmap="viridis", vmin=0, vmax=vmax)
+            ax.grid(False)
             ax.set_title(f"out {o}, in {i}: {when}\n{lab}", fontsize=8)
             ax.set_xlabel("$k_x$")
             ax.set_ylabel("$k_y$")
             fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="|K|")
+    ax = fig.add_subplot(gs[0:2, m])
+    k = tl_ds["k"].values
+    pos = k > 0
+    ax.plot(k[pos], sel["radial_before"].values[pos], "o-", label="base")
+    ax.plot(k[pos], sel["radial_after"].values[pos], "s--", label="after TL")
+    _logk(ax)
+    ax.set_xlabel("wavenumber k")
+    ax.set_ylabel("shell-RMS |K|, mean over the layer's kernels")
+    ax.set_title(f"layer {layer}: mean radial transfer function", fontsize=8)
+    ax.legend(fontsize=8)
     ax = fig.add_subplot(gs[2, :])
     cb = tl_ds["label_count_before"].to_pandas()
     ca = tl_ds["label_count_after"].to_pandas()
@@ -187,6 +208,7 @@ def activations(act_ds, path, *, tl_layer: int | None = None, stage: str = "post
         if tl_layers:
             y = act_ds["tl_on_target"].sel(tl_layer=tl_layer, layer=L, stage=st).values
             ax.loglog(k[pos], y[pos], color=pal[2], ls="--", label=f"TL net (layer {tl_layer}), target data")
+        _logk(ax)
         ax.set_title(f"layer {L} ({st}-activation)" + (" ← re-trained" if L == tl_layer else ""), fontsize=9)
         ax.set_xlabel("wavenumber k")
         ax.set_ylabel("power spectrum")
@@ -210,6 +232,7 @@ def system_spectra(ds, path, *, base: str = "base", target: str = "target") -> N
         ax = axes[0, j]
         ax.loglog(k[pos], ds[f"{v}_base"].values[pos], color=pal[0], label=f"base ({base})")
         ax.loglog(k[pos], ds[f"{v}_target"].values[pos], color=pal[1], label=f"target ({target})")
+        _logk(ax)
         ax.set_title(title)
         ax.set_ylabel(f"power spectrum of {title}")
         ax.legend(fontsize=8)
@@ -218,6 +241,7 @@ def system_spectra(ds, path, *, base: str = "base", target: str = "target") -> N
         ok = np.isfinite(r) & (r > 0)
         ax.loglog(k[pos][ok], r[ok], color="k", marker=".")
         ax.axhline(1.0, color="grey", ls="--", lw=1)
+        _logk(ax)
         ax.set_xlabel("wavenumber k")
         ax.set_ylabel("ratio target / base")
     fig.suptitle(f"System spectra: {base} vs {target}")
@@ -259,7 +283,8 @@ def summary(table: pd.DataFrame, path) -> None:
         for xi, yi, rho in zip(xs, ys, sub["spearman"].values):
             if np.isfinite(yi):
                 txt = "ρ=n/a" if rho is None or not np.isfinite(float(rho)) else f"ρ={float(rho):.2f}"
-                ax.annotate(txt, (xi, yi), xytext=(0, 8), textcoords="offset points", ha="center", fontsize=7)
+                ax.annotate(txt, (xi, yi), xytext=(0, 9 if j % 2 == 0 else -15), textcoords="offset points",
+                            ha="center", fontsize=7, color=colors[p])
     ax.set_xticks(x)
     ax.set_xticklabels(targets)
     ax.set_xlabel("target flow")
