@@ -70,3 +70,131 @@ def test_summary_png(setup, tmp_path):
     out = tmp_path / "summary.png"
     plots.summary(pd.DataFrame(rows, columns=P.SUMMARY_COLUMNS), out)
     _check_png(out)
+
+
+# ---------------------------------------------------------------------------------------
+# The thin scripts, end to end on synthetic files (base model and TL sweep made here)
+# ---------------------------------------------------------------------------------------
+class _NL(list):
+    """A minimal stand-in for Snakemake's Namedlist: a list with named entries."""
+
+    def __init__(self, items=(), **named):
+        super().__init__(list(items) + [v for v in named.values() if not isinstance(v, list)]
+                         + [x for v in named.values() if isinstance(v, list) for x in v])
+        self.__dict__.update(named)
+
+    def get(self, key, default=None):
+        return self.__dict__.get(key, default)
+
+
+class _Smk:
+    def __init__(self, rule, input, output, params=None, wildcards=None, log=None):
+        self.rule, self.threads = rule, 1
+        self.input, self.output = input, output
+        self.params = params or _NL()
+        self.wildcards = wildcards or _NL()
+        self.log = [log] if log else []
+
+
+def _run_script(name, smk):
+    import runpy
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "workflow" / "scripts" / f"{name}.py"
+    out, err = sys.stdout, sys.stderr
+    try:
+        runpy.run_path(str(script), init_globals={"snakemake": smk}, run_name="__main__")
+    finally:
+        for s in (sys.stdout, sys.stderr):
+            if s not in (out, err):
+                s.close()
+        sys.stdout, sys.stderr = out, err
+
+
+def _spectra_file(data_path, out_path):
+    import xarray as xr
+
+    from turbtl.data import load_xy
+    from turbtl.io import write_netcdf
+    from turbtl.spectra import power_spectrum
+
+    X, Y = load_xy(data_path)
+    k, pp = power_spectrum(X[:, 0])
+    _, po = power_spectrum(X[:, 1])
+    _, pi = power_spectrum(Y[:, 0])
+    ds = xr.Dataset({v: ("k_les", a, {"long_name": v, "units": "1"})
+                     for v, a in (("P_psi", pp), ("P_omega", po), ("P_pi", pi))}, coords={"k_les": k})
+    write_netcdf(ds, out_path)
+
+
+def test_scripts_end_to_end(tmp_path):
+    import json
+
+    import synthetic
+    from turbtl.data import Normaliser, load_xy
+    from turbtl.io import open_netcdf
+    from turbtl.network import NetConfig, SGSNet
+    from turbtl.training import save_checkpoint
+    from turbtl.transfer import run_layer_job, summarise
+
+    r = tmp_path
+    base, tgt = r / "base.nc", r / "tgt.nc"
+    synthetic.write_filtered(base, members=4, times=4, n=16, seed=0, name="base", slope=3.0)
+    synthetic.write_filtered(tgt, members=4, times=4, n=16, seed=1, name="tgt", slope=2.0)
+    _spectra_file(base, r / "base_spectra.nc")
+    _spectra_file(tgt, r / "tgt_spectra.nc")
+    torch.manual_seed(0)
+    model = SGSNet(NetConfig(depth=3, channels=4))
+    X, Y = load_xy(base, "train")
+    save_checkpoint(r / "base.pt", model, Normaliser.fit(X, Y), {"system": "base"})
+    layers = [1, 2, 3]
+    tcfg = {"seeds": 2, "epochs": 1, "batch_size": 2, "lr": 1e-3}
+    for L in layers:
+        run_layer_job(r / "base.pt", tgt, L, r / f"layer{L}.csv", r / f"layer{L}.pt", transfer_cfg=tcfg,
+                      n_small=4, device="cpu")
+    summarise([r / f"layer{L}.csv" for L in layers], [], "tgt", r / "sweep.csv", r / "summary.json")
+    wc = _NL(target="tgt")
+    weights = [str(r / f"layer{L}.pt") for L in layers]
+    _run_script("base_kernels", _Smk("base_kernels", _NL(model=str(r / "base.pt")), _NL([str(r / "bk.nc")]),
+                                     _NL(n_les=16), log=str(r / "log/bk.log")))
+    _run_script("system_spectra", _Smk("system_spectra", _NL(base=str(r / "base_spectra.nc"),
+                                                             target=str(r / "tgt_spectra.nc")),
+                                       _NL([str(r / "ss.nc")]), wildcards=wc, log=str(r / "log/ss.log")))
+    _run_script("tl_kernels", _Smk("tl_kernels", _NL(model=str(r / "base.pt"), weights=weights),
+                                   _NL([str(r / "tk.nc")]), _NL(layers=layers, n_les=16, percentile=99.9),
+                                   wildcards=wc, log=str(r / "log/tk.log")))
+    _run_script("activations", _Smk("activations", _NL(model=str(r / "base.pt"), base=str(base), target=str(tgt),
+                                                       weights=weights),
+                                    _NL([str(r / "ac.nc")]), _NL(layers=layers, samples=3, device="cpu"),
+                                    wildcards=wc, log=str(r / "log/ac.log")))
+    _run_script("predict", _Smk("predict", _NL(model=str(r / "base.pt"), base=str(base), target=str(tgt),
+                                               base_spectra=str(r / "base_spectra.nc"),
+                                               target_spectra=str(r / "tgt_spectra.nc")),
+                                _NL([str(r / "prediction.json")]),
+                                _NL(layers=layers, n_small=4, transfer=tcfg, samples=3, device="cpu"),
+                                wildcards=wc, log=str(r / "log/pr.log")))
+    _run_script("compare", _Smk("compare", _NL(prediction=str(r / "prediction.json"), sweep=str(r / "sweep.csv"),
+                                               summary=str(r / "summary.json")),
+                                _NL([str(r / "comparison.json")]), wildcards=wc, log=str(r / "log/cmp.log")))
+    figs = {k: str(r / f"fig_{k}.png") for k in ("best_layer", "kernels", "activations", "system_spectra")}
+    _run_script("figures_target", _Smk("figures_target",
+                                       _NL(sweep=str(r / "sweep.csv"), summary=str(r / "summary.json"),
+                                           prediction=str(r / "prediction.json"),
+                                           comparison=str(r / "comparison.json"), tl_kernels=str(r / "tk.nc"),
+                                           activations=str(r / "ac.nc"), system_spectra=str(r / "ss.nc")),
+                                       _NL(**figs), _NL(base="base"), wildcards=wc, log=str(r / "log/fig.log")))
+    _run_script("summary", _Smk("summary", _NL(comparisons=[str(r / "comparison.json")],
+                                               summaries=[str(r / "summary.json")]),
+                                _NL(table=str(r / "summary.csv"), figure=str(r / "summary.png")),
+                                _NL(targets=["tgt"]), log=str(r / "log/sum.log")))
+    for f in list(figs.values()) + [str(r / "summary.png")]:
+        _check_png(__import__("pathlib").Path(f))
+    table = pd.read_csv(r / "summary.csv")
+    assert list(table.columns) == P.SUMMARY_COLUMNS and len(table) == 3
+    pred = json.loads((r / "prediction.json").read_text())
+    assert set(pred["predictors"]) == {"spectral", "gradient", "deepest"}
+    for f in ("bk.nc", "ss.nc", "tk.nc", "ac.nc"):
+        with open_netcdf(r / f) as ds:
+            for v in ds.data_vars:
+                assert "long_name" in ds[v].attrs and "units" in ds[v].attrs, (f, v)
