@@ -117,7 +117,8 @@ def classify_kernels(spectra, *, high_pass_fraction: float = HIGH_PASS_FRACTION,
     """Label kernel spectra (..., n, n) with codes 0..3 (see :data:`LABELS` and the module doc).
 
     With ``return_details`` also returns ``{"peak_k": k_p, "anisotropy": A}`` (same leading
-    shape), A being the coefficient of variation of |K| on the peak shell.
+    shape), A being the coefficient of variation of |K| on the peak shell, and ``"radial"``
+    (the radial RMS profile R, shape (..., n//2+1)).
     """
     s = _np(spectra)
     n = s.shape[-1]
@@ -133,7 +134,7 @@ def classify_kernels(spectra, *, high_pass_fraction: float = HIGH_PASS_FRACTION,
     lab = np.where(kp >= k_hi, LABEL_CODES["high-pass"], lab)
     lab = np.where(kp == 0, LABEL_CODES["low-pass"], lab).astype(np.int8)
     if return_details:
-        return lab, {"peak_k": kp, "anisotropy": aniso}
+        return lab, {"peak_k": kp, "anisotropy": aniso, "radial": r}
     return lab
 
 
@@ -146,7 +147,7 @@ def layer_kernel_summary(weight, n: int) -> dict:
     """Spectra-derived quantities of one layer's kernels (out, in, k, k)."""
     spec = kernel_spectra(weight, n)
     lab, det = classify_kernels(spec, return_details=True)
-    return {"labels": lab, "counts": label_counts(lab), "radial": radial_profile(spec).reshape(-1, n // 2 + 1).mean(0),
+    return {"labels": lab, "counts": label_counts(lab), "radial": det["radial"].reshape(-1, n // 2 + 1).mean(0),
             "peak_k": det["peak_k"], "anisotropy": det["anisotropy"]}
 
 

@@ -1,0 +1,105 @@
+"""Cost of the spectral diagnostics against their FFT time and against a naive way.
+
+One run, ratios printed.  Sizes: the default config (11 layers, 32 channels, 5x5 kernels,
+32^2 LES grid, 16 activation samples) and the reference width (64 channels).
+
+    python benchmarks/bench_diagnostics.py [--channels 32] [--n 32] [--samples 16]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from turbtl import diagnostics as D
+from turbtl.network import NetConfig, SGSNet
+from turbtl.spectra import power_spectrum
+
+
+def timeit(f, repeat=3):
+    best = float("inf")
+    out = None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = f()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def naive_kernel_spectra(w, n):
+    o, i, k, _ = w.shape
+    out = np.empty((o, i, n, n))
+    for a in range(o):
+        for b in range(i):
+            pad = np.zeros((n, n))
+            pad[:k, :k] = w[a, b]
+            pad = np.roll(pad, (-(k // 2), -(k // 2)), axis=(0, 1))
+            out[a, b] = np.abs(np.fft.fft2(pad))
+    return out
+
+
+def naive_activation_spectra(model, x, layers):
+    """Per sample and channel, one power_spectrum call each (no batching)."""
+    acts = model.activations(x)
+    res = []
+    for L in layers:
+        pre, post = acts[L - 1]
+        row = []
+        for a in (pre, post):
+            tot = 0
+            for s in range(a.shape[0]):
+                for c in range(a.shape[1]):
+                    tot = tot + power_spectrum(a[s, c])[1]
+            row.append(tot / (a.shape[0] * a.shape[1]))
+        res.append(row)
+    return np.asarray(res)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--channels", type=int, default=32)
+    ap.add_argument("--depth", type=int, default=11)
+    ap.add_argument("--n", type=int, default=32)
+    ap.add_argument("--samples", type=int, default=16)
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = SGSNet(NetConfig(depth=a.depth, channels=a.channels)).eval()
+    ws = [model.layer(L).weight.detach().double().numpy() for L in range(1, model.depth + 1)]
+    nker = sum(w.shape[0] * w.shape[1] for w in ws)
+    print(f"# diagnostics benchmark: depth {a.depth}, channels {a.channels}, n {a.n}, "
+          f"{nker} kernels, {a.samples} samples, torch threads 1")
+
+    t_batched, _ = timeit(lambda: [D.kernel_spectra(w, a.n) for w in ws])
+    pads = [D.pad_kernels(w, a.n) for w in ws]
+    t_fft, _ = timeit(lambda: [np.abs(np.fft.fft2(p, axes=(-2, -1))) for p in pads])
+    t_naive, _ = timeit(lambda: [naive_kernel_spectra(w, a.n) for w in ws], repeat=1)
+    specs = [D.kernel_spectra(w, a.n) for w in ws]
+    t_cls, _ = timeit(lambda: [D.classify_kernels(s) for s in specs])
+    t_all, _ = timeit(lambda: D.base_kernels_dataset(model, a.n), repeat=1)
+    np.testing.assert_allclose(naive_kernel_spectra(ws[1], a.n), D.kernel_spectra(ws[1], a.n), atol=1e-12)
+    print(f"kernel spectra (batched FFT, all layers): {t_batched * 1e3:8.1f} ms")
+    print(f"  pure FFT of the padded kernels:         {t_fft * 1e3:8.1f} ms   batched / FFT   = {t_batched / t_fft:6.2f}")
+    print(f"  naive per-kernel numpy loop:            {t_naive * 1e3:8.1f} ms   naive / batched = {t_naive / t_batched:6.1f}")
+    print(f"classify_kernels (all layers):            {t_cls * 1e3:8.1f} ms   classify / FFT  = {t_cls / t_fft:6.2f}")
+    print(f"base_kernels_dataset (everything):        {t_all * 1e3:8.1f} ms   total / FFT     = {t_all / t_fft:6.2f}")
+
+    x = torch.randn(a.samples, 2, a.n, a.n)
+    layers = list(range(1, model.depth + 1))
+    with torch.no_grad():
+        t_fwd, acts = timeit(lambda: model.activations(x))
+        arrs = [t.double().numpy() for pair in acts for t in pair]
+        t_afft, _ = timeit(lambda: [np.fft.fft2(v, axes=(-2, -1)) for v in arrs])
+        t_act, s_b = timeit(lambda: D.activation_spectra(model, x, layers, batch_size=a.samples)[1])
+        t_anaive, s_n = timeit(lambda: naive_activation_spectra(model, x, layers), repeat=1)
+    np.testing.assert_allclose(s_b, s_n, rtol=1e-6)
+    print(f"activation spectra (all layers, pre+post): {t_act * 1e3:8.1f} ms")
+    print(f"  forward pass (activations):              {t_fwd * 1e3:8.1f} ms   spectra / forward = {t_act / t_fwd:6.2f}")
+    print(f"  pure FFT of all activations:             {t_afft * 1e3:8.1f} ms   spectra / FFT     = {t_act / t_afft:6.2f}")
+    print(f"  naive per-(sample, channel) calls:       {t_anaive * 1e3:8.1f} ms   naive / batched   = {t_anaive / t_act:6.1f}")
+
+
+if __name__ == "__main__":
+    main()
