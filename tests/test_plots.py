@@ -1,6 +1,5 @@
 """Every figure function writes a readable, non-blank PNG of sensible size."""
 import matplotlib.image as mpimg
-import numpy as np
 import pandas as pd
 import pytest
 import torch
