@@ -46,10 +46,10 @@ def power_spectrum(f, *, average: bool = True) -> tuple[np.ndarray, np.ndarray]:
     keep = idx < nk
     lead = p2.shape[:-2]
     flat = p2.reshape(-1, n * n)[:, keep.ravel()]
-    out = np.zeros((flat.shape[0], nk))
-    for i in range(flat.shape[0]):
-        out[i] = np.bincount(idx[keep], weights=flat[i], minlength=nk)
-    out = out.reshape(*lead, nk)
+    rows = flat.shape[0]
+    # one bincount for all rows: row r's shell k goes to bin r * nk + k
+    bins = (idx[keep][None, :] + nk * np.arange(rows)[:, None]).ravel()
+    out = np.bincount(bins, weights=flat.ravel(), minlength=rows * nk).reshape(*lead, nk)
     if average and lead:
         out = out.reshape(-1, nk).mean(axis=0)
     return np.arange(nk, dtype=np.float64), out
