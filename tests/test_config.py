@@ -25,7 +25,7 @@ def test_defaults_are_filled(cfg):
     del cfg["dns"]
     validate_config(cfg)
     assert cfg["systems"]["base"]["mu"] == 0.1
-    assert cfg["dns"]["cfl_max"] == 1.0 and cfg["dns"]["precision"] == "float32"
+    assert cfg["dns"]["cfl_max"] == 0.25 and cfg["dns"]["precision"] == "float32"
 
 
 def _fails(cfg, *needles):
@@ -97,7 +97,7 @@ def test_duplicate_system_names_in_yaml(tmp_path):
 
 def test_unstable_time_step(cfg):
     cfg["systems"]["base"]["dt"] = 0.05
-    _fails(cfg, "systems.base.dt = 0.05 is unstable", "reduce dt to below")
+    _fails(cfg, "time step too large for system 'base'", "reduce systems.base.dt to at most")
 
 
 def test_too_few_members_for_splits(cfg):

@@ -129,7 +129,7 @@ BAD = {
     "undefined target": (lambda c: c["targets"].append("ghost"), "'ghost' is not a defined system"),
     "undefined base": (lambda c: c.update(base="ghost"), "base = 'ghost' is not a defined system"),
     "duplicate target": (lambda c: c["targets"].append("high_re"), "listed more than once"),
-    "unstable dt": (lambda c: c["systems"]["base"].update(dt=0.5), "is unstable"),
+    "unstable dt": (lambda c: c["systems"]["base"].update(dt=0.5), "time step too large"),
 }
 
 
