@@ -104,20 +104,24 @@ def test_profile_dry_run_defaults(tmp_path):
     # wall times with units in the profile: 48h DNS, 12h base training (minutes here)
     assert by_rule["dns"]["resources"]["runtime"] == str(48 * 60)
     assert by_rule["train_base"]["resources"]["runtime"] == str(12 * 60)
-    # mem_mb is the rules' (computed from the config), not overridden by the profile
+    # rules the profile does not list keep their own wall time
     assert by_rule["compare"]["resources"]["runtime"] == "10"
 
 
 def test_profile_settings_from_environment(tmp_path):
     """Account, partitions and GPU count come from the clearly marked settings (env vars)."""
     jobs, _, _ = _dry_run(tmp_path, TURBTL_SLURM_ACCOUNT="myproj", TURBTL_SLURM_PARTITION="cpuq",
-                          TURBTL_SLURM_GPU_PARTITION="gpuq", TURBTL_SLURM_GPU_MODEL="a100")
+                          TURBTL_SLURM_GPU_PARTITION="gpuq", TURBTL_SLURM_GPU_MODEL="a100",
+                          TURBTL_SLURM_DNS_GPU="1")
     for j in jobs:
         if j["rule"] == "all":
             continue
         res = j["resources"]
         assert res["slurm_account"] == "myproj", j
-        if j["rule"] in TRAINING:
+        if j["rule"] == "dns":  # TURBTL_SLURM_DNS_GPU=1: the DNS on a GPU, 4 threads, 8 h
+            assert res["gpu"] == "1" and res["slurm_partition"] == "gpuq" and j["threads"] == 4, j
+            assert res["runtime"] == str(8 * 60), j
+        elif j["rule"] in TRAINING:
             assert res["slurm_partition"] == "gpuq" and res["gpu"] == "1" and res["gpu_model"] == "a100", j
         else:
             assert res["slurm_partition"] == "cpuq" and "gpu" not in res, j
@@ -126,13 +130,6 @@ def test_profile_settings_from_environment(tmp_path):
     for j in jobs:
         if j["rule"] != "all":
             assert "gpu" not in j["resources"] and j["resources"]["slurm_partition"] == "cpuq", j
-
-
-def test_dns_on_gpu_switch(tmp_path):
-    jobs, _, _ = _dry_run(tmp_path, TURBTL_SLURM_DNS_GPU="1", TURBTL_SLURM_GPU_PARTITION="gpuq")
-    dns = [j for j in jobs if j["rule"] == "dns"]
-    assert dns and all(j["resources"]["gpu"] == "1" and j["resources"]["slurm_partition"] == "gpuq"
-                       and j["threads"] == 4 for j in dns)
 
 
 @pytest.mark.slow
