@@ -16,7 +16,7 @@ import yaml
 from turbtl import paths as P
 from turbtl.io import read_json
 
-from helpers_workflow import REPO, snakemake, tiny_config, write_config
+from helpers_workflow import snakemake, tiny_config, write_config
 
 pytestmark = pytest.mark.slow
 

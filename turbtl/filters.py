@@ -31,7 +31,7 @@ import torch
 
 from . import TurbtlError, __version__
 from .grid import SpectralGrid, wavenumbers
-from .io import atomic_path
+from .io import atomic_path, nc_attr, nc_field_coords, nc_set_attrs
 from .runtime import progress as _progress
 from .spectra import energy_enstrophy_spectra, power_spectrum
 
@@ -172,14 +172,6 @@ def member_splits(members: int, val_members: int, test_members: int) -> list[str
     return ["train"] * n_train + ["val"] * val_members + ["test"] * test_members
 
 
-def _attr(v):
-    if isinstance(v, bool):
-        return int(v)
-    if isinstance(v, (int, float, str, np.integer, np.floating)):
-        return v
-    return str(v)
-
-
 def filter_dns_file(dns_path, out_path, spectra_path, system: dict, filter_cfg: dict, device="cpu",
                     progress: bool = True, *, chunk_points: int = 2**21, log=None) -> dict:
     """Filter a DNS file to the LES grid; write the filtered data and the spectra.
@@ -212,28 +204,14 @@ def filter_dns_file(dns_path, out_path, spectra_path, system: dict, filter_cfg: 
         times = np.asarray(src.variables["time"][:], dtype=np.float64)
         src_attrs = {k: src.getncattr(k) for k in src.ncattrs()}
         tc = max(1, int(chunk_points) // (members * n * n))
-        xl = np.arange(n_les) * (2 * np.pi / n_les)
         sums = {k: 0.0 for k in ("E_dns", "Z_dns", "E_les", "Z_les", "P_psi", "P_omega", "P_pi")}
         count = 0
         with atomic_path(out_path) as tmp, atomic_path(spectra_path) as tmp_s:
             dst = netCDF4.Dataset(str(tmp), "w", format="NETCDF4")
             try:
-                dst.createDimension("member", members)
-                dst.createDimension("time", nt)
-                dst.createDimension("y", n_les)
-                dst.createDimension("x", n_les)
-                v = dst.createVariable("member", "i4", ("member",))
-                v[:] = np.arange(members)
-                v.long_name = "ensemble member"
-                v = dst.createVariable("time", "f8", ("time",))
-                v[:] = times
-                v.long_name = "model time since the start of the DNS"
-                v.units = "1"
-                for ax in ("y", "x"):
-                    v = dst.createVariable(ax, "f8", (ax,))
-                    v[:] = xl
-                    v.long_name = f"{ax} coordinate of the 2*pi periodic square (LES grid)"
-                    v.units = "radian"
+                vt = nc_field_coords(dst, members, nt, n_les, grid=" (LES grid)",
+                                     time_long_name="model time since the start of the DNS")
+                vt[:] = times
                 v = dst.createVariable("split", str, ("member",))
                 for i, s in enumerate(splits):
                     v[i] = s
@@ -281,8 +259,7 @@ def filter_dns_file(dns_path, out_path, spectra_path, system: dict, filter_cfg: 
                 for k in ("precision", "beta_sign"):
                     if k in src_attrs:
                         attrs[k] = src_attrs[k]
-                for k, val in attrs.items():
-                    dst.setncattr(k, _attr(val))
+                nc_set_attrs(dst, attrs)
             finally:
                 dst.close()
             spectra = _spectra_dataset({k: s / count for k, s in sums.items()}, n, n_les, attrs)
@@ -313,4 +290,4 @@ def _spectra_dataset(s: dict, n: int, n_les: int, attrs: dict):
                         {"long_name": "shell wavenumber |k| (DNS grid)", "units": "1"}),
               "k_les": ("k_les", np.arange(n_les // 2 + 1, dtype=np.float64),
                         {"long_name": "shell wavenumber |k| (LES grid)", "units": "1"})}
-    return xr.Dataset(data, coords=coords, attrs={k: _attr(v) for k, v in attrs.items()})
+    return xr.Dataset(data, coords=coords, attrs={k: nc_attr(v) for k, v in attrs.items()})

@@ -60,3 +60,48 @@ def _default(o):
     if isinstance(o, np.ndarray):
         return o.tolist()
     raise TypeError(f"not JSON serialisable: {type(o)}")
+
+
+def nc_attr(v):
+    """A value netCDF can store as an attribute (bools as 0/1, other objects as text)."""
+    import numpy as np
+
+    if isinstance(v, bool):
+        return int(v)
+    if isinstance(v, (int, float, str, np.integer, np.floating)):
+        return v
+    return str(v)
+
+
+def nc_set_attrs(ds, attrs: dict) -> None:
+    """Write ``attrs`` as global attributes of an open netCDF4.Dataset."""
+    for key, val in attrs.items():
+        ds.setncattr(key, nc_attr(val))
+
+
+def nc_field_coords(ds, members: int, nt: int, n: int, *, time_long_name: str, grid: str = ""):
+    """Create the (member, time, y, x) dimensions and coordinates of a turbtl field file.
+
+    ``ds`` is an open netCDF4.Dataset in write mode; returns the ``time`` variable (filled by
+    the caller, snapshot by snapshot or at once).  x and y are the n points of the 2*pi
+    periodic square.
+    """
+    import numpy as np
+
+    ds.createDimension("member", members)
+    ds.createDimension("time", nt)
+    ds.createDimension("y", n)
+    ds.createDimension("x", n)
+    v = ds.createVariable("member", "i4", ("member",))
+    v[:] = np.arange(members)
+    v.long_name = "ensemble member"
+    vt = ds.createVariable("time", "f8", ("time",))
+    vt.long_name = time_long_name
+    vt.units = "1"
+    coord = np.arange(n) * (2 * np.pi / n)
+    for ax in ("y", "x"):
+        va = ds.createVariable(ax, "f8", (ax,))
+        va[:] = coord
+        va.long_name = f"{ax} coordinate of the 2*pi periodic square{grid}"
+        va.units = "radian"
+    return vt

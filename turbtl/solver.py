@@ -30,15 +30,14 @@ from __future__ import annotations
 import logging
 import math
 import time as _time
-from dataclasses import dataclass, fields
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from . import TurbtlError, __version__
 from .grid import SpectralGrid, complex_dtype
-from .io import atomic_path
+from .io import atomic_path, nc_field_coords, nc_set_attrs
 from .runtime import progress as _progress
 from .spectra import energy_enstrophy_spectra
 
@@ -387,14 +386,6 @@ class DNSSolver:
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
-def _attr(v):
-    if isinstance(v, bool):
-        return int(v)
-    if isinstance(v, (int, float, str, np.integer, np.floating)):
-        return v
-    return str(v)
-
-
 def run_dns(system: dict, out_path, *, dns_cfg: dict, device="cpu", progress: bool = True,
             log: logging.Logger | None = None) -> dict:
     """Spin up and sample one flow; stream the snapshots of omega to ``out_path`` (netCDF4).
@@ -433,7 +424,6 @@ def run_dns(system: dict, out_path, *, dns_cfg: dict, device="cpu", progress: bo
     solver = DNSSolver(p, members, device=device, dtype=dtype, seed=int(system.get("seed", 0)),
                        cfl_max=cfl_max, check_every=check_every)
     n = p.n
-    x = np.arange(n) * (2 * np.pi / n)
     zsum = None
     t0 = _time.perf_counter()
     import netCDF4
@@ -441,21 +431,8 @@ def run_dns(system: dict, out_path, *, dns_cfg: dict, device="cpu", progress: bo
     with atomic_path(out_path) as tmp:
         ds = netCDF4.Dataset(str(tmp), "w", format="NETCDF4")
         try:
-            ds.createDimension("member", members)
-            ds.createDimension("time", nsnap)
-            ds.createDimension("y", n)
-            ds.createDimension("x", n)
-            v = ds.createVariable("member", "i4", ("member",))
-            v[:] = np.arange(members)
-            v.long_name = "ensemble member"
-            vt = ds.createVariable("time", "f8", ("time",))
-            vt.long_name = "model time since the start of the integration"
-            vt.units = "1"
-            for ax in ("y", "x"):
-                va = ds.createVariable(ax, "f8", (ax,))
-                va[:] = x
-                va.long_name = f"{ax} coordinate of the 2*pi periodic square"
-                va.units = "radian"
+            vt = nc_field_coords(ds, members, nsnap, n,
+                                 time_long_name="model time since the start of the integration")
             vw = ds.createVariable("omega", "f4", ("member", "time", "y", "x"),
                                    chunksizes=(1, 1, n, n))
             # a small chunk cache: HDF5 would otherwise keep up to 64 MiB of written
@@ -489,8 +466,7 @@ def run_dns(system: dict, out_path, *, dns_cfg: dict, device="cpu", progress: bo
             k = np.arange(n // 2 + 1, dtype=np.float64)
             got = check_resolution(k, zsum / nsnap, n, decades, name)
             wall = _time.perf_counter() - t0
-            for key, val in system.items():
-                ds.setncattr(key, _attr(val))
+            nc_set_attrs(ds, system)
             ds.setncattr("name", name)
             ds.setncattr("precision", precision)
             ds.setncattr("beta_sign", BETA_SIGN)

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import logging
 import math
