@@ -258,6 +258,8 @@ def system_spectra(base_spectra_ds: xr.Dataset, target_spectra_ds: xr.Dataset,
         tv = t[name].values.astype(np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(bv > 0, tv / np.where(bv > 0, bv, 1.0), np.nan)
+        # the k = 0 shell of these zero-mean periodic fields is round-off: no ratio there
+        ratio[ds["k"].values == 0] = np.nan
         ds[f"{name}_base"] = ("k", bv, {"long_name": f"power spectrum of the {what}, {base_name}", "units": "1"})
         ds[f"{name}_target"] = ("k", tv, {"long_name": f"power spectrum of the {what}, {target_name}", "units": "1"})
         ds[f"{name}_ratio"] = ("k", ratio, {"long_name": f"ratio target/base of the power spectrum of the {what}",

@@ -198,7 +198,8 @@ def predict_layers(model, x_base, x_target, y_target, base_spectra, target_spect
         "details": {
             "k": k.tolist(),
             "data_weight": w.tolist(),
-            "data_log_ratio": d.tolist(),
+            # only the weighted shells: k = 0 of zero-mean fields is round-off, Nyquist incomplete
+            "data_log_ratio": [float(v) if wv > 0 else None for v, wv in zip(d, w)],
             "activation_shift": {str(L): v.tolist() for L, v in shifts.items()},
             "gradient_relative": {str(L): v for L, v in rel.items()},
             "n_base_samples": int(x_base.shape[0]),
