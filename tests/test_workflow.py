@@ -16,7 +16,7 @@ import yaml
 from turbtl import paths as P
 from turbtl.io import read_json
 
-from helpers_workflow import snakemake, tiny_config, write_config
+from helpers_workflow import REPO, snakemake, tiny_config, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -156,3 +156,9 @@ def test_duplicate_flow_names_fail_before_any_job(tmp_path):
     assert r.returncode != 0
     assert "duplicate key 'high_kf'" in r.stderr and "fix:" in r.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_snakemake_lint_is_clean(tmp_path):
+    r = snakemake(tmp_path, REPO / "config.yaml", "--lint")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "Lints for" not in r.stdout + r.stderr
