@@ -7,3 +7,16 @@ from pathlib import Path
 # beside each other and beside snakemake subprocesses on small machines
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+
+@pytest.fixture
+def one_thread():
+    """Small grids: one torch thread (no OpenMP overhead on a shared 2-core machine)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

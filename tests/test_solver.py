@@ -30,13 +30,7 @@ def _system(**kw):
     return s
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small grids: one thread (no OpenMP overhead on a shared 2-core machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 DNS_CFG = dict(precision="float32", cfl_max=1.0, check_every=10, resolution_decades=0.0)
