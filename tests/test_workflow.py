@@ -123,7 +123,7 @@ def test_prediction_is_a_forecast(tmp_path):
 BAD = {
     "unknown key": (lambda c: c["systems"]["base"].update(viscosity=1), "unknown key(s) 'viscosity'"),
     "negative Re": (lambda c: c["systems"]["base"].update(Re=-1), "systems.base.Re"),
-    "LES does not divide": (lambda c: c["systems"]["base"].update(n_les=12), "does not divide n_dns"),
+    "LES does not divide": (lambda c: c["systems"]["base"].update(n_les=20), "does not divide n_dns"),
     "LES larger": (lambda c: c["systems"]["base"].update(n_les=64), "is larger than n_dns"),
     "kf unresolved": (lambda c: c["systems"]["high_kf"].update(kf=6), "is not resolved on the LES grid"),
     "undefined target": (lambda c: c["targets"].append("ghost"), "'ghost' is not a defined system"),
