@@ -202,3 +202,22 @@ def test_summary_not_significant_within_spread(tmp_path):
     assert s["margin"] == pytest.approx(0.01)
     assert s["spread"] == pytest.approx(0.05)
     assert s["significant"] is False
+
+
+def test_subset_seed_selects_the_small_set(setup, tmp_path):
+    """transfer.subset_seed draws the small set: another seed, another set, other weights."""
+    from turbtl.data import small_subset
+    from turbtl.transfer import subset_seed
+
+    assert subset_seed({}) == 0 and subset_seed({"subset_seed": 3}) == 3
+    a = small_subset(setup["target"], 8, seed=0)[0]
+    b = small_subset(setup["target"], 8, seed=3)[0]
+    assert not np.array_equal(a, b)
+    w = {}
+    for s in (0, 3):
+        cfg = dict(TCFG, seeds=1, subset_seed=s)
+        run_layer_job(setup["ckpt"], setup["target"], 2, tmp_path / f"l{s}.csv", tmp_path / f"l{s}.pt",
+                      transfer_cfg=cfg, n_small=8, device="cpu")
+        w[s] = torch.load(tmp_path / f"l{s}.pt", weights_only=True)["weights"]
+    k = next(iter(w[0]))
+    assert not torch.equal(w[0][k]["weight"], w[3][k]["weight"])

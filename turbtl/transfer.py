@@ -34,7 +34,7 @@ from .network import NetConfig, SGSNet
 from .training import _tensor, evaluate, fit, load_checkpoint
 
 __all__ = ["retrain_layer", "load_tl_model", "run_layer_job", "run_baseline_job", "summarise",
-           "CSV_COLUMNS", "n_seeds"]
+           "CSV_COLUMNS", "n_seeds", "subset_seed"]
 
 CSV_COLUMNS = ["target", "method", "layer", "seed", "n_train", "epochs", "mse", "nmse", "cc",
                "spec_err", "seconds"]
@@ -45,6 +45,12 @@ def n_seeds(transfer_cfg: dict) -> list[int]:
     """Seeds of the TL runs: ``transfer.seeds`` is a count (0..n-1) or an explicit list."""
     s = transfer_cfg.get("seeds", 1)
     return list(range(int(s))) if isinstance(s, (int, np.integer)) else [int(v) for v in s]
+
+
+def subset_seed(transfer_cfg: dict) -> int:
+    """Seed that draws the small target set (``transfer.subset_seed``): one set shared by
+    every TL seed, the scratch/fine-tune baselines and the predictors."""
+    return int(transfer_cfg.get("subset_seed", 0))
 
 
 def _target_name(data_path) -> str:
@@ -136,7 +142,7 @@ def run_layer_job(model_path, data_path, layer: int, out_csv, out_weights, *, tr
     layer = int(layer)
     base, norm, _ = load_checkpoint(model_path, dev)
     target = _target_name(data_path)
-    Xs, Ys = small_subset(data_path, n_small, seed=0)
+    Xs, Ys = small_subset(data_path, n_small, seed=subset_seed(transfer_cfg))
     Xt, Yt = load_xy(data_path, "test")
     rows, weights = [], {}
     seeds = n_seeds(transfer_cfg)
@@ -181,7 +187,7 @@ def run_baseline_job(model_path, data_path, method: str, out_csv, *, transfer_cf
                               float(training_cfg["lr"]))
             augment = bool(training_cfg.get("augment", False))
         else:
-            train, val = small_subset(data_path, n_small, seed=0), None
+            train, val = small_subset(data_path, n_small, seed=subset_seed(transfer_cfg)), None
             epochs, bs, lr = (int(transfer_cfg["epochs"]), int(transfer_cfg["batch_size"]),
                               float(transfer_cfg["lr"]))
             augment = False  # like the TL runs it is compared with

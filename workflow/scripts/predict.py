@@ -4,12 +4,13 @@ from turbtl.data import load_xy, small_subset
 from turbtl.io import open_netcdf, write_json
 from turbtl.predict import evenly, predict_layers
 from turbtl.training import load_checkpoint
+from turbtl.transfer import subset_seed
 
 smk = snakemake  # noqa: F821
 log, device = turbtl.runtime.script_setup(smk)
 model, norm, _ = load_checkpoint(smk.input.model, device)
 xb = norm.x(evenly(load_xy(smk.input.base, "train")[0], int(smk.params.samples)))
-xs, ys = small_subset(smk.input.target, int(smk.params.n_small), seed=0)
+xs, ys = small_subset(smk.input.target, int(smk.params.n_small), seed=subset_seed(smk.params.transfer))
 with open_netcdf(smk.input.base_spectra) as b, open_netcdf(smk.input.target_spectra) as t:
     b, t = b.load(), t.load()
 pred = predict_layers(model, xb, norm.x(xs), norm.y(ys), b, t, smk.params.layers,
