@@ -162,3 +162,19 @@ def test_snakemake_lint_is_clean(tmp_path):
     r = snakemake(tmp_path, REPO / "config.yaml", "--lint")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "Lints for" not in r.stdout + r.stderr
+
+
+def test_reference_preset_dry_run(tmp_path):
+    """presets/reference.yaml: the full job set (4 DNS, 11 layers x 3 targets, 4 baselines
+    x 3 targets, ...) with memory sized from the config, not from the tiny defaults."""
+    import re
+
+    r = snakemake(tmp_path, REPO / "presets" / "reference.yaml", "-n", "--cores", "16")
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = r.stdout + r.stderr
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out, re.M))
+    assert counts["dns"] == "4" and counts["transfer_layer"] == "33"
+    assert counts["transfer_baseline"] == "12" and counts["total"] == "78"
+    mems = [int(m) for m in re.findall(r"mem_mb=(\d+)", out)]
+    assert max(mems) > 4000, "DNS/filter memory at 1024^2-2048^2 must exceed the default sizes"
+    assert not (tmp_path / "results").exists()
