@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from . import TurbtlError, __version__
-from .grid import SpectralGrid, wavenumbers
+from .grid import SpectralGrid
 from .io import atomic_path, nc_attr, nc_field_coords, nc_set_attrs
 from .runtime import progress as _progress
 from .spectra import energy_enstrophy_spectra, power_spectrum
@@ -115,15 +115,12 @@ def jacobian_les_hat(psi_hat: torch.Tensor, omega_hat: torch.Tensor) -> torch.Te
     modes lie in |kx|, |ky| < n/2 (the Nyquist modes are dropped first)."""
     n = psi_hat.shape[-2]
     m = 3 * n // 2 + (3 * n // 2) % 2  # even, >= 3n/2
-    ky, kx = wavenumbers(m)
-    kw = dict(device=psi_hat.device, dtype=psi_hat.real.dtype)
-    kx = torch.tensor(kx, **kw)[None, :]
-    ky = torch.tensor(ky, **kw)[:, None]
+    g = _grid(m, str(psi_hat.device), psi_hat.real.dtype)
     p = resample_hat(psi_hat, m, n)
     o = resample_hat(omega_hat, m, n)
-    stack = torch.stack([p * (1j * ky), p * (-1j * kx), o * (1j * kx), o * (1j * ky)])
-    u, v, wx, wy = torch.fft.irfft2(stack, s=(m, m)).unbind(0)
-    return resample_hat(torch.fft.rfft2(u * wx + v * wy), n, m)
+    stack = torch.stack([g.ddy(p), -g.ddx(p), g.ddx(o), g.ddy(o)])
+    u, v, wx, wy = g.irfft(stack).unbind(0)
+    return resample_hat(g.rfft(u * wx + v * wy), n, m)
 
 
 @lru_cache(maxsize=8)
