@@ -8,6 +8,7 @@ import diag_fixtures as F
 from turbtl import diagnostics as D
 from turbtl import plots
 from turbtl import predict as P
+from turbtl import verdict as V
 
 
 def _check_png(path, min_px=300, max_px=4000):
@@ -27,10 +28,10 @@ def setup():
     lw = F.layer_weights(net, [1, 2, 3, 4])
     xb, xt = F.random_fields(3), F.random_fields(3, seed=1, slope=-1.0)
     pred = P.predict_layers(net, xb, xt, torch.randn(3, 1, 16, 16), F.spectra_ds(), F.spectra_ds(bump_k=3),
-                            [1, 2, 3, 4])
+                            [1, 2, 3, 4], probe={"epochs": 1, "holdout": 0.34, "lr": 1e-3, "batch_size": 2})
     df = F.sweep_table({1: .3, 2: .35, 3: .5, 4: .6}, {1: .02, 2: .03, 3: .02, 4: .01})
     summ = F.sweep_summary(df)
-    return dict(net=net, lw=lw, xb=xb, xt=xt, pred=pred, df=df, summ=summ, cmp=P.compare(pred, df, summ))
+    return dict(net=net, lw=lw, xb=xb, xt=xt, pred=pred, df=df, summ=summ, cmp=V.compare(pred, df, target="t"))
 
 
 def test_best_layer_png(setup, tmp_path):
@@ -64,10 +65,12 @@ def test_system_spectra_png(tmp_path):
 def test_summary_png(setup, tmp_path):
     rows = []
     for t in ("high_re", "high_kf", "beta"):
-        rows += P.summary_rows(t, setup["cmp"], setup["summ"])
+        rows += V.summary_rows(t, setup["cmp"])
     rows[0]["spearman"] = float("nan")  # an undefined rho must not break the figure
+    rows[1]["regret"] = None  # nor an undefined regret (TL gains nothing)
+    by_target = pd.DataFrame(rows, columns=V.SUMMARY_COLUMNS)
     out = tmp_path / "summary.png"
-    plots.summary(pd.DataFrame(rows, columns=P.SUMMARY_COLUMNS), out)
+    plots.summary(by_target, V.aggregate(by_target), out)
     _check_png(out)
 
 
@@ -149,6 +152,7 @@ def test_scripts_end_to_end(tmp_path):
     save_checkpoint(r / "base.pt", model, Normaliser.fit(X, Y), {"system": "base"})
     layers = [1, 2, 3]
     tcfg = {"seeds": 2, "epochs": 1, "batch_size": 2, "lr": 1e-3}
+    pcfg = {"probe_epochs": 1, "probe_holdout": 0.34}
     for L in layers:
         run_layer_job(r / "base.pt", tgt, L, r / f"layer{L}.csv", r / f"layer{L}.pt", transfer_cfg=tcfg,
                       n_small=4, device="cpu")
@@ -171,11 +175,11 @@ def test_scripts_end_to_end(tmp_path):
                                                base_spectra=str(r / "base_spectra.nc"),
                                                target_spectra=str(r / "tgt_spectra.nc")),
                                 _NL([str(r / "prediction.json")]),
-                                _NL(layers=layers, n_small=4, transfer=tcfg, samples=3, device="cpu"),
+                                _NL(layers=layers, n_small=4, transfer=tcfg, predict=pcfg, samples=3, device="cpu"),
                                 wildcards=wc, log=str(r / "log/pr.log")))
-    _run_script("compare", _Smk("compare", _NL(prediction=str(r / "prediction.json"), sweep=str(r / "sweep.csv"),
-                                               summary=str(r / "summary.json")),
-                                _NL([str(r / "comparison.json")]), wildcards=wc, log=str(r / "log/cmp.log")))
+    _run_script("compare", _Smk("compare", _NL(prediction=str(r / "prediction.json"), sweep=str(r / "sweep.csv")),
+                                _NL([str(r / "comparison.json")]), _NL(alpha=0.05), wildcards=wc,
+                                log=str(r / "log/cmp.log")))
     figs = {k: str(r / f"fig_{k}.png") for k in ("best_layer", "kernels", "activations", "system_spectra")}
     _run_script("figures_target", _Smk("figures_target",
                                        _NL(sweep=str(r / "sweep.csv"), summary=str(r / "summary.json"),
@@ -183,16 +187,19 @@ def test_scripts_end_to_end(tmp_path):
                                            comparison=str(r / "comparison.json"), tl_kernels=str(r / "tk.nc"),
                                            activations=str(r / "ac.nc"), system_spectra=str(r / "ss.nc")),
                                        _NL(**figs), _NL(base="base"), wildcards=wc, log=str(r / "log/fig.log")))
-    _run_script("summary", _Smk("summary", _NL(comparisons=[str(r / "comparison.json")],
-                                               summaries=[str(r / "summary.json")]),
-                                _NL(table=str(r / "summary.csv"), figure=str(r / "summary.png")),
+    _run_script("summary", _Smk("summary", _NL(comparisons=[str(r / "comparison.json")]),
+                                _NL(table=str(r / "summary.csv"), by_target=str(r / "summary_by_target.csv"),
+                                    figure=str(r / "summary.png")),
                                 _NL(targets=["tgt"]), log=str(r / "log/sum.log")))
     for f in list(figs.values()) + [str(r / "summary.png")]:
         _check_png(__import__("pathlib").Path(f))
-    table = pd.read_csv(r / "summary.csv")
-    assert list(table.columns) == P.SUMMARY_COLUMNS and len(table) == 3
+    table = pd.read_csv(r / "summary_by_target.csv")
+    assert list(table.columns) == V.SUMMARY_COLUMNS and len(table) == len(P.PREDICTORS)
+    agg = pd.read_csv(r / "summary.csv")
+    assert list(agg.columns) == V.AGGREGATE_COLUMNS and list(agg.predictor) == list(P.PREDICTORS)
     pred = json.loads((r / "prediction.json").read_text())
-    assert set(pred["predictors"]) == {"spectral", "gradient", "deepest"}
+    assert list(pred["predictors"]) == list(P.PREDICTORS)
+    assert pred["small_set_draw"] == [0, 0]
     for f in ("bk.nc", "ss.nc", "tk.nc", "ac.nc"):
         with open_netcdf(r / f) as ds:
             for v in ds.data_vars:

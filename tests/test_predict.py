@@ -62,38 +62,116 @@ def test_spectral_predictor_ranks_layers_by_activation_shift():
     assert s1[2] == pytest.approx(shifts[2][4])
 
 
-def test_gradient_predictor_equals_finite_difference_norm():
+def _fd_grad(net, loss, L, h=1e-6):
+    g = []
+    for p in net.layer_parameters(L):
+        flat = p.data.view(-1)
+        for i in range(flat.numel()):
+            old = float(flat[i])
+            flat[i] = old + h
+            lp = loss()
+            flat[i] = old - h
+            lm = loss()
+            flat[i] = old
+            g.append((lp - lm) / (2 * h))
+    return np.asarray(g)
+
+
+def test_gradient_predictor_against_finite_differences_and_exact_line_search():
     torch.manual_seed(0)
     net = F.tiny_net(depth=3, channels=2, dtype=torch.float64)
     for p in net.parameters():
         p.requires_grad_(False)  # flags must come back as they were
     x = torch.randn(3, 2, 8, 8, dtype=torch.float64)
     y = torch.randn(3, 1, 8, 8, dtype=torch.float64)
-    scores, rel = P.gradient_scores(net, x, y, [1, 2, 3], batch_size=2)
+    scores, rel, rms = P.gradient_scores(net, x, y, [1, 2, 3], batch_size=2)
 
     def loss():
         with torch.no_grad():
             return float(torch.mean((net(x) - y) ** 2))
 
-    h = 1e-6
+    ell = loss()
     for L in (1, 2, 3):
-        g = []
-        for p in net.layer_parameters(L):
-            flat = p.data.view(-1)
-            for i in range(flat.numel()):
-                old = float(flat[i])
-                flat[i] = old + h
-                lp = loss()
-                flat[i] = old - h
-                lm = loss()
-                flat[i] = old
-                g.append((lp - lm) / (2 * h))
-        g = np.asarray(g)
-        assert scores[L] == pytest.approx(np.linalg.norm(g) / math.sqrt(g.size), rel=1e-5)
+        g = _fd_grad(net, loss, L)
+        assert rms[L] == pytest.approx(np.linalg.norm(g) / math.sqrt(g.size), rel=1e-5)
         wn = math.sqrt(sum(float((p.detach() ** 2).sum()) for p in net.layer_parameters(L)))
         assert rel[L] == pytest.approx(np.linalg.norm(g) / wn, rel=1e-5)
+        assert 0.0 < scores[L] <= 1.0
+    # the last layer is linear in its parameters: the loss is exactly quadratic along -g, so the
+    # score is the exact share of the loss removed by the best step (brute-force line search)
+    g = _fd_grad(net, loss, 3)
+    params = net.layer_parameters(3)
+    sizes = [p.numel() for p in params]
+    base = [p.data.clone() for p in params]
+
+    def along(t):
+        off = 0
+        for p, b, n in zip(params, base, sizes):
+            p.data.copy_(b - t * torch.as_tensor(g[off:off + n]).view_as(b))
+            off += n
+        out = loss()
+        for p, b in zip(params, base):
+            p.data.copy_(b)
+        return out
+
+    ts = np.linspace(0, 4 * ell / max(float(g @ g), 1e-30), 4001)
+    best = min(along(t) for t in ts)
+    assert scores[3] == pytest.approx((ell - best) / ell, rel=1e-3)
     assert all(not p.requires_grad for p in net.parameters())
     assert all(p.grad is None for p in net.parameters())
+
+
+def _perturbed_case(depth, channels, layer, seed, n=24):
+    """Target = the unperturbed net's output; the 'base' handed to the predictors has layer
+    ``layer`` perturbed: re-training that layer alone recovers the target exactly."""
+    net = F.tiny_net(depth=depth, channels=channels, seed=seed)
+    x = F.random_fields(n, seed=seed)
+    with torch.no_grad():
+        y = net(x)
+        w = net.layer(layer).weight
+        w.add_(0.5 * w.std() * torch.randn(w.shape, generator=torch.Generator().manual_seed(99)))
+    return net, x, y
+
+
+@pytest.mark.parametrize("depth,channels,layer,seed", [(4, 4, 2, 0), (4, 4, 3, 1), (5, 4, 2, 2), (4, 6, 1, 3)])
+def test_probe_and_gradient_point_at_the_perturbed_layer(depth, channels, layer, seed):
+    net, x, y = _perturbed_case(depth, channels, layer, seed)
+    before = [p.detach().clone() for p in net.parameters()]
+    layers = list(range(1, depth + 1))
+    g, _, _ = P.gradient_scores(net, x, y, layers)
+    assert P.choice(g) == layer, g
+    pr, det = P.probe_scores(net, x, y, layers, epochs=10, batch_size=4, lr=1e-2, holdout=0.34)
+    assert P.choice(pr) == layer, pr
+    assert det["n_fit"] + det["n_holdout"] == len(x) and det["n_holdout"] == 8
+    # the probe re-trained copies: the model handed in is untouched
+    assert all(torch.equal(a, b) for a, b in zip(before, net.parameters()))
+
+
+def test_probe_split_and_its_limits():
+    fit, hold = P.probe_split(10, 0.34, seed=0)
+    assert len(hold) == 3 and len(fit) == 7 and not set(fit) & set(hold)
+    assert sorted(np.concatenate([fit, hold]).tolist()) == list(range(10))
+    assert len(P.probe_split(2, 0.9)[0]) == 1  # at least one snapshot on each side
+    with pytest.raises(ValueError, match="probe_epochs"):
+        P.probe_split(1, 0.34)
+
+
+def test_marginal_and_framework_scores_on_hand_made_shifts():
+    w = np.array([0.0, 0.5, 0.5, 0.0, 0.0])  # 4 shells -> n = 8
+    sh = {(0, "post"): np.full(5, 0.1)}
+    cum = {1: 0.1, 2: 0.5, 3: 0.6}  # cumulative shift: largest at 3, but it ENTERS at 2
+    for L, v in cum.items():
+        sh[(L, "pre")] = np.full(5, v)
+        sh[(L, "post")] = np.full(5, v)
+    m = P.marginal_scores(w, [1, 2, 3], sh)
+    assert m == pytest.approx({1: 0.0, 2: 0.4, 3: 0.1})
+    assert P.choice(m) == 2
+    spec, _ = P.spectral_scores(None, None, None, w, [1, 2, 3], shifts=sh)
+    assert P.choice(spec) == 3  # the cumulative one favours depth
+    net = F.tiny_net(depth=3, channels=2)
+    fw = P.framework_scores(net, w, [1, 2, 3], sh)
+    # constant input shift per layer: the kernel weighting drops out
+    assert fw == pytest.approx({1: 0.1, 2: 0.1, 3: 0.5})
 
 
 def test_deepest_and_choice():
@@ -102,65 +180,29 @@ def test_deepest_and_choice():
     assert P.choice({1: float("nan"), 2: 0.1}) == 2
 
 
-def _prediction(scores: dict) -> dict:
-    return {"predictors": {name: {"scores": {str(L): v for L, v in s.items()}, "choice": P.choice(s)}
-                           for name, s in scores.items()}}
-
-
-def test_compare_spearman_and_within_spread():
-    means = {1: 0.30, 2: 0.32, 3: 0.50, 4: 0.60}
-    stds = {1: 0.01, 2: 0.03, 3: 0.01, 4: 0.01}
-    df = F.sweep_table(means, stds)
-    summ = F.sweep_summary(df)
-    pred = _prediction({
-        "perfect": {1: 4.0, 2: 3.0, 3: 2.0, 4: 1.0},
-        "reversed": {1: 1.0, 2: 2.0, 3: 3.0, 4: 4.0},
-        "second": {1: 3.0, 2: 4.0, 3: 2.0, 4: 1.0},
-        "third": {1: 2.0, 2: 1.0, 3: 4.0, 4: 0.0},
-    })
-    res = P.compare(pred, df, summ)
-    c = res["predictors"]
-    assert res["empirical_best"] == 1
-    assert c["perfect"]["spearman"] == pytest.approx(1.0) and c["perfect"]["p_value"] < 0.05
-    assert c["reversed"]["spearman"] == pytest.approx(-1.0)
-    assert c["perfect"]["within_spread"] and c["perfect"]["choice"] == 1
-    # 0.32 - 0.30 = 0.02 <= max(0.01, 0.03)
-    assert c["second"]["choice"] == 2 and c["second"]["within_spread"]
-    # 0.50 - 0.30 = 0.20 > max(0.01, 0.01)
-    assert c["third"]["choice"] == 3 and not c["third"]["within_spread"]
-    assert c["third"]["choice_rank"] == 3
-    json.dumps(res)  # serialisable
-    # without the summary: same answer from the sweep rows alone
-    res2 = P.compare(pred, df, None)
-    assert {k: v["within_spread"] for k, v in res2["predictors"].items()} == \
-           {k: v["within_spread"] for k, v in c.items()}
-
-
-def test_compare_hand_table_boundary_and_single_seed():
-    df = pd.DataFrame([
-        dict(method="tl_layer", layer=1, seed=0, nmse=0.40, cc=0.5),
-        dict(method="tl_layer", layer=2, seed=0, nmse=0.20, cc=0.8),
-        dict(method="tl_layer", layer=3, seed=0, nmse=0.21, cc=0.8),
-    ])
-    summ = {"metric": "nmse", "layers": {"1": {"mean": 0.40, "std": 0.0}, "2": {"mean": 0.20, "std": 0.0},
-                                         "3": {"mean": 0.21, "std": 0.0}}, "best_layer": 2, "significant": True}
-    res = P.compare(_prediction({"a": {1: 0.0, 2: 0.0, 3: 1.0}, "flat": {1: 1.0, 2: 1.0, 3: 1.0}}), df, summ)
-    assert res["empirical_best"] == 2
-    assert res["predictors"]["a"]["within_spread"] is False  # 0.01 > 0 spread
-    assert res["predictors"]["flat"]["spearman"] is None  # constant scores: undefined
-    rows = P.summary_rows("t", res, summ)
-    assert list(rows[0]) == P.SUMMARY_COLUMNS and rows[0]["significant_best"] is True
-
-
 def test_predict_layers_format():
     net = F.tiny_net(depth=3, channels=2)
     xb, xt = F.random_fields(3), F.random_fields(3, seed=1, slope=-1.0)
     yt = torch.randn(3, 1, 16, 16)
-    pred = P.predict_layers(net, xb, xt, yt, F.spectra_ds(), F.spectra_ds(bump_k=3), [1, 2, 3], inputs=["a"])
-    assert set(pred["predictors"]) == {"spectral", "gradient", "deepest"}
+    probe = {"epochs": 2, "holdout": 0.34, "lr": 1e-3, "batch_size": 2}
+    pred = P.predict_layers(net, xb, xt, yt, F.spectra_ds(), F.spectra_ds(bump_k=3), [1, 2, 3],
+                            probe=probe, inputs=["a"])
+    assert list(pred["predictors"]) == list(P.PREDICTORS)
     for p in pred["predictors"].values():
         assert set(p["scores"]) == {"1", "2", "3"} and p["choice"] in (1, 2, 3)
+        assert p["seconds"] >= 0.0
     assert pred["predictors"]["deepest"]["choice"] == 3
+    assert pred["predictors"]["shallowest"]["choice"] == 1
+    # shared work is priced into each predictor that needs it
+    shared = pred["details"]["seconds_shared"]["activation_spectra"]
+    for name in ("spectral", "marginal", "framework"):
+        assert pred["predictors"][name]["seconds"] >= shared
+    assert pred["details"]["probe"]["n_holdout"] == 1
+    # a subset of layers is scored, the marginal predictor still sees every input shift
+    sub = P.predict_layers(net, xb, xt, yt, F.spectra_ds(), F.spectra_ds(bump_k=3), [2, 3])
+    assert "probe" not in sub["predictors"]
+    assert sub["predictors"]["marginal"]["scores"] == pytest.approx(
+        {k: v for k, v in pred["predictors"]["marginal"]["scores"].items() if k != "1"})
     json.loads(json.dumps(pred))
 
 

@@ -174,19 +174,20 @@ def _table(tmp_path, nmse_by_layer, baselines):
     return csvs, bcsvs
 
 
-def test_summary_best_layer_and_significance(tmp_path):
-    layers = {1: [0.20, 0.22, 0.21], 2: [0.30, 0.31, 0.29], 3: [0.25, 0.26, 0.24], 4: [0.5, 0.5, 0.5]}
+def test_summary_best_layer_intervals_and_resolved(tmp_path):
+    # layer 3 is layer 1 + 0.04 in every seed: paired, resolved (p = 0 for a constant difference)
+    layers = {1: [0.20, 0.22, 0.21], 2: [0.30, 0.31, 0.29], 3: [0.24, 0.26, 0.25], 4: [0.5, 0.5, 0.5]}
     csvs, b = _table(tmp_path, layers, {"zero_shot": [0.9], "scratch": [0.6, 0.7, 0.65]})
     s = summarise(csvs, b, "t", tmp_path / "sweep.csv", tmp_path / "summary.json")
     assert s == json.loads((tmp_path / "summary.json").read_text())
-    assert s["target"] == "t" and s["metric"] == "nmse"
+    assert s["target"] == "t" and s["metric"] == "nmse" and s["n_seeds"] == 3
     assert s["best_layer"] == 1 and s["runner_up"] == 3
     assert s["margin"] == pytest.approx(0.25 - 0.21)
-    assert s["spread"] == pytest.approx(0.01)  # sample std (ddof=1) of both is 0.01
-    assert s["significant"] is True
+    assert s["p_value"] == 0.0 and s["resolved"] is True and "paired" in s["test"]
     assert set(s["layers"]) == {"1", "2", "3", "4"}
     l1 = s["layers"]["1"]
     assert l1["mean"] == pytest.approx(0.21) and l1["min"] == 0.20 and l1["max"] == 0.22
+    assert l1["ci95_high"] - l1["mean"] == pytest.approx(4.302652729911275 * 0.01 / np.sqrt(3))
     assert l1["cc_mean"] == pytest.approx(0.79) and l1["spec_err_mean"] == pytest.approx(0.1)
     assert set(s["baselines"]) == {"zero_shot", "scratch"}
     assert s["baselines"]["zero_shot"]["std"] == 0.0
@@ -194,24 +195,67 @@ def test_summary_best_layer_and_significance(tmp_path):
     assert list(sweep.columns) == CSV_COLUMNS and len(sweep) == 12 + 1 + 3
 
 
-def test_summary_not_significant_within_spread(tmp_path):
+def test_summary_not_resolved_when_paired_differences_change_sign(tmp_path):
     layers = {1: [0.20, 0.30, 0.25], 2: [0.24, 0.28, 0.26], 3: [0.6, 0.6, 0.6]}
     csvs, b = _table(tmp_path, layers, {"zero_shot": [0.9]})
     s = summarise(csvs, b, "t", tmp_path / "sweep.csv", tmp_path / "summary.json")
     assert s["best_layer"] == 1 and s["runner_up"] == 2
     assert s["margin"] == pytest.approx(0.01)
-    assert s["spread"] == pytest.approx(0.05)
-    assert s["significant"] is False
+    from scipy import stats
+    assert s["p_value"] == pytest.approx(stats.ttest_rel([0.24, 0.28, 0.26], [0.20, 0.30, 0.25]).pvalue)
+    assert s["resolved"] is False
+
+
+def test_seeds_draw_paired_small_sets(setup, tmp_path, monkeypatch):
+    """Within a seed every layer and the small-set baselines get the same draw; across seeds
+    the draws differ; no draw contains a val or test snapshot."""
+    import turbtl.transfer as T
+    from turbtl.data import split_members
+
+    seen = []
+    real = T.small_sets
+
+    def spy(path, n_small, seeds):
+        out = real(path, n_small, seeds)
+        seen.append({tuple(sd): x for sd, (x, _) in zip(seeds, out)})
+        return out
+
+    monkeypatch.setattr(T, "small_sets", spy)
+    cfg = dict(TCFG, seeds=3, epochs=1, subset_seed=4)
+    for L in (1, 3):
+        run_layer_job(setup["ckpt"], setup["target"], L, tmp_path / f"l{L}.csv", tmp_path / f"l{L}.pt",
+                      transfer_cfg=cfg, n_small=6, device="cpu")
+    for m in ("scratch", "finetune_all"):
+        run_baseline_job(setup["ckpt"], setup["target"], m, tmp_path / f"{m}.csv", transfer_cfg=cfg,
+                         training_cfg=TRCFG, network_cfg=NET, n_small=6, device="cpu")
+    assert len(seen) == 4
+    keys = [(4, 0), (4, 1), (4, 2)]
+    for d in seen:
+        assert list(d) == keys
+        for k in keys:  # paired: the same draw in every job
+            assert np.array_equal(d[k], seen[0][k])
+    assert not np.array_equal(seen[0][keys[0]], seen[0][keys[1]])
+    assert not np.array_equal(seen[0][keys[1]], seen[0][keys[2]])
+    # every drawn snapshot is a train snapshot
+    X_train = load_xy(setup["target"], "train")[0]
+    held = np.concatenate([load_xy(setup["target"], s)[0] for s in ("val", "test")])
+    for x in seen[0].values():
+        for snap in x:
+            assert any(np.array_equal(snap, t) for t in X_train)
+            assert not any(np.array_equal(snap, h) for h in held)
+    assert split_members(setup["target"])["test"]  # the file has test members to avoid
+    assert T.predictor_draw(cfg) == (4, 0)
 
 
 def test_subset_seed_selects_the_small_set(setup, tmp_path):
-    """transfer.subset_seed draws the small set: another seed, another set, other weights."""
+    """transfer.subset_seed roots the draws: another root, other sets, other weights."""
     from turbtl.data import small_subset
-    from turbtl.transfer import subset_seed
+    from turbtl.transfer import draw_seed, subset_seed
 
     assert subset_seed({}) == 0 and subset_seed({"subset_seed": 3}) == 3
-    a = small_subset(setup["target"], 8, seed=0)[0]
-    b = small_subset(setup["target"], 8, seed=3)[0]
+    assert draw_seed({"subset_seed": 3}, 2) == (3, 2)
+    a = small_subset(setup["target"], 8, seed=(0, 0))[0]
+    b = small_subset(setup["target"], 8, seed=(3, 0))[0]
     assert not np.array_equal(a, b)
     w = {}
     for s in (0, 3):

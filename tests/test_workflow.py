@@ -83,9 +83,16 @@ def test_figures_are_readable_images(tiny_run):
         img = mpimg.imread(png)
         assert img.ndim == 3 and img.shape[0] >= 300 and img.shape[1] >= 300, (png, img.shape)
         assert img[..., :3].std() > 0.01, f"{png} looks blank"
+    from turbtl.predict import PREDICTORS
+    from turbtl.verdict import AGGREGATE_COLUMNS, SUMMARY_COLUMNS
+
+    by_target = pd.read_csv(work / P.SUMMARY_BY_TARGET)
+    assert list(by_target.columns) == SUMMARY_COLUMNS
+    assert set(by_target.target) == set(cfg["targets"]) and set(by_target.predictor) == set(PREDICTORS)
     summary = pd.read_csv(work / P.SUMMARY_CSV)
-    assert set(summary.target) == set(cfg["targets"])
-    assert {"spectral", "gradient", "deepest"} <= set(summary.predictor)
+    assert list(summary.columns) == AGGREGATE_COLUMNS and list(summary.predictor) == list(PREDICTORS)
+    assert (summary.n_targets == len(cfg["targets"])).all()
+    assert ((summary.hit_rate >= 0) & (summary.hit_rate <= 1)).all()
 
 
 def test_one_more_target_needs_no_code_change(tiny_run, tmp_path):
@@ -118,6 +125,37 @@ def test_prediction_is_a_forecast(tmp_path):
     assert "rule predict" in out or "predict" in out
     for rule in ("transfer_layer", "transfer_baseline", "sweep_summary"):
         assert rule not in out, f"{rule} is upstream of predict"
+
+
+def test_predict_never_reads_val_or_test_members(tiny_run, tmp_path):
+    """The predictors (the probe included) read the base model, the base data and the
+    target's small set only: with every val/test snapshot of the target replaced by NaN,
+    a forced re-run of `predict` gives the same scores."""
+    from turbtl.io import write_netcdf
+
+    work, cfg = tiny_run
+    copy_dir = tmp_path / "nan"
+    shutil.copytree(work, copy_dir, symlinks=True)
+    f = copy_dir / P.FILTERED.format(system="high_re")
+    with xr.open_dataset(f, engine="netcdf4") as ds:
+        ds = ds.load()
+    held = np.isin(ds["split"].values.astype(str), ["val", "test"])
+    assert held.any()
+    for v in ("psi", "omega", "pi"):
+        ds[v].values[held] = np.nan
+    write_netcdf(ds, f)
+    pred = P.PREDICTION.format(target="high_re")
+    # `--forcerun=predict` (with "="): the option takes several values, the target must not be one
+    r = snakemake(copy_dir, cfg, "--forcerun=predict", "--cores", "1", pred)
+    assert r.returncode == 0, r.stderr[-6000:]
+    log = r.stdout + r.stderr
+    assert "rule predict" in log and "rule transfer_layer" not in log and "rule compare" not in log
+    new, old = read_json(copy_dir / pred), read_json(work / pred)
+    assert list(new["predictors"]) == list(old["predictors"])
+    for name, p in old["predictors"].items():
+        assert new["predictors"][name]["choice"] == p["choice"], name
+        for L, v in p["scores"].items():
+            assert new["predictors"][name]["scores"][L] == pytest.approx(v, rel=1e-6, abs=1e-12), (name, L)
 
 
 BAD = {

@@ -215,4 +215,8 @@ def _cross_checks(cfg) -> list[str]:
                 p.append(f"systems.{t}: its training members hold {train_snapshots(systems[t])} snapshots, fewer "
                          f"than the small TL set of {n_small} (transfer.fraction x base training snapshots); "
                          f"fix: raise systems.{t}.members or snapshots_per_member, or lower transfer.fraction")
+        if cfg["predict"]["probe_epochs"] > 0 and n_small < 2:
+            p.append(f"predict.probe_epochs = {cfg['predict']['probe_epochs']} needs a small TL set of at least 2 "
+                     f"snapshots to hold one out, but it has {n_small}; fix: raise transfer.fraction or set "
+                     "predict.probe_epochs: 0")
     return p

@@ -32,7 +32,7 @@ import torch
 from . import TurbtlError
 from .io import open_netcdf
 
-__all__ = ["load_xy", "split_members", "small_subset", "flow_attrs", "Normaliser",
+__all__ = ["load_xy", "split_members", "small_subset", "small_sets", "draw_indices", "flow_attrs", "Normaliser",
            "SYMMETRIES", "symmetry_group", "apply_symmetry", "augment_batch"]
 
 SPLITS = ("train", "val", "test")
@@ -93,23 +93,46 @@ def load_xy(path, split: str | None = None, members=None) -> tuple[np.ndarray, n
     return np.ascontiguousarray(X), np.ascontiguousarray(Y)
 
 
-def small_subset(path, n_small: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """A fixed random subset of ``n_small`` snapshots of the TRAIN members of ``path``.
+def draw_indices(n_total: int, n_small: int, seed) -> np.ndarray:
+    """Sorted indices of a random draw of ``n_small`` of ``n_total`` samples, no repeats.
 
-    The subset depends only on (file, n_small, seed), so every TL seed, every baseline and
-    every predictor sees the same small set.  Indices are sorted (member-major order kept).
+    ``seed`` is an int or a sequence of ints (``numpy.random.default_rng`` entropy), e.g.
+    ``(transfer.subset_seed, tl_seed)`` for the paired draws of the TL seeds.
     """
-    X, Y = load_xy(path, "train")
-    n_small = int(n_small)
+    seed = [int(v) for v in seed] if isinstance(seed, (tuple, list)) else int(seed)
+    return np.sort(np.random.default_rng(seed).choice(int(n_total), size=int(n_small), replace=False))
+
+
+def _check_small(path, n_small: int, n_train: int) -> None:
     if n_small < 1:
         raise TurbtlError(f"small target set size is {n_small}; fix: raise transfer.fraction in config.yaml")
-    if n_small > len(X):
+    if n_small > n_train:
         raise TurbtlError(
             f"{path}: the small TL set needs {n_small} snapshots but the train members hold only "
-            f"{len(X)}; fix: lower transfer.fraction, or give this target more members or "
+            f"{n_train}; fix: lower transfer.fraction, or give this target more members or "
             f"snapshots_per_member in config.yaml")
-    idx = np.sort(np.random.default_rng(seed).choice(len(X), size=n_small, replace=False))
-    return X[idx].copy(), Y[idx].copy()
+
+
+def small_subset(path, n_small: int, seed=0) -> tuple[np.ndarray, np.ndarray]:
+    """A random subset of ``n_small`` snapshots of the TRAIN members of ``path``.
+
+    The subset depends only on (file, n_small, seed); ``seed`` is an int or a tuple of ints
+    (:func:`draw_indices`).  It never touches the val or test members.  Indices are sorted
+    (member-major order kept).
+    """
+    return small_sets(path, n_small, [seed])[0]
+
+
+def small_sets(path, n_small: int, seeds) -> list[tuple[np.ndarray, np.ndarray]]:
+    """:func:`small_subset` for several seeds, reading the train members once."""
+    X, Y = load_xy(path, "train")
+    n_small = int(n_small)
+    _check_small(path, n_small, len(X))
+    out = []
+    for seed in seeds:
+        idx = draw_indices(len(X), n_small, seed)
+        out.append((X[idx].copy(), Y[idx].copy()))
+    return out
 
 
 def _as_tensor(a) -> torch.Tensor:

@@ -43,9 +43,28 @@ def open_netcdf(path, **kw) -> xr.Dataset:
     return xr.open_dataset(path, engine=ENGINE, **kw)
 
 
+def _strict(o):
+    """Non-finite floats -> None, recursively (strict JSON has no NaN or Infinity)."""
+    import math
+
+    import numpy as np
+
+    if isinstance(o, dict):
+        return {k: _strict(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_strict(v) for v in o]
+    if isinstance(o, np.ndarray):
+        return _strict(o.tolist())
+    if isinstance(o, (float, np.floating)):
+        return float(o) if math.isfinite(float(o)) else None
+    return o
+
+
 def write_json(obj, path) -> None:
+    """Strict JSON (NaN and infinities become null), written atomically."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=_default) + "\n")
+        tmp.write_text(json.dumps(_strict(obj), indent=2, sort_keys=False, default=_default,
+                                  allow_nan=False) + "\n")
 
 
 def read_json(path):

@@ -41,7 +41,8 @@ FIG_KERNELS = FIG_DIR + "/{target}/kernels.png"
 FIG_ACTIVATIONS = FIG_DIR + "/{target}/activations.png"
 FIG_SYSTEM_SPECTRA = FIG_DIR + "/{target}/system_spectra.png"
 FIG_SUMMARY = FIG_DIR + "/summary.png"
-SUMMARY_CSV = RESULTS + "/summary.csv"
+SUMMARY_CSV = RESULTS + "/summary.csv"  # one row per predictor, over all targets
+SUMMARY_BY_TARGET = RESULTS + "/summary_by_target.csv"  # one row per (target, predictor)
 
 BASELINE_METHODS = ("zero_shot", "scratch", "finetune_all", "full_target")
 

@@ -23,7 +23,8 @@ from .io import atomic_path  # noqa: E402
 __all__ = ["DPI", "save", "best_layer", "kernels", "activations", "system_spectra", "summary"]
 
 DPI = 120
-PREDICTOR_MARKERS = {"spectral": "v", "gradient": "^", "deepest": "s"}
+PREDICTOR_MARKERS = {"spectral": "v", "marginal": "<", "framework": ">", "gradient": "^",
+                     "probe": "P", "deepest": "s", "shallowest": "X"}
 BASELINE_NAMES = {"zero_shot": "zero shot (base net)", "scratch": "scratch (small set)",
                   "finetune_all": "fine-tune all layers", "full_target": "full target data"}
 
@@ -55,10 +56,15 @@ def _pred_colors(names):
 
 
 def _layer_stats(sweep_df: pd.DataFrame) -> pd.DataFrame:
+    """Per layer: mean nmse and cc, and the half-width of their 95% t-intervals over seeds."""
+    from scipy import stats
+
     rows = sweep_df[sweep_df["method"] == "tl_layer"]
     g = rows.groupby("layer")
-    tab = pd.DataFrame({"nmse": g["nmse"].mean(), "nmse_std": g["nmse"].std(ddof=1),
-                        "cc": g["cc"].mean(), "cc_std": g["cc"].std(ddof=1)})
+    n = g["nmse"].size()
+    t = pd.Series(stats.t.ppf(0.975, np.maximum(n - 1, 1)), index=n.index) / np.sqrt(n)
+    tab = pd.DataFrame({"nmse": g["nmse"].mean(), "nmse_std": g["nmse"].std(ddof=1) * t,
+                        "cc": g["cc"].mean(), "cc_std": g["cc"].std(ddof=1) * t})
     return tab.fillna({"nmse_std": 0.0, "cc_std": 0.0}).sort_index()
 
 
@@ -76,7 +82,7 @@ def best_layer(sweep_df: pd.DataFrame, summary: dict, prediction: dict, comparis
     for ax, col, lab in ((axes[0], "nmse", "test nMSE (lower is better)"),
                          (axes[1], "cc", "test correlation CC (higher is better)")):
         ax.errorbar(layers, tab[col], yerr=tab[f"{col}_std"], fmt="o-", color="k", capsize=3,
-                    label="TL: re-train one layer (mean ± std over seeds)")
+                    label="TL: re-train one layer (mean, 95% interval over seeds)")
         for (m, name), c in zip(BASELINE_NAMES.items(), base_pal):
             b = summary.get("baselines", {}).get(m)
             if not b:
@@ -96,9 +102,12 @@ def best_layer(sweep_df: pd.DataFrame, summary: dict, prediction: dict, comparis
         ax.set_xlabel("re-trained layer")
         ax.set_ylabel(lab)
         ax.set_xticks(layers)
-    if summary.get("significant") is not None:
-        axes[0].set_title(f"best layer {best}: {'beats' if summary.get('significant') else 'within seed spread of'}"
-                          f" runner-up {summary.get('runner_up')}", fontsize=9)
+    if summary.get("runner_up") is not None:
+        p = summary.get("p_value")
+        ptxt = f"paired p = {p:.3g}" if p is not None else "no paired test"
+        axes[0].set_title(f"best layer {best} {'beats' if summary.get('resolved') else 'is not resolved from'}"
+                          f" runner-up {summary.get('runner_up')} ({ptxt}, {summary.get('n_seeds')} seeds)",
+                          fontsize=9)
     axes[1].legend(fontsize=7, loc="best", framealpha=0.85)
     ax = axes[2]
     for pname, p in preds.items():
@@ -106,9 +115,12 @@ def best_layer(sweep_df: pd.DataFrame, summary: dict, prediction: dict, comparis
         rng = sc.max() - sc.min()
         norm = (sc - sc.min()) / rng if rng > 0 else sc * 0 + 1.0
         rho = None
+        reg = None
         if comparison:
-            rho = comparison.get("predictors", {}).get(pname, {}).get("spearman")
-        lab = f"{pname} (Spearman ρ = {rho:.2f})" if rho is not None else pname
+            c = comparison.get("predictors", {}).get(pname, {})
+            rho, reg = c.get("spearman"), c.get("regret")
+        lab = pname + (f" (regret {reg:.2f}" if reg is not None else " (regret n/a") + \
+            (f", ρ = {rho:.2f})" if rho is not None else ")")
         ax.plot(norm.index, norm.values, marker=PREDICTOR_MARKERS.get(pname, "D"), color=colors[pname], label=lab)
     ax.axvline(best, color="gold", lw=3, alpha=0.6, label=f"empirical best (layer {best})")
     ax.set_xlabel("layer")
@@ -249,57 +261,73 @@ def system_spectra(ds, path, *, base: str = "base", target: str = "target") -> N
     save(fig, path)
 
 
-def summary(table: pd.DataFrame, path) -> None:
-    """Predicted vs empirical best layer for every target and predictor, Spearman ρ annotated.
+def summary(by_target: pd.DataFrame, table: pd.DataFrame, path) -> None:
+    """Regret against cost per predictor; predicted vs empirical best layer; regret per target.
 
-    ``table`` has the summary.csv columns (target, predictor, predicted_layer,
-    empirical_best, within_spread, spearman, p_value, significant_best).
+    ``by_target`` has the columns of ``turbtl.verdict.SUMMARY_COLUMNS``, ``table`` those of
+    ``AGGREGATE_COLUMNS`` (one row per predictor).
     """
     _theme()
-    targets = list(dict.fromkeys(table["target"]))
-    preds = list(dict.fromkeys(table["predictor"]))
+    targets = list(dict.fromkeys(by_target["target"]))
+    preds = list(dict.fromkeys(by_target["predictor"]))
     colors = _pred_colors(preds)
-    fig, axes = plt.subplots(1, 2, figsize=(max(10, 2.2 * len(targets) + 6), 4.8),
-                             gridspec_kw={"width_ratios": [max(1.5, 0.6 * len(targets)), 1]})
+    fig, axes = plt.subplots(1, 3, figsize=(max(15, 1.1 * len(targets) + 12), 5.0),
+                             gridspec_kw={"width_ratios": [1, max(1.2, 0.35 * len(targets)), 1.1]})
     ax = axes[0]
+    for _, r in table.iterrows():
+        p = r["predictor"]
+        x = max(float(r["mean_cost_fraction"]) if np.isfinite(r["mean_cost_fraction"]) else 0.0, 1e-6)
+        y, w = float(r["mean_regret"]), float(r["worst_regret"])
+        if not np.isfinite(y):
+            continue
+        ax.errorbar([x], [y], yerr=[[0.0], [max(w - y, 0.0)]], fmt=PREDICTOR_MARKERS.get(p, "D"), ms=10,
+                    color=colors[p], mec="k", capsize=3, label=f"{p}: hit {r['hit_rate']:.0%}")
+    ax.axhline(0.10, ls=":", color="grey")
+    ax.axvline(0.05, ls=":", color="grey")
+    ax.annotate("goal: regret ≤ 0.10 at ≤ 5% of the sweep", (1e-6, 0.10), xytext=(2, 3),
+                textcoords="offset points", fontsize=7, color="grey")
+    ax.set_xscale("log")
+    ax.set_xlim(5e-7, 2)
+    ax.set_xlabel("cost / sweep's re-training time (1e-6: free rule)")
+    ax.set_ylabel("regret (mean; bar up to the worst target)")
+    ax.set_title("regret against cost, one point per predictor", fontsize=9)
+    ax.legend(fontsize=7, loc="upper right")
+    ax = axes[1]
     x = np.arange(len(targets))
-    emp = table.groupby("target", sort=False)["empirical_best"].first().reindex(targets)
-    sig = table.groupby("target", sort=False)["significant_best"].first().reindex(targets)
-    ax.scatter(x, emp.values, marker="*", s=320, color="gold", edgecolor="k", zorder=5, label="empirical best")
-    for xi, s, e in zip(x, sig.values, emp.values):
-        ax.annotate("significant" if bool(s) else "within spread", (xi, e), xytext=(0, -18),
+    first = by_target.groupby("target", sort=False).first().reindex(targets)
+    ax.scatter(x, first["empirical_best"].values, marker="*", s=320, color="gold", edgecolor="k",
+               zorder=5, label="empirical best")
+    for xi, res, e in zip(x, first["resolved"].values, first["empirical_best"].values):
+        ax.annotate("resolved" if bool(res) else "not resolved", (xi, e), xytext=(0, -18),
                     textcoords="offset points", ha="center", fontsize=7, color="grey")
-    width = 0.5
+    width = 0.6
     for j, p in enumerate(preds):
-        sub = table[table["predictor"] == p].set_index("target").reindex(targets)
-        dx = (j - (len(preds) - 1) / 2) * width / max(1, len(preds) - 1 or 1)
-        ok = sub["within_spread"].fillna(False).astype(bool).values
+        sub = by_target[by_target["predictor"] == p].set_index("target").reindex(targets)
+        dx = (j - (len(preds) - 1) / 2) * width / max(1, len(preds) - 1)
+        ok = sub["hit"].fillna(False).astype(bool).values
         xs = x + dx
         ys = sub["predicted_layer"].values.astype(float)
-        ax.scatter(xs[ok], ys[ok], marker=PREDICTOR_MARKERS.get(p, "D"), s=70, color=colors[p],
-                   edgecolor="k", label=f"{p} (filled: within seed spread of the best)")
-        ax.scatter(xs[~ok], ys[~ok], marker=PREDICTOR_MARKERS.get(p, "D"), s=70, facecolor="none",
+        ax.scatter(xs[ok], ys[ok], marker=PREDICTOR_MARKERS.get(p, "D"), s=55, color=colors[p],
+                   edgecolor="k", label=f"{p}")
+        ax.scatter(xs[~ok], ys[~ok], marker=PREDICTOR_MARKERS.get(p, "D"), s=55, facecolor="none",
                    edgecolor=colors[p], lw=1.5)
-        for xi, yi, rho in zip(xs, ys, sub["spearman"].values):
-            if np.isfinite(yi):
-                txt = "ρ=n/a" if rho is None or not np.isfinite(float(rho)) else f"ρ={float(rho):.2f}"
-                ax.annotate(txt, (xi, yi), xytext=(0, 9 if j % 2 == 0 else -15), textcoords="offset points",
-                            ha="center", fontsize=7, color=colors[p])
     ax.set_xticks(x)
-    ax.set_xticklabels(targets)
+    ax.set_xticklabels(targets, rotation=30, ha="right")
     ax.set_xlabel("target flow")
     ax.set_ylabel("layer (1 = shallowest)")
-    allv = np.concatenate([emp.values.astype(float), table["predicted_layer"].values.astype(float)])
-    ax.set_ylim(np.nanmin(allv) - 1, np.nanmax(allv) + 1.2)
+    allv = np.concatenate([first["empirical_best"].values.astype(float),
+                           by_target["predicted_layer"].values.astype(float)])
+    ax.set_ylim(np.nanmin(allv) - 1.2, np.nanmax(allv) + 1)
     ax.set_xlim(-0.7, len(targets) - 0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    ax.set_title("predicted (markers) vs empirical (star) best layer", fontsize=9)
-    ax = axes[1]
-    heat = table.pivot(index="predictor", columns="target", values="spearman").reindex(index=preds, columns=targets)
-    sns.heatmap(heat.astype(float), ax=ax, vmin=-1, vmax=1, cmap="RdBu_r", annot=True, fmt=".2f",
-                cbar_kws={"label": "Spearman ρ (scores vs −nMSE)"})
+    ax.set_title("predicted vs empirical best layer (filled: hit, not worse by the paired test)",
+                 fontsize=9)
+    ax = axes[2]
+    heat = by_target.pivot(index="predictor", columns="target", values="regret").reindex(index=preds, columns=targets)
+    sns.heatmap(heat.astype(float), ax=ax, vmin=0, vmax=1, cmap="rocket_r", annot=True, fmt=".2f",
+                cbar_kws={"label": "regret (0 = best layer, 1 = no better than zero shot)"})
     ax.set_xlabel("target flow")
     ax.set_ylabel("predictor")
-    ax.set_title("rank correlation with the sweep (+1 = perfect order)", fontsize=9)
+    ax.set_title("regret per target (blank: TL gains nothing)", fontsize=9)
     fig.tight_layout()
     save(fig, path)

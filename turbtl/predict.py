@@ -27,44 +27,107 @@ channels).  It reads: how many decades, on average over channels, layer L's acti
 spectra move between base and target inputs, at the wavenumbers where the two systems'
 data differ most.
 
-**gradient** (per-parameter RMS gradient).  ``g_L = || dLoss/d theta_L ||_2 / sqrt(n_L)``,
-theta_L the weight and bias of layer L (the parameters TL re-trains), n_L their number,
-Loss the MSE on normalised Pi over the whole small target set (what TL minimises), at the
-base network.  Dividing by sqrt(n_L) turns the norm into an RMS gradient per parameter, so
-that the 2-channel first layer and the 1-channel last layer are not penalised for having
-fewer parameters.  The weight-norm-relative variant ``||grad||/||theta||`` is stored as
-extra detail (``gradient_relative``), not as a predictor.
+**gradient** (the loss one gradient step on layer L can remove).  With ``ell`` the MSE on
+normalised Pi over the whole small target set (what TL minimises) at the base network,
+``g_L`` its gradient w.r.t. layer L's weight and bias (the parameters TL re-trains) and
+``H_L = (2/M) J_L^T J_L`` the Gauss-Newton curvature of ``ell`` in those parameters (M the
+number of terms of the mean, J_L the Jacobian of the output)::
 
-**deepest** (common ML wisdom): ``score(L) = L``.
+    score(L) = (g_L . g_L)^2 / (2 g_L^T H_L g_L) / ell
 
-Comparison with the sweep
--------------------------
-Spearman rank correlation between a predictor's scores and the NEGATIVE empirical
-per-layer mean test nmse (so +1 = the scores order the layers exactly as the sweep does),
-its p-value, the predictor's choice (argmax score; ties go to the shallowest layer), the
-empirical best (argmin mean nmse), and ``within_spread``:
-``mean(choice) - mean(best) <= max(std(best), std(choice))`` (stds over seeds; a NaN std,
-from a single seed, counts as 0).
+the share of the loss removed by the best step along ``-g_L`` in the linearised model
+(``g^T H g`` needs one forward-mode Jacobian-vector product per layer).  It is invariant to
+a rescaling of the layer's Jacobian.  Until issue 8 the gradient predictor was the
+per-parameter RMS ``||g_L|| / sqrt(n_L)``; that one grows with the Jacobian's scale, which
+grows towards the output, and on a constructed case (a base net with one layer perturbed,
+target = the unperturbed net's output) it pointed at a deeper layer in 4 of 5 tries, where
+this score pointed at the perturbed layer in 6 of 7 (tests/test_predict.py).  The RMS and
+``||g|| / ||theta||`` are kept in ``details`` (``gradient_rms``, ``gradient_relative``).
+The definition was fixed on that constructed case, before the predictor study ran.
+
+**deepest** (common ML wisdom): ``score(L) = L``.  **shallowest** (the other naive rule,
+and the study's empirical finding): ``score(L) = -L``.
+
+**marginal** (where the mismatch *enters*, not where it is largest).  The spectral shift
+``D_L`` above is cumulative: whatever mismatch enters at layer 2 is carried to every later
+layer, so it grows with depth by construction.  The marginal predictor scores the
+increment that layer L's own kernels add::
+
+    M_L = sum_k w(k) D_L^pre(k) - sum_k w(k) D_{L-1}^post(k)
+
+with ``D^pre``/``D^post`` the channel-mean |log10| shift (as above) of the pre-activation
+output of L and of the post-activation output of L-1 (its input), and ``D_0^post`` the shift
+of the normalised network input (psi, omega).  Choice: the layer with the largest increment.
+
+**framework** (the study's framework, as far as its text specifies it).  What the text says
+(Subel et al. 2023, abstract and significance statement; Darman et al. 2025, abstract): the
+framework *combines spectral analyses of the systems' data with spectral analyses of the
+network's kernels and activations* and names the best layer(s) before re-training; TL learns
+filters *consistent with the spectral differences of base and target data*; the base net
+under-estimates out-of-distribution activation spectra as they pass through the network.
+The steps and the decision rule were not readable (only abstracts were reachable), so the
+following is turbtl's choice, fixed before the predictor study was run: a layer is a good
+place to re-train where (1) the systems' data differ (``w(k)``), (2) the layer's INPUT
+already carries that difference (the activation shift ``D_{L-1}^post(k)``, D_0 the network
+input), and (3) the layer's kernels can act on those wavenumbers (the radial RMS kernel
+transfer magnitude ``R_L(k)`` over all (out, in) kernels of layer L, normalised to max 1)::
+
+    score_framework(L) = sum_k w(k) R_L(k) D_{L-1}^post(k) / sum_k w(k) R_L(k)
+
+i.e. the kernel-weighted mean input mismatch of layer L at the wavenumbers where the systems
+differ.
+
+**probe** (a short re-training, priced).  The predictors' small set is split at random into
+a fit part and a held-out part (``predict.probe_holdout``, default 1/3, at least one
+snapshot each).  Every layer is re-trained alone (``transfer.retrain_layer``, same batch
+size and lr as TL, one seed) for ``predict.probe_epochs`` epochs on the fit part, and::
+
+    score_probe(L) = -(held-out MSE of normalised Pi after the probe)
+
+It never reads the target's validation or test members.  Its cost is the sweep's times
+``probe_epochs (1 - holdout) / (seeds x epochs)`` plus the prefix and evaluation passes
+(5 seeds x 50 epochs and 10 probe epochs: about 3%); ``prediction.json`` records the
+measured seconds.
+
+Data: every predictor reads the small set of the FIRST TL seed's draw
+(``transfer.predictor_draw``): the one small set a user would have.
+
+Cost: each predictor's ``seconds`` in ``prediction.json`` is the wall time of everything it
+needs (shared work, e.g. the activation spectra, is counted for each predictor that uses
+it), measured on the predict job's device and threads.
+
+Comparison with the sweep (``compare``; statistics in ``turbtl.verdict``)
+------------------------------------------------------------------------
+Per predictor: its choice (argmax score; ties go to the shallowest layer), the empirical
+best (argmin of the seed-mean test nmse), ``regret`` (the share of the TL gain lost by the
+choice), ``hit`` (the choice is not significantly worse than the best: paired two-sided
+t-test over seeds, p >= alpha), the paired test's p-value, Spearman rank correlation of the
+scores with the NEGATIVE per-layer mean test nmse (secondary; +1 = the exact order), and
+the cost: ``seconds`` and ``cost_fraction`` = seconds / the sweep's total re-training time
+(the ``seconds`` of every ``tl_layer`` row).
 """
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
-import pandas as pd
 import torch
 import xarray as xr
-from scipy import stats
 
-from .diagnostics import channel_spectra
+from .data import Normaliser, draw_indices
+from .diagnostics import channel_spectra, kernel_spectra, radial_profile
+from .spectra import power_spectrum
 
 __all__ = [
-    "SPECTRA_FIELDS", "data_weights", "layer_spectral_shift", "spectral_scores",
-    "gradient_scores", "deepest_scores", "choice", "predict_layers", "empirical_table", "compare",
-    "SUMMARY_COLUMNS", "summary_rows", "evenly",
+    "SPECTRA_FIELDS", "PREDICTORS", "data_weights", "layer_spectral_shift", "spectral_scores",
+    "marginal_scores", "framework_scores", "gradient_scores", "probe_scores", "deepest_scores",
+    "shallowest_scores", "choice", "predict_layers", "evenly",
 ]
 
 SPECTRA_FIELDS = ("P_psi", "P_omega", "P_pi")
+#: every predictor, in the order of the tables and figures
+PREDICTORS = ("spectral", "marginal", "framework", "gradient", "probe", "deepest", "shallowest")
 _TINY = 1e-30
 
 
@@ -102,35 +165,95 @@ def layer_spectral_shift(s_base: np.ndarray, s_target: np.ndarray) -> np.ndarray
     return np.abs(np.log10(st + eps) - np.log10(sb + eps)).mean(axis=0)
 
 
-def spectral_scores(model, x_base: torch.Tensor, x_target: torch.Tensor, weights: np.ndarray,
-                    layers, *, batch_size: int = 8, stage: str = "pre"):
-    """score(L) = sum_k w(k) D_L(k) (module doc).  Returns (scores {L: s}, shifts {L: D_L(k)})."""
-    layers = [int(L) for L in layers]
+def _shifts(model, x_base, x_target, layers, batch_size):
+    """Channel-mean shifts per layer and stage, plus the network input's: {(L, stage): D(k)}."""
     cb = channel_spectra(model, x_base, layers, batch_size=batch_size)
     ct = channel_spectra(model, x_target, layers, batch_size=batch_size)
-    w = np.asarray(weights, np.float64)
-    scores, shifts = {}, {}
+    out = {}
     for L in layers:
-        dL = layer_spectral_shift(cb[L][stage], ct[L][stage])
-        if dL.shape != w.shape:
-            raise ValueError(f"layer {L}: activation spectra have {dL.shape[0]} shells, data weights {w.shape[0]}; "
-                             "base and target must share the LES grid")
-        shifts[L] = dL
+        for st in ("pre", "post"):
+            out[(L, st)] = layer_spectral_shift(cb[L][st], ct[L][st])
+    xb = x_base.detach().cpu().double().numpy() if isinstance(x_base, torch.Tensor) else x_base
+    xt = x_target.detach().cpu().double().numpy() if isinstance(x_target, torch.Tensor) else x_target
+    _, pb = power_spectrum(xb, average=False)
+    _, pt = power_spectrum(xt, average=False)
+    out[(0, "post")] = layer_spectral_shift(pb.mean(axis=0), pt.mean(axis=0))
+    return out
+
+
+def _check_shells(d, w, L):
+    if d.shape != w.shape:
+        raise ValueError(f"layer {L}: activation spectra have {d.shape[0]} shells, data weights "
+                         f"{w.shape[0]}; base and target must share the LES grid")
+
+
+def spectral_scores(model, x_base: torch.Tensor, x_target: torch.Tensor, weights: np.ndarray,
+                    layers, *, batch_size: int = 8, stage: str = "pre", shifts=None):
+    """score(L) = sum_k w(k) D_L(k) (module doc).  Returns (scores {L: s}, shifts {L: D_L(k)})."""
+    layers = [int(L) for L in layers]
+    sh = shifts if shifts is not None else _shifts(model, x_base, x_target, layers, batch_size)
+    w = np.asarray(weights, np.float64)
+    scores, out = {}, {}
+    for L in layers:
+        dL = sh[(L, stage)]
+        _check_shells(dL, w, L)
+        out[L] = dL
         scores[L] = float(np.sum(w * dL))
-    return scores, shifts
+    return scores, out
+
+
+def _input_shift(sh, L):
+    """Shift of the input of layer L: post-activation of L-1 (the network input for L = 1)."""
+    key = (L - 1, "post")
+    if key not in sh:
+        raise ValueError(f"layer {L}: the shift of its input (layer {L - 1}) was not computed; "
+                         "the marginal and framework predictors need every layer")
+    return sh[key]
+
+
+def marginal_scores(weights, layers, shifts) -> dict:
+    """M_L = sum_k w D_L^pre - sum_k w D_{L-1}^post (module doc)."""
+    w = np.asarray(weights, np.float64)
+    return {int(L): float(np.sum(w * shifts[(int(L), "pre")]) - np.sum(w * _input_shift(shifts, int(L))))
+            for L in layers}
+
+
+def framework_scores(model, weights, layers, shifts) -> dict:
+    """sum_k w R_L D_{L-1}^post / sum_k w R_L, R_L the layer's kernel magnitude (module doc)."""
+    w = np.asarray(weights, np.float64)
+    n = 2 * (len(w) - 1)
+    out = {}
+    for L in layers:
+        L = int(L)
+        r = radial_profile(kernel_spectra(model.layer(L).weight, n))  # (out, in, nk)
+        r = np.sqrt((r ** 2).reshape(-1, r.shape[-1]).mean(axis=0))
+        r = r / r.max() if r.max() > 0 else r
+        d = _input_shift(shifts, L)
+        _check_shells(d, w, L)
+        den = float(np.sum(w * r))
+        out[L] = float(np.sum(w * r * d) / den) if den > 0 else 0.0
+    return out
 
 
 def gradient_scores(model, x_target: torch.Tensor, y_target: torch.Tensor, layers, *,
                     batch_size: int = 16):
-    """Per-parameter RMS gradient of the target MSE loss at the base network (module doc).
+    """Share of the target loss that one optimal gradient step on layer L removes (module doc).
 
-    The loss is the mean over all samples and grid points; mini-batches are accumulated
-    with weights B_i / N so the gradient is that of the full-set loss.  Returns
-    ``(scores {L: ||g||/sqrt(n)}, relative {L: ||g||/||theta||})``.  The model's
-    parameters and ``requires_grad`` flags are left as they were.
+    ``ell`` is the MSE over all samples and grid points of the small set (mini-batches are
+    accumulated with weights B_i / N: the full-set loss), ``g_L`` its gradient w.r.t. layer
+    L's weight and bias and ``J_L g_L`` the change of the output along ``g_L`` (a forward-mode
+    Jacobian-vector product)::
+
+        score(L) = (g_L . g_L)^2 / (2 g_L^T H_L g_L) / ell,   H_L = (2/M) J_L^T J_L
+
+    Returns ``(scores, relative {L: ||g||/||theta||}, rms {L: ||g||/sqrt(n_L)})``.  The model's
+    parameters, gradients and ``requires_grad`` flags are left as they were.
     """
+    from torch.func import functional_call, jvp
+
     layers = [int(L) for L in layers]
     params = list(model.parameters())
+    named = dict(model.named_parameters())
     flags = [p.requires_grad for p in params]
     dev = params[0].device
     dtype = params[0].dtype
@@ -140,30 +263,90 @@ def gradient_scores(model, x_target: torch.Tensor, y_target: torch.Tensor, layer
     for p in params:
         p.requires_grad_(True)
     n = x_target.shape[0]
+    m_total = float(y_target[0].numel()) * n  # M: the number of terms of the mean
+    batches = [(x_target[i:i + batch_size].to(dev, dtype), y_target[i:i + batch_size].to(dev, dtype))
+               for i in range(0, n, batch_size)]
     try:
-        for i in range(0, n, batch_size):
-            xb = x_target[i:i + batch_size].to(dev, dtype)
-            yb = y_target[i:i + batch_size].to(dev, dtype)
+        ell = 0.0
+        for xb, yb in batches:
             loss = torch.mean((model(xb) - yb) ** 2) * (xb.shape[0] / n)
             loss.backward()
-        scores, rel = {}, {}
+            ell += float(loss.detach())
+        frozen = {k: v.detach() for k, v in named.items()}
+        scores, rel, rms = {}, {}, {}
         for L in layers:
-            ps = model.layer_parameters(L)
-            g2 = sum(float((p.grad.double() ** 2).sum()) for p in ps)
-            w2 = sum(float((p.detach().double() ** 2).sum()) for p in ps)
-            npar = sum(p.numel() for p in ps)
-            scores[L] = math.sqrt(g2) / math.sqrt(npar)
+            ids = {id(p) for p in model.layer_parameters(L)}
+            keys = [k for k, p in named.items() if id(p) in ids]
+            tang = {k: named[k].grad.detach().clone() for k in keys}
+            g2 = sum(float((t.double() ** 2).sum()) for t in tang.values())
+            w2 = sum(float((named[k].detach().double() ** 2).sum()) for k in keys)
+            npar = sum(named[k].numel() for k in keys)
+            jg2 = 0.0
+            with torch.no_grad():
+                for xb, _ in batches:
+                    def f(p, xb=xb):
+                        return functional_call(model, {**frozen, **p}, (xb,))
+                    _, jv = jvp(f, ({k: frozen[k] for k in keys},), (tang,))
+                    jg2 += float((jv.double() ** 2).sum())
+            curv = 2.0 / m_total * jg2  # g^T H g
+            scores[L] = (g2 * g2 / (2.0 * curv) / ell) if curv > 0 and ell > 0 else 0.0
             rel[L] = math.sqrt(g2) / math.sqrt(w2) if w2 > 0 else float("inf")
+            rms[L] = math.sqrt(g2) / math.sqrt(npar)
     finally:
         model.zero_grad(set_to_none=True)
-        for p, f in zip(params, flags):
-            p.requires_grad_(f)
+        for p, fl in zip(params, flags):
+            p.requires_grad_(fl)
         model.train(was_training)
-    return scores, rel
+    return scores, rel, rms
+
+
+def probe_split(n: int, holdout: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(fit, held-out) indices of the small set: a random ``holdout`` share, >= 1 each."""
+    if n < 2:
+        raise ValueError(f"the probe needs a small set of at least 2 snapshots, got {n}; "
+                         "fix: raise transfer.fraction or set predict.probe_epochs: 0")
+    n_hold = min(n - 1, max(1, int(round(float(holdout) * n))))
+    hold = draw_indices(n, n_hold, seed)
+    fit = np.setdiff1d(np.arange(n), hold)
+    return fit, hold
+
+
+def probe_scores(model, x_target: torch.Tensor, y_target: torch.Tensor, layers, *, epochs: int,
+                 batch_size: int, lr: float, holdout: float, seed: int = 0, device="cpu") -> tuple[dict, dict]:
+    """-(held-out MSE) after re-training each layer briefly on the fit part (module doc).
+
+    ``x_target``, ``y_target`` are NORMALISED.  Returns ``(scores, details)``; details hold
+    the split sizes and the held-out MSE of the base network (no re-training).
+    """
+    from .transfer import retrain_layer  # transfer imports nothing from here
+
+    layers = [int(L) for L in layers]
+    fit, hold = probe_split(x_target.shape[0], holdout, seed)
+    c = int(x_target.shape[1])
+    ident = Normaliser(np.zeros(c), np.ones(c), np.zeros(1), np.ones(1))
+    xf, yf = x_target[fit], y_target[fit]
+    xh, yh = x_target[hold].to(device), y_target[hold].to(device)
+
+    def held_out_mse(m):
+        with torch.no_grad():
+            return float(torch.mean((m(xh) - yh) ** 2))
+
+    scores = {}
+    for L in layers:
+        m, _ = retrain_layer(model, L, xf, yf, ident, epochs=int(epochs), batch_size=int(batch_size),
+                             lr=float(lr), seed=int(seed), device=device)
+        scores[L] = -held_out_mse(m)
+    details = {"n_fit": int(len(fit)), "n_holdout": int(len(hold)), "epochs": int(epochs),
+               "holdout_mse_base": held_out_mse(model)}
+    return scores, details
 
 
 def deepest_scores(layers) -> dict:
     return {int(L): float(L) for L in layers}
+
+
+def shallowest_scores(layers) -> dict:
+    return {int(L): -float(L) for L in layers}
 
 
 def choice(scores: dict) -> int:
@@ -181,112 +364,71 @@ def choice(scores: dict) -> int:
 
 
 def predict_layers(model, x_base, x_target, y_target, base_spectra, target_spectra, layers, *,
-                   batch_size: int = 8, inputs=()) -> dict:
-    """All predictors in the ``prediction.json`` format (docs/DESIGN.md)."""
-    layers = [int(L) for L in layers]
+                   batch_size: int = 8, probe: dict | None = None, device=None, inputs=()) -> dict:
+    """All predictors in the ``prediction.json`` format (docs/DESIGN.md), each with its cost.
+
+    ``x_*``, ``y_target`` are normalised.  ``probe``: ``{"epochs", "holdout", "lr",
+    "batch_size", "seed"}``; epochs 0 (or None) leaves the probe out.  The marginal and
+    framework predictors need the activation spectra of EVERY layer up to the deepest scored
+    one; they are computed for ``1..max(layers)`` and only ``layers`` are scored.
+    """
+    layers = sorted(int(L) for L in layers)
+    device = device if device is not None else next(model.parameters()).device
+    t0 = time.perf_counter()
     k, w, d = data_weights(base_spectra, target_spectra)
-    spec, shifts = spectral_scores(model, x_base, x_target, w, layers, batch_size=batch_size)
-    grad, rel = gradient_scores(model, x_target, y_target, layers, batch_size=batch_size)
-    deep = deepest_scores(layers)
+    t_w = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    shifts = _shifts(model, x_base, x_target, list(range(1, max(layers) + 1)), batch_size)
+    t_act = time.perf_counter() - t0
+    timed = {}
 
-    def entry(s):
-        return {"scores": {str(L): v for L, v in s.items()}, "choice": choice(s)}
+    def run(name, fn, shared=0.0):
+        t = time.perf_counter()
+        res = fn()
+        timed[name] = (res, time.perf_counter() - t + shared)
+        return res
 
+    spec, spec_shift = run("spectral", lambda: spectral_scores(model, x_base, x_target, w, layers,
+                                                                shifts=shifts), t_w + t_act)
+    run("marginal", lambda: marginal_scores(w, layers, shifts), t_w + t_act)
+    run("framework", lambda: framework_scores(model, w, layers, shifts), t_w + t_act)
+    _, rel, rms = run("gradient", lambda: gradient_scores(model, x_target, y_target, layers,
+                                                           batch_size=batch_size))
+    probe_details = None
+    if probe and int(probe.get("epochs") or 0) > 0:
+        _, probe_details = run("probe", lambda: probe_scores(
+            model, x_target, y_target, layers, epochs=int(probe["epochs"]),
+            batch_size=int(probe["batch_size"]), lr=float(probe["lr"]),
+            holdout=float(probe["holdout"]), seed=int(probe.get("seed", 0)), device=device))
+    run("deepest", lambda: deepest_scores(layers))
+    run("shallowest", lambda: shallowest_scores(layers))
+    preds = {}
+    for name in PREDICTORS:
+        if name not in timed:
+            continue
+        res, secs = timed[name]
+        sc = res[0] if isinstance(res, tuple) else res
+        preds[name] = {"scores": {str(L): float(v) for L, v in sc.items()}, "choice": choice(sc),
+                       "seconds": float(secs)}
     return {
-        "predictors": {"spectral": entry(spec), "gradient": entry(grad), "deepest": entry(deep)},
+        "predictors": preds,
         "inputs": [str(p) for p in inputs],
         "details": {
             "k": k.tolist(),
             "data_weight": w.tolist(),
             # only the weighted shells: k = 0 of zero-mean fields is round-off, Nyquist incomplete
             "data_log_ratio": [float(v) if wv > 0 else None for v, wv in zip(d, w)],
-            "activation_shift": {str(L): v.tolist() for L, v in shifts.items()},
+            "activation_shift": {str(L): v.tolist() for L, v in spec_shift.items()},
+            "input_shift": shifts[(0, "post")].tolist(),
             "gradient_relative": {str(L): v for L, v in rel.items()},
+            "gradient_rms": {str(L): v for L, v in rms.items()},
+            "probe": probe_details,
             "n_base_samples": int(x_base.shape[0]),
             "n_target_samples": int(x_target.shape[0]),
             "spectral_stage": "pre",
-            "gradient_normalisation": "sqrt(number of parameters of the layer, weight + bias)",
+            "seconds_shared": {"data_weights": t_w, "activation_spectra": t_act},
         },
     }
-
-
-def empirical_table(sweep_df: pd.DataFrame, summary: dict | None = None, metric: str = "nmse") -> pd.DataFrame:
-    """Per-layer mean and std (over seeds) of the TL test metric, indexed by layer.
-
-    Uses the sweep summary's per-layer numbers where it has them (so that the spread is the
-    one the sweep used to call a best layer), else computes them from the sweep rows
-    (``method == 'tl_layer'``; sample std, ddof=1).
-    """
-    rows = sweep_df[sweep_df["method"] == "tl_layer"] if "method" in sweep_df else sweep_df
-    g = rows.groupby("layer")[metric]
-    tab = pd.DataFrame({"mean": g.mean(), "std": g.std(ddof=1), "n": g.size()})
-    if summary and metric == summary.get("metric", "nmse") and summary.get("layers"):
-        for L, v in summary["layers"].items():
-            for col in ("mean", "std"):
-                if v.get(col) is not None:
-                    tab.loc[int(L), col] = float(v[col])
-    tab.index = tab.index.astype(int)
-    return tab.sort_index()
-
-
-def _finite_or_none(x):
-    x = float(x)
-    return x if math.isfinite(x) else None
-
-
-def compare(prediction: dict, sweep_df: pd.DataFrame, summary: dict | None = None) -> dict:
-    """Each predictor against the empirical sweep (module doc).  ``comparison.json`` format."""
-    tab = empirical_table(sweep_df, summary)
-    best = int(tab["mean"].idxmin())
-    out = {"target": (summary or {}).get("target"), "metric": "nmse", "empirical_best": best,
-           "significant_best": bool((summary or {}).get("significant", False)),
-           "empirical": {str(L): {"mean": _finite_or_none(r["mean"]), "std": _finite_or_none(r["std"])}
-                         for L, r in tab.iterrows()},
-           "predictors": {}}
-    for name, pred in prediction["predictors"].items():
-        scores = {int(L): float(s) for L, s in pred["scores"].items()}
-        common = [L for L in tab.index if L in scores]
-        sc = np.array([scores[L] for L in common])
-        neg = -tab.loc[common, "mean"].to_numpy()
-        if len(common) >= 2 and np.ptp(sc) > 0 and np.ptp(neg) > 0:
-            res = stats.spearmanr(sc, neg)
-            rho, p = float(res.statistic), float(res.pvalue)
-        else:
-            rho, p = float("nan"), float("nan")
-        ch = int(pred.get("choice", choice(scores)))
-        if ch in tab.index:
-            sd_b = tab.loc[best, "std"]
-            sd_c = tab.loc[ch, "std"]
-            sd_b = 0.0 if not math.isfinite(sd_b) else float(sd_b)
-            sd_c = 0.0 if not math.isfinite(sd_c) else float(sd_c)
-            gap = float(tab.loc[ch, "mean"] - tab.loc[best, "mean"])
-            within = bool(gap <= max(sd_b, sd_c))
-            rank = int((tab["mean"] < tab.loc[ch, "mean"]).sum()) + 1
-        else:  # the predictor chose a layer the sweep did not run
-            gap, within, rank = float("nan"), False, None
-        out["predictors"][name] = {
-            "spearman": _finite_or_none(rho), "p_value": _finite_or_none(p), "n_layers": len(common),
-            "choice": ch, "empirical_best": best, "within_spread": within,
-            "gap": _finite_or_none(gap), "choice_rank": rank,
-        }
-    return out
-
-
-SUMMARY_COLUMNS = ["target", "predictor", "predicted_layer", "empirical_best", "within_spread",
-                   "spearman", "p_value", "significant_best"]
-
-
-def summary_rows(target: str, comparison: dict, sweep_summary: dict | None = None) -> list[dict]:
-    """Rows of ``summary.csv`` (columns :data:`SUMMARY_COLUMNS`) for one target."""
-    sig = (sweep_summary or {}).get("significant", comparison.get("significant_best", False))
-    rows = []
-    for name, c in comparison["predictors"].items():
-        rows.append({"target": target, "predictor": name, "predicted_layer": int(c["choice"]),
-                     "empirical_best": int(c["empirical_best"]), "within_spread": bool(c["within_spread"]),
-                     "spearman": c["spearman"] if c["spearman"] is not None else float("nan"),
-                     "p_value": c["p_value"] if c["p_value"] is not None else float("nan"),
-                     "significant_best": bool(sig)})
-    return rows
 
 
 def evenly(a, m: int):

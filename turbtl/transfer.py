@@ -8,7 +8,10 @@ computes weight gradients for layer L alone (the later layers only pass input gr
 back).  Data augmentation is OFF in TL: a cached prefix activation cannot be rotated or
 reflected (the prefix of a transformed input is not a transform of the cached prefix for a
 network with general kernels), and the reference study does not augment TL either.
-Seeds change only the order of the mini-batches (the start point is the base network).
+Seeds carry data noise, in a paired design (``turbtl.verdict``): TL seed s draws its own
+small target set from the target's train members with the seed ``(transfer.subset_seed, s)``
+(:func:`draw_seed`) and orders its mini-batches with s; within one seed every layer and the
+small-set baselines (scratch, finetune_all) use that same draw.
 
 Baselines (``run_baseline_job``): ``zero_shot`` (base net, no TL), ``scratch`` (fresh net of the
 same architecture, base normaliser, small set, transfer epochs), ``finetune_all`` (every layer
@@ -28,13 +31,14 @@ import pandas as pd
 import torch
 
 from . import TurbtlError
-from .data import Normaliser, flow_attrs, load_xy, small_subset, symmetry_group
+from .data import Normaliser, flow_attrs, load_xy, small_sets, symmetry_group
 from .io import atomic_path, write_json
 from .network import NetConfig, SGSNet
 from .training import _tensor, evaluate, fit, load_checkpoint
+from .verdict import ALPHA, layer_stats, paired_test, per_seed
 
 __all__ = ["retrain_layer", "load_tl_model", "run_layer_job", "run_baseline_job", "summarise",
-           "CSV_COLUMNS", "n_seeds", "subset_seed"]
+           "CSV_COLUMNS", "n_seeds", "subset_seed", "draw_seed", "predictor_draw"]
 
 CSV_COLUMNS = ["target", "method", "layer", "seed", "n_train", "epochs", "mse", "nmse", "cc",
                "spec_err", "seconds"]
@@ -48,9 +52,22 @@ def n_seeds(transfer_cfg: dict) -> list[int]:
 
 
 def subset_seed(transfer_cfg: dict) -> int:
-    """Seed that draws the small target set (``transfer.subset_seed``): one set shared by
-    every TL seed, the scratch/fine-tune baselines and the predictors."""
+    """``transfer.subset_seed``: the root of the small-set draws (see :func:`draw_seed`)."""
     return int(transfer_cfg.get("subset_seed", 0))
+
+
+def draw_seed(transfer_cfg: dict, seed: int) -> tuple[int, int]:
+    """Seed of the small target set of TL seed ``seed``: ``(transfer.subset_seed, seed)``.
+
+    Every layer and the small-set baselines of one TL seed use this draw (paired); the
+    predictors use the draw of the first TL seed (the one small set a user would have).
+    """
+    return (subset_seed(transfer_cfg), int(seed))
+
+
+def predictor_draw(transfer_cfg: dict) -> tuple[int, int]:
+    """The small-set draw the predictors read: that of the first TL seed."""
+    return draw_seed(transfer_cfg, n_seeds(transfer_cfg)[0])
 
 
 def _target_name(data_path) -> str:
@@ -136,17 +153,18 @@ def _write_csv(rows, path):
 
 def run_layer_job(model_path, data_path, layer: int, out_csv, out_weights, *, transfer_cfg: dict,
                   n_small: int, device, log=None) -> pd.DataFrame:
-    """Re-train layer ``layer`` for every seed; score on the target's test members."""
+    """Re-train layer ``layer`` for every seed, each on its own small-set draw
+    (:func:`draw_seed`); score on the target's test members."""
     log = log or _log
     dev = torch.device(device)
     layer = int(layer)
     base, norm, _ = load_checkpoint(model_path, dev)
     target = _target_name(data_path)
-    Xs, Ys = small_subset(data_path, n_small, seed=subset_seed(transfer_cfg))
+    seeds = n_seeds(transfer_cfg)
+    sets = small_sets(data_path, n_small, [draw_seed(transfer_cfg, s) for s in seeds])
     Xt, Yt = load_xy(data_path, "test")
     rows, weights = [], {}
-    seeds = n_seeds(transfer_cfg)
-    for seed in seeds:
+    for seed, (Xs, Ys) in zip(seeds, sets):
         t0 = time.perf_counter()
         model, hist = retrain_layer(base, layer, Xs, Ys, norm, epochs=int(transfer_cfg["epochs"]),
                                     batch_size=int(transfer_cfg["batch_size"]),
@@ -187,7 +205,7 @@ def run_baseline_job(model_path, data_path, method: str, out_csv, *, transfer_cf
                               float(training_cfg["lr"]))
             augment = bool(training_cfg.get("augment", False))
         else:
-            train, val = small_subset(data_path, n_small, seed=subset_seed(transfer_cfg)), None
+            train, val = None, None  # the small set of each seed (paired with the TL layers)
             epochs, bs, lr = (int(transfer_cfg["epochs"]), int(transfer_cfg["batch_size"]),
                               float(transfer_cfg["lr"]))
             augment = False  # like the TL runs it is compared with
@@ -195,7 +213,10 @@ def run_baseline_job(model_path, data_path, method: str, out_csv, *, transfer_cf
         if network_cfg and NetConfig(**network_cfg) != base.cfg:
             log.warning("network config %s differs from the base checkpoint's %s; the baseline "
                         "uses the checkpoint's architecture", network_cfg, base.cfg)
-        for seed in n_seeds(transfer_cfg):
+        seeds = n_seeds(transfer_cfg)
+        sets = (small_sets(data_path, n_small, [draw_seed(transfer_cfg, s) for s in seeds])
+                if method != "full_target" else [train] * len(seeds))
+        for seed, train in zip(seeds, sets):
             t0 = time.perf_counter()
             if method == "finetune_all":
                 model = copy.deepcopy(base)
@@ -217,42 +238,37 @@ def run_baseline_job(model_path, data_path, method: str, out_csv, *, transfer_cf
 
 
 # ------------------------------------------------------------------------- summary
-def _stats(df: pd.DataFrame) -> dict:
-    def std(s):
-        return float(s.std(ddof=1)) if len(s) > 1 else 0.0
-    return {"mean": float(df["nmse"].mean()), "std": std(df["nmse"]),
-            "min": float(df["nmse"].min()), "max": float(df["nmse"].max()),
-            "cc_mean": float(df["cc"].mean()), "cc_std": std(df["cc"]),
-            "spec_err_mean": float(df["spec_err"].mean()), "n": int(len(df))}
-
-
-def summarise(layer_csvs, baseline_csvs, target: str, out_csv, out_json) -> dict:
+def summarise(layer_csvs, baseline_csvs, target: str, out_csv, out_json, *,
+              alpha: float = ALPHA) -> dict:
     """sweep.csv (all rows) and summary.json (docs/DESIGN.md).
 
-    Metric: test ``nmse``; per layer the mean, sample std (ddof=1; 0 for one seed), min, max
-    over seeds.  ``best_layer``: lowest mean; ``runner_up``: second lowest; ``margin`` =
-    mean(runner_up) - mean(best); ``spread`` = max of their stds; ``significant`` = margin >
-    spread.  With a single layer, runner_up/margin/spread are null and significant false.
+    Metric: test ``nmse``.  Per layer and per baseline (``turbtl.verdict.layer_stats``): mean,
+    sample std, 95% t-interval over seeds, min, max.  ``best_layer``: lowest mean;
+    ``runner_up``: second lowest; ``margin`` = mean(runner_up) - mean(best); ``p_value``: the
+    paired two-sided t-test of runner-up minus best over seeds; ``resolved`` = p < alpha.
+    With a single layer or a single seed there is no test: p null, resolved false.
     """
     frames = [pd.read_csv(p) for p in list(layer_csvs) + list(baseline_csvs)]
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=CSV_COLUMNS)
     df = df[CSV_COLUMNS].sort_values(["method", "layer", "seed"], kind="stable")
     tl = df[df["method"] == "tl_layer"]
-    layers = {str(int(L)): _stats(g) for L, g in tl.groupby("layer")}
-    baselines = {str(m): _stats(g) for m, g in df[df["method"] != "tl_layer"].groupby("method")}
+    layers = {str(int(L)): layer_stats(g) for L, g in tl.groupby("layer")}
+    baselines = {str(m): layer_stats(g) for m, g in df[df["method"] != "tl_layer"].groupby("method")}
     ranked = sorted(layers, key=lambda L: (layers[L]["mean"], int(L)))
     if not ranked:
         raise TurbtlError(f"no per-layer TL results for {target}; fix: transfer.layers must "
                           "name at least one layer")
     best = ranked[0]
     out = {"target": target, "metric": "nmse", "layers": layers, "baselines": baselines,
-           "best_layer": int(best), "runner_up": None, "margin": None, "spread": None,
-           "significant": False}
+           "best_layer": int(best), "runner_up": None, "margin": None, "p_value": None,
+           "resolved": False, "alpha": float(alpha), "n_seeds": int(tl["seed"].nunique()),
+           "test": None}
     if len(ranked) > 1:
         ru = ranked[1]
-        margin = layers[ru]["mean"] - layers[best]["mean"]
-        spread = max(layers[best]["std"], layers[ru]["std"])
-        out.update(runner_up=int(ru), margin=margin, spread=spread, significant=bool(margin > spread))
+        t = paired_test(per_seed(tl, int(ru)), per_seed(tl, int(best)))
+        out.update(runner_up=int(ru), margin=layers[ru]["mean"] - layers[best]["mean"],
+                   p_value=t["p"], test=t["test"],
+                   resolved=bool(t["p"] is not None and t["p"] < alpha))
     with atomic_path(out_csv) as tmp:
         df.to_csv(tmp, index=False)
     write_json(out, out_json)

@@ -67,7 +67,7 @@ def train_mem_mb(wc=None):
 
 
 def all_outputs():
-    out = [P.BASE_MODEL, P.BASE_METRICS, P.BASE_KERNELS, P.FIG_SUMMARY, P.SUMMARY_CSV]
+    out = [P.BASE_MODEL, P.BASE_METRICS, P.BASE_KERNELS, P.FIG_SUMMARY, P.SUMMARY_CSV, P.SUMMARY_BY_TARGET]
     for t in TARGETS:
         out += [
             P.SWEEP_CSV.format(target=t),

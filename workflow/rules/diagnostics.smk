@@ -91,7 +91,7 @@ rule activations:
 
 
 rule predict:
-    """Score every layer before any re-training: spectral, gradient and deepest-layer predictors."""
+    """Score every layer before any re-training: spectral, marginal, framework, gradient, probe, deepest, shallowest."""
     input:
         model=P.BASE_MODEL,
         base=P.FILTERED.format(system=BASE),
@@ -106,6 +106,7 @@ rule predict:
         layers=LAYERS,
         n_small=N_SMALL,
         transfer=config["transfer"],
+        predict=config["predict"],
         samples=config["diagnostics"]["activation_samples"],
         device=config["device"],
     threads: 1
@@ -119,15 +120,16 @@ rule predict:
 
 
 rule compare:
-    """Each predictor against the empirical sweep: Spearman rho, and whether its choice is within the seed spread."""
+    """Each predictor against the empirical sweep: regret, hit (paired test), Spearman rho, cost."""
     input:
         prediction=P.PREDICTION,
         sweep=P.SWEEP_CSV,
-        summary=P.SWEEP_SUMMARY,
     output:
         P.COMPARISON,
     log:
         P.log("compare", "{target}"),
+    params:
+        alpha=config["transfer"]["alpha"],
     threads: 1
     resources:
         mem_mb=1000,
@@ -168,12 +170,12 @@ rule figures_target:
 
 
 rule summary:
-    """Predicted against empirical best layer for every target and predictor."""
+    """Every predictor over every target: hit rate, mean and worst regret, Spearman, cost."""
     input:
         comparisons=expand(P.COMPARISON, target=TARGETS),
-        summaries=expand(P.SWEEP_SUMMARY, target=TARGETS),
     output:
         table=P.SUMMARY_CSV,
+        by_target=P.SUMMARY_BY_TARGET,
         figure=report(P.FIG_SUMMARY, caption="../report/summary.rst", category="summary", labels={"figure": "summary"}),
     log:
         P.log("summary"),

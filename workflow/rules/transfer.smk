@@ -61,6 +61,8 @@ rule sweep_summary:
         summary=P.SWEEP_SUMMARY,
     log:
         P.log("sweep_summary", "{target}"),
+    params:
+        alpha=config["transfer"]["alpha"],
     threads: 1
     resources:
         mem_mb=1000,

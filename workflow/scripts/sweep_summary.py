@@ -12,7 +12,7 @@ if smk.log:
 logging.basicConfig(level=logging.INFO, stream=sys.stderr, force=True,
                     format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 out = summarise(list(smk.input.layers), list(smk.input.baselines), smk.wildcards.target,
-                smk.output.table, smk.output.summary)
-logging.getLogger("turbtl.sweep_summary").info("best layer %s (runner-up %s, margin %s, spread %s, significant %s)",
+                smk.output.table, smk.output.summary, alpha=float(smk.params.alpha))
+logging.getLogger("turbtl.sweep_summary").info("best layer %s (runner-up %s, margin %s, paired p %s, resolved %s)",
                                                 out["best_layer"], out["runner_up"], out["margin"],
-                                                out["spread"], out["significant"])
+                                                out["p_value"], out["resolved"])
