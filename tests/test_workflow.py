@@ -95,6 +95,35 @@ def test_figures_are_readable_images(tiny_run):
     assert ((summary.hit_rate >= 0) & (summary.hit_rate <= 1)).all()
 
 
+def test_report_writes_the_readme_block_from_results(tiny_run, tmp_path):
+    """`python -m turbtl.report` fills the README block from results/ (numbers never by hand)."""
+    import subprocess
+    import sys
+
+    from turbtl.predict import PREDICTORS
+
+    work, _ = tiny_run
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- report:default:start -->\nold numbers\n<!-- report:default:end -->\nrest\n")
+    r = subprocess.run([sys.executable, "-m", "turbtl.report", "--results-root", str(work),
+                        "--readme", str(readme)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    text = readme.read_text()
+    assert "old numbers" not in text and text.startswith("intro") and text.rstrip().endswith("rest")
+    agg = pd.read_csv(work / P.SUMMARY_CSV)
+    for t in tiny_config()["targets"]:
+        assert f"| {t} |" in text
+    for p in PREDICTORS:
+        assert f"| {p} |" in text
+    # the headline numbers are the ones in results/summary.csv
+    row = agg.iloc[0]
+    assert f"| {row.predictor} | {row.hit_rate:.0%}" in text
+    assert (work / "results" / "report_default.md").read_text() in text
+    bad = subprocess.run([sys.executable, "-m", "turbtl.report", "--results-root", str(work),
+                          "--readme", str(tmp_path / "none.md"), "--name", "x"], capture_output=True, text=True)
+    assert bad.returncode != 0
+
+
 def test_one_more_target_needs_no_code_change(tiny_run, tmp_path):
     work, _ = tiny_run
     copy_dir = tmp_path / "more"

@@ -291,7 +291,8 @@ def summary(by_target: pd.DataFrame, table: pd.DataFrame, path) -> None:
     ax.set_xlabel("cost / sweep's re-training time (1e-6: free rule)")
     ax.set_ylabel("regret (mean; bar up to the worst target)")
     ax.set_title("regret against cost, one point per predictor", fontsize=9)
-    ax.legend(fontsize=7, loc="upper right")
+    if ax.get_legend_handles_labels()[0]:  # no point where no target has a defined regret
+        ax.legend(fontsize=7, loc="upper right")
     ax = axes[1]
     x = np.arange(len(targets))
     first = by_target.groupby("target", sort=False).first().reindex(targets)

@@ -115,14 +115,14 @@ import numpy as np
 import torch
 import xarray as xr
 
-from .data import Normaliser, draw_indices
 from .diagnostics import channel_spectra, kernel_spectra, radial_profile
+from .probe import probe_scores, probe_split
 from .spectra import power_spectrum
 
 __all__ = [
     "SPECTRA_FIELDS", "PREDICTORS", "data_weights", "layer_spectral_shift", "spectral_scores",
     "marginal_scores", "framework_scores", "gradient_scores", "probe_scores", "deepest_scores",
-    "shallowest_scores", "choice", "predict_layers", "evenly",
+    "shallowest_scores", "choice", "predict_layers", "evenly", "probe_split",
 ]
 
 SPECTRA_FIELDS = ("P_psi", "P_omega", "P_pi")
@@ -298,47 +298,6 @@ def gradient_scores(model, x_target: torch.Tensor, y_target: torch.Tensor, layer
             p.requires_grad_(fl)
         model.train(was_training)
     return scores, rel, rms
-
-
-def probe_split(n: int, holdout: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(fit, held-out) indices of the small set: a random ``holdout`` share, >= 1 each."""
-    if n < 2:
-        raise ValueError(f"the probe needs a small set of at least 2 snapshots, got {n}; "
-                         "fix: raise transfer.fraction or set predict.probe_epochs: 0")
-    n_hold = min(n - 1, max(1, int(round(float(holdout) * n))))
-    hold = draw_indices(n, n_hold, seed)
-    fit = np.setdiff1d(np.arange(n), hold)
-    return fit, hold
-
-
-def probe_scores(model, x_target: torch.Tensor, y_target: torch.Tensor, layers, *, epochs: int,
-                 batch_size: int, lr: float, holdout: float, seed: int = 0, device="cpu") -> tuple[dict, dict]:
-    """-(held-out MSE) after re-training each layer briefly on the fit part (module doc).
-
-    ``x_target``, ``y_target`` are NORMALISED.  Returns ``(scores, details)``; details hold
-    the split sizes and the held-out MSE of the base network (no re-training).
-    """
-    from .transfer import retrain_layer  # transfer imports nothing from here
-
-    layers = [int(L) for L in layers]
-    fit, hold = probe_split(x_target.shape[0], holdout, seed)
-    c = int(x_target.shape[1])
-    ident = Normaliser(np.zeros(c), np.ones(c), np.zeros(1), np.ones(1))
-    xf, yf = x_target[fit], y_target[fit]
-    xh, yh = x_target[hold].to(device), y_target[hold].to(device)
-
-    def held_out_mse(m):
-        with torch.no_grad():
-            return float(torch.mean((m(xh) - yh) ** 2))
-
-    scores = {}
-    for L in layers:
-        m, _ = retrain_layer(model, L, xf, yf, ident, epochs=int(epochs), batch_size=int(batch_size),
-                             lr=float(lr), seed=int(seed), device=device)
-        scores[L] = -held_out_mse(m)
-    details = {"n_fit": int(len(fit)), "n_holdout": int(len(hold)), "epochs": int(epochs),
-               "holdout_mse_base": held_out_mse(model)}
-    return scores, details
 
 
 def deepest_scores(layers) -> dict:

@@ -1,0 +1,182 @@
+"""Write the README's results tables from ``results/`` (never by hand).
+
+    python -m turbtl.report                      # default run -> README block "default"
+    python -m turbtl.report --name study         # predictor study (presets/predictor-study.yaml)
+
+Run it in the directory where the pipeline ran (it reads ``results/``, ``.snakemake/log`` and
+``git``).  It replaces the text between ``<!-- report:NAME:start -->`` and
+``<!-- report:NAME:end -->`` in the README and also writes ``results/report_NAME.md``.  The
+block names the commit, the machine and the measured wall time, so a reader can tell which
+run a number comes from.
+
+Wall time: from the newest complete Snakemake log in ``.snakemake/log``: its name holds the
+start time, its last modification the end.  A run that was resumed reports the last part only
+(the block says so).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import math
+import os
+import platform
+import re
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+
+from . import paths as P
+from .io import read_json
+
+__all__ = ["build", "replace_block", "main"]
+
+
+def _fmt(x, nd=3):
+    if x is None:
+        return "n/a"
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    if not math.isfinite(x):
+        return "n/a"
+    return f"{x:.{nd}f}"
+
+
+def _git(root: Path, *args) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+
+
+def _machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        import torch
+
+        tv = torch.__version__
+        gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    except Exception:  # pragma: no cover - torch is a dependency
+        tv, gpu = "?", "?"
+    return f"{os.cpu_count()} cores ({cpu}), {gpu}, Python {platform.python_version()}, torch {tv}"
+
+
+def _wall(root: Path) -> tuple[float | None, str]:
+    logs = sorted((root / ".snakemake" / "log").glob("*.snakemake.log"))
+    for log in reversed(logs):
+        text = log.read_text(errors="replace")
+        if "(100%) done" not in text or "Nothing to be done" in text:
+            continue
+        m = re.match(r"(\d{4}-\d\d-\d\dT\d{6})", log.name)
+        if not m:
+            continue
+        start = dt.datetime.strptime(m.group(1), "%Y-%m-%dT%H%M%S")
+        end = dt.datetime.fromtimestamp(log.stat().st_mtime)
+        resumed = "" if log == logs[0] or len(logs) == 1 else " (the last of several runs)"
+        return (end - start).total_seconds(), log.name + resumed
+    return None, "no complete Snakemake log"
+
+
+def _targets(root: Path) -> list[str]:
+    by = root / P.SUMMARY_BY_TARGET
+    return list(dict.fromkeys(pd.read_csv(by)["target"])) if by.exists() else []
+
+
+def build(root=".", name: str = "default") -> str:
+    """The markdown block of one run (its tables, commit, machine, wall time)."""
+    root = Path(root)
+    agg = pd.read_csv(root / P.SUMMARY_CSV)
+    by = pd.read_csv(root / P.SUMMARY_BY_TARGET)
+    targets = _targets(root)
+    base = read_json(root / P.BASE_METRICS)
+    commit = _git(root, "rev-parse", "--short", "HEAD") or "unknown"
+    dirty = " (with uncommitted changes)" if _git(root, "status", "--porcelain", "--untracked-files=no") else ""
+    wall, wall_src = _wall(root)
+    out = [f"_Written by `python -m turbtl.report --name {name}` from `results/` of a run of commit "
+           f"`{commit}`{dirty}; machine: {_machine()}; wall time "
+           f"{_fmt(wall / 60, 1) + ' min' if wall else 'n/a'} ({wall_src})._", ""]
+    out += [f"Base network: test CC {_fmt(base.get('test_cc'))}, nMSE {_fmt(base.get('test_nmse'))} "
+            "on held-out base members.", ""]
+    # --- per target: the empirical verdict
+    out += ["| target | best layer | nMSE best [95% CI] | runner-up | paired p | resolved | "
+            "zero shot | fine-tune all | full target | mean CI half-width | sweep job time (s) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for t in targets:
+        s = read_json(root / P.SWEEP_SUMMARY.format(target=t))
+        b = s["layers"][str(s["best_layer"])]
+        half = [(v["ci95_high"] - v["ci95_low"]) / 2 for v in s["layers"].values()
+                if v.get("ci95_high") is not None and v.get("ci95_low") is not None]
+        bl = s.get("baselines", {})
+        sw = by[by.target == t]["sweep_seconds"].iloc[0] if (by.target == t).any() else None
+        out.append(f"| {t} | {s['best_layer']} | {_fmt(b['mean'])} [{_fmt(b['ci95_low'])}, {_fmt(b['ci95_high'])}] | "
+                   f"{s.get('runner_up')} | {_fmt(s.get('p_value'), 3)} | {'yes' if s.get('resolved') else 'no'} | "
+                   f"{_fmt(bl.get('zero_shot', {}).get('mean'))} | {_fmt(bl.get('finetune_all', {}).get('mean'))} | "
+                   f"{_fmt(bl.get('full_target', {}).get('mean'))} | "
+                   f"{_fmt(sum(half) / len(half) if half else None, 4)} | {_fmt(sw, 0)} |")
+    n_seeds = read_json(root / P.SWEEP_SUMMARY.format(target=targets[0])).get("n_seeds") if targets else None
+    out += ["", f"Test nMSE over {n_seeds} seeds, each re-training on its own draw of the small target "
+            "set (paired); `resolved`: the best layer beats the runner-up in the paired two-sided "
+            "t-test at 5%.", ""]
+    # --- per predictor: the headline
+    out += ["| predictor | hit rate | mean regret | worst regret | mean Spearman | cost / sweep (mean) |",
+            "|---|---|---|---|---|---|"]
+    for _, r in agg.iterrows():
+        out.append(f"| {r['predictor']} | {r['hit_rate']:.0%} ({int(round(r['hit_rate'] * r['n_targets']))}/"
+                   f"{int(r['n_targets'])}) | {_fmt(r['mean_regret'], 2)} | {_fmt(r['worst_regret'], 2)} | "
+                   f"{_fmt(r['mean_spearman'], 2)} | {_fmt(100 * r['mean_cost_fraction'], 2)}% |")
+    ok = agg[(agg["mean_regret"] <= 0.10) & (agg["max_cost_fraction"] <= 0.05)]
+    goal = (", ".join(ok["predictor"]) + " reach" + ("es" if len(ok) == 1 else "")) if len(ok) else "no predictor reaches"
+    out += ["", f"Goal (mean regret <= 0.10 at <= 5% of the sweep's cost on every target): **{goal} it** "
+            f"on these {len(targets)} target(s).", ""]
+    # --- choices per target
+    cols = " | ".join(targets)
+    out += [f"| choice (regret) | {cols} |", "|---|" + "---|" * len(targets)]
+    emp = by.groupby("target").first()
+    out.append("| empirical best | " + " | ".join(str(int(emp.loc[t, "empirical_best"])) for t in targets) + " |")
+    for p in dict.fromkeys(by["predictor"]):
+        cells = []
+        for t in targets:
+            r = by[(by.target == t) & (by.predictor == p)].iloc[0]
+            mark = "" if bool(r["hit"]) else "*"
+            cells.append(f"{int(r['predicted_layer'])}{mark} ({_fmt(r['regret'], 2)})")
+        out.append(f"| {p} | " + " | ".join(cells) + " |")
+    out += ["", "`*`: a miss (the choice is significantly worse than the best layer, paired test "
+            "at 5%); regret n/a where re-training beats nothing (zero shot is as good)."]
+    return "\n".join(out) + "\n"
+
+
+def replace_block(text: str, name: str, block: str) -> str:
+    start, end = f"<!-- report:{name}:start -->", f"<!-- report:{name}:end -->"
+    if start not in text or end not in text:
+        raise SystemExit(f"README has no block {start} ... {end}; add the two markers where the "
+                         "tables should go")
+    i, j = text.index(start) + len(start), text.index(end)
+    return text[:i] + "\n" + block + text[j:]
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m turbtl.report", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--results-root", default=".", help="directory that holds results/ (default: .)")
+    ap.add_argument("--name", default="default", help="README block name (default | study)")
+    ap.add_argument("--readme", default=None, help="README to update (default: README.md next to this package)")
+    a = ap.parse_args(argv)
+    block = build(a.results_root, a.name)
+    out = Path(a.results_root) / P.RESULTS / f"report_{a.name}.md"
+    out.write_text(block)
+    readme = Path(a.readme) if a.readme else Path(__file__).resolve().parent.parent / "README.md"
+    readme.write_text(replace_block(readme.read_text(), a.name, block))
+    print(block)
+
+
+if __name__ == "__main__":
+    main()
