@@ -28,6 +28,7 @@ import pandas as pd
 
 from . import paths as P
 from .io import read_json
+from .verdict import aggregate
 
 __all__ = ["build", "replace_block", "main"]
 
@@ -92,7 +93,7 @@ def _targets(root: Path) -> list[str]:
     return list(dict.fromkeys(pd.read_csv(by)["target"])) if by.exists() else []
 
 
-def build(root=".", name: str = "default") -> str:
+def build(root=".", name: str = "default", gain_threshold: float | None = 0.05) -> str:
     """The markdown block of one run (its tables, commit, machine, wall time)."""
     root = Path(root)
     agg = pd.read_csv(root / P.SUMMARY_CSV)
@@ -108,9 +109,10 @@ def build(root=".", name: str = "default") -> str:
     out += [f"Base network: test CC {_fmt(base.get('test_cc'))}, nMSE {_fmt(base.get('test_nmse'))} "
             "on held-out base members.", ""]
     # --- per target: the empirical verdict
-    out += ["| target | best layer | nMSE best [95% CI] | runner-up | paired p | resolved | "
-            "zero shot | fine-tune all | full target | mean CI half-width | sweep job time (s) |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    out += ["| target | data shift | best layer | nMSE best [95% CI] | runner-up | paired p | resolved | "
+            "zero shot | TL gain | fine-tune all | full target | mean CI half-width | sweep job time (s) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    gains = {}
     for t in targets:
         s = read_json(root / P.SWEEP_SUMMARY.format(target=t))
         b = s["layers"][str(s["best_layer"])]
@@ -118,15 +120,20 @@ def build(root=".", name: str = "default") -> str:
                 if v.get("ci95_high") is not None and v.get("ci95_low") is not None]
         bl = s.get("baselines", {})
         sw = by[by.target == t]["sweep_seconds"].iloc[0] if (by.target == t).any() else None
-        out.append(f"| {t} | {s['best_layer']} | {_fmt(b['mean'])} [{_fmt(b['ci95_low'])}, {_fmt(b['ci95_high'])}] | "
+        zs = bl.get("zero_shot", {}).get("mean")
+        gains[t] = (zs - b["mean"]) / zs if zs else float("nan")
+        out.append(f"| {t} | {_fmt(_data_shift(root, t))} | {s['best_layer']} | {_fmt(b['mean'])} "
+                   f"[{_fmt(b['ci95_low'])}, {_fmt(b['ci95_high'])}] | "
                    f"{s.get('runner_up')} | {_fmt(s.get('p_value'), 3)} | {'yes' if s.get('resolved') else 'no'} | "
-                   f"{_fmt(bl.get('zero_shot', {}).get('mean'))} | {_fmt(bl.get('finetune_all', {}).get('mean'))} | "
+                   f"{_fmt(zs)} | {_fmt(100 * gains[t], 1)}% | {_fmt(bl.get('finetune_all', {}).get('mean'))} | "
                    f"{_fmt(bl.get('full_target', {}).get('mean'))} | "
                    f"{_fmt(sum(half) / len(half) if half else None, 4)} | {_fmt(sw, 0)} |")
     n_seeds = read_json(root / P.SWEEP_SUMMARY.format(target=targets[0])).get("n_seeds") if targets else None
     out += ["", f"Test nMSE over {n_seeds} seeds, each re-training on its own draw of the small target "
             "set (paired); `resolved`: the best layer beats the runner-up in the paired two-sided "
-            "t-test at 5%.", ""]
+            "t-test at 5%. Data shift: mean over k of the |log10| ratio of the target's to the base's "
+            "filtered psi, omega and Pi spectra (the predictors' data weights before normalising). "
+            "TL gain: (zero shot - best) / zero shot.", ""]
     # --- per predictor: the headline
     out += ["| predictor | hit rate | mean regret | worst regret | mean Spearman | cost / sweep (mean) |",
             "|---|---|---|---|---|---|"]
@@ -152,7 +159,29 @@ def build(root=".", name: str = "default") -> str:
         out.append(f"| {p} | " + " | ".join(cells) + " |")
     out += ["", "`*`: a miss (the choice is significantly worse than the best layer, paired test "
             "at 5%); regret n/a where re-training beats nothing (zero shot is as good)."]
+    if gain_threshold is not None and len(targets) > 1:
+        big = [t for t in targets if gains.get(t, float("nan")) >= gain_threshold]
+        sub = by[by.target.isin(big)]
+        out += ["", f"**Post hoc, not a test of the goal**: the same predictors on the {len(big)} target(s) "
+                f"where TL gains at least {gain_threshold:.0%} over zero shot ({', '.join(big) or 'none'}). "
+                "The threshold was chosen after the results above were seen; read it as a hypothesis "
+                "for the next study.", ""]
+        if len(sub):
+            agg2 = aggregate(sub)
+            out += ["| predictor | hit rate | mean regret | worst regret |", "|---|---|---|---|"]
+            for _, r in agg2.iterrows():
+                out.append(f"| {r['predictor']} | {r['hit_rate']:.0%} ({int(round(r['hit_rate'] * r['n_targets']))}/"
+                           f"{int(r['n_targets'])}) | {_fmt(r['mean_regret'], 2)} | {_fmt(r['worst_regret'], 2)} |")
     return "\n".join(out) + "\n"
+
+
+def _data_shift(root: Path, target: str):
+    """Mean |log10 ratio| of the data spectra over the weighted shells (prediction.json)."""
+    p = root / P.PREDICTION.format(target=target)
+    if not p.exists():
+        return None
+    d = [v for v in read_json(p).get("details", {}).get("data_log_ratio", []) if v is not None]
+    return sum(d) / len(d) if d else None
 
 
 def replace_block(text: str, name: str, block: str) -> str:
@@ -169,8 +198,11 @@ def main(argv=None) -> None:
     ap.add_argument("--results-root", default=".", help="directory that holds results/ (default: .)")
     ap.add_argument("--name", default="default", help="README block name (default | study)")
     ap.add_argument("--readme", default=None, help="README to update (default: README.md next to this package)")
+    ap.add_argument("--gain-threshold", type=float, default=0.05,
+                    help="also tabulate the predictors on targets whose TL gain over zero shot is at "
+                         "least this share (post hoc; default 0.05)")
     a = ap.parse_args(argv)
-    block = build(a.results_root, a.name)
+    block = build(a.results_root, a.name, a.gain_threshold)
     out = Path(a.results_root) / P.RESULTS / f"report_{a.name}.md"
     out.write_text(block)
     readme = Path(a.readme) if a.readme else Path(__file__).resolve().parent.parent / "README.md"
