@@ -271,8 +271,10 @@ def summary(by_target: pd.DataFrame, table: pd.DataFrame, path) -> None:
     targets = list(dict.fromkeys(by_target["target"]))
     preds = list(dict.fromkeys(by_target["predictor"]))
     colors = _pred_colors(preds)
-    fig, axes = plt.subplots(1, 3, figsize=(max(15, 1.1 * len(targets) + 12), 5.0),
-                             gridspec_kw={"width_ratios": [1, max(1.2, 0.35 * len(targets)), 1.1]})
+    # two rows: regret against cost and the regret heat map on top, the choices per target below
+    fig = plt.figure(figsize=(max(14.0, 1.0 * len(targets) + 8), 10.0))
+    gs = fig.add_gridspec(2, 2, width_ratios=[1, max(1.0, 0.12 * len(targets) + 0.4)], height_ratios=[1, 1])
+    axes = [fig.add_subplot(gs[0, 0]), fig.add_subplot(gs[1, :]), fig.add_subplot(gs[0, 1])]
     ax = axes[0]
     for _, r in table.iterrows():
         p = r["predictor"]
