@@ -125,3 +125,32 @@ def test_layers_and_small_set(cfg):
     c2["transfer"]["layers"] = [3, 1]
     validate_config(c2)
     assert tl_layers(c2) == [1, 3]
+
+
+def test_nested_overrides_given_as_strings_become_numbers(cfg):
+    """`snakemake --config "training={epochs: 5}"` hands '5' over as a string."""
+    cfg["training"]["epochs"] = "5"
+    cfg["systems"]["base"]["Re"] = "1100"
+    cfg["transfer"]["alpha"] = "0.1"
+    cfg["training"]["augment"] = "true"
+    validate_config(cfg)
+    assert cfg["training"]["epochs"] == 5 and isinstance(cfg["training"]["epochs"], int)
+    assert cfg["systems"]["base"]["Re"] == 1100.0 and cfg["transfer"]["alpha"] == 0.1
+    assert cfg["training"]["augment"] is True
+    for field, value in (("epochs", "five"), ("epochs", "2.5"), ("epochs", "true")):
+        bad = copy.deepcopy(cfg)
+        bad["training"][field] = value
+        with pytest.raises(ConfigError, match="training.epochs"):
+            validate_config(bad)
+    bad = copy.deepcopy(cfg)
+    bad["device"] = 1  # a string field is never touched
+    with pytest.raises(ConfigError, match="device"):
+        validate_config(bad)
+
+
+def test_probe_needs_two_snapshots(cfg):
+    cfg["transfer"]["fraction"] = 1.0 / 180  # one snapshot
+    with pytest.raises(ConfigError, match="predict.probe_epochs"):
+        validate_config(cfg)
+    cfg["predict"] = {"probe_epochs": 0}
+    validate_config(cfg)

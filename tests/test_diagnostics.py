@@ -151,12 +151,26 @@ def test_datasets_roundtrip(tmp_path):
                                    ds["spectrum"].sel(case="base_on_target", layer=[1, 2]).values, rtol=1e-6)
 
 
-def test_load_layer_weights(tmp_path):
+class _Evil:
+    """Unpickling this would run code: the loader must refuse it, not execute it."""
+
+    def __reduce__(self):
+        return (print, ("executed",))
+
+
+def test_load_layer_weights(tmp_path, capsys):
+    from turbtl import TurbtlError
+    from turbtl.transfer import load_layer_weights, save_layer_weights
+
     net = F.tiny_net(depth=3, channels=3)
     lw = F.layer_weights(net, [2])
-    torch.save({"layer": 2, "seeds": [0, 1], "weights": lw[2]}, tmp_path / "layer2.pt")
-    L, w = D.load_layer_weights(tmp_path / "layer2.pt")
+    save_layer_weights(tmp_path / "layer2.pt", 2, lw[2])
+    L, w = load_layer_weights(tmp_path / "layer2.pt")
     assert L == 2 and sorted(w) == [0, 1]
     m = D.with_layer(net, 2, w[1]["weight"], w[1]["bias"])
     assert torch.equal(m.layer(2).weight, lw[2][1]["weight"])
     assert not torch.equal(net.layer(2).weight, lw[2][1]["weight"])
+    torch.save({"layer": 2, "seeds": [0], "weights": {0: _Evil()}}, tmp_path / "bad.pt")
+    with pytest.raises(TurbtlError, match="bad.pt is not a readable TL layer-weights file"):
+        load_layer_weights(tmp_path / "bad.pt")
+    assert "executed" not in capsys.readouterr().out

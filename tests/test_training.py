@@ -291,3 +291,33 @@ def test_symmetry_with_turbtl_filters_sgs_fields(k, flip):
         torch.testing.assert_close(out_r[1], R_les(out[1]), atol=1e-9 * scale, rtol=0)
         torch.testing.assert_close(out_r[2], -R_les(out[2]), atol=1e-9 * scale, rtol=0)
         assert float((out_r[2] - R_les(out[2])).abs().max()) > 0.5 * scale
+
+
+def test_non_finite_data_and_loss_stop_the_run(tmp_path):
+    """One NaN in Pi: loading names the file, variable and place; a NaN loss stops training."""
+    import xarray as xr
+
+    from synthetic import write_filtered
+    from turbtl import TurbtlError
+    from turbtl.data import load_xy
+    from turbtl.io import write_netcdf
+    from turbtl.network import NetConfig, SGSNet
+    from turbtl.training import fit
+    from turbtl.transfer import retrain_layer
+
+    p = write_filtered(tmp_path / "d.nc", members=4, times=3, n=16, seed=0)
+    with xr.open_dataset(p, engine="netcdf4") as ds:
+        ds = ds.load()
+    ds["pi"].values[1, 2, 3, 4] = np.nan
+    write_netcdf(ds, p)
+    with pytest.raises(TurbtlError, match=r"'pi' holds 1 non-finite value\(s\), the first at \{'member': "):
+        load_xy(p, "train")
+    X, Y = load_xy(p, "test")  # the other members are clean and still load
+    Y = Y.copy()
+    Y[0, 0, 0, 0] = np.nan
+    norm = Normaliser.fit(X, np.nan_to_num(Y))
+    net = SGSNet(NetConfig(depth=2, channels=2))
+    with pytest.raises(TurbtlError, match="training loss is nan at epoch 1"):
+        fit(net, norm, (X, Y), None, epochs=2, batch_size=2, lr=1e-3, seed=0, device="cpu", progress=False)
+    with pytest.raises(TurbtlError, match="re-training layer 1: the loss is nan"):
+        retrain_layer(net, 1, X, Y, norm, epochs=1, batch_size=2, lr=1e-3, seed=0, device="cpu")

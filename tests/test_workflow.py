@@ -187,6 +187,47 @@ def test_predict_never_reads_val_or_test_members(tiny_run, tmp_path):
             assert new["predictors"][name]["scores"][L] == pytest.approx(v, rel=1e-6, abs=1e-12), (name, L)
 
 
+def test_kill_9_recovers_with_unlock_and_a_plain_rerun(tmp_path):
+    """After `kill -9` of the snakemake process group: `snakemake --unlock`, then the same
+    command, finishes (profiles/default sets rerun-incomplete) and leaves no temporaries."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cfg = write_config(tiny_config(), tmp_path / "c.yaml")
+    target = P.DNS.format(system="base")
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
+           str(tmp_path), "--configfile", str(cfg), "--cores", "1", target]
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    dns_dir = tmp_path / "results" / "dns"
+    t0 = time.time()
+    while time.time() - t0 < 120 and not list(dns_dir.glob(".base.nc.tmp-*")):
+        time.sleep(0.05)
+    assert list(dns_dir.glob(".base.nc.tmp-*")), "the DNS job never started writing"
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+    assert not (tmp_path / target).exists()
+    locked = snakemake(tmp_path, cfg, "--cores", "1", target)
+    assert locked.returncode != 0 and "unlock" in (locked.stdout + locked.stderr).lower()
+    assert snakemake(tmp_path, cfg, "--unlock").returncode == 0
+    r = snakemake(tmp_path, cfg, "--cores", "1", target)
+    assert r.returncode == 0, r.stderr[-4000:]
+    assert (tmp_path / target).exists() and not list(dns_dir.glob(".*tmp-*"))
+    # the workflow profile (rerun-incomplete) applies also when run from another directory
+    assert "Using workflow specific profile profiles/default" in r.stdout + r.stderr
+
+
+def test_nested_numeric_override_on_the_command_line(tmp_path):
+    """`--config "training={epochs: 3}"` works (Snakemake passes nested values as strings)."""
+    cfg = write_config(tiny_config(), tmp_path / "c.yaml")
+    r = snakemake(tmp_path, cfg, "-n", "--config", "training={epochs: 3}", "systems={base: {Re: 160}}")
+    assert r.returncode == 0, r.stderr[-4000:]
+    r = snakemake(tmp_path, cfg, "-n", "--config", "training={epochs: three}")
+    assert r.returncode != 0 and "training.epochs" in r.stdout + r.stderr
+
+
 BAD = {
     "unknown key": (lambda c: c["systems"]["base"].update(viscosity=1), "unknown key(s) 'viscosity'"),
     "negative Re": (lambda c: c["systems"]["base"].update(Re=-1), "systems.base.Re"),

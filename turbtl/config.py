@@ -12,7 +12,7 @@ from . import ConfigError, TurbtlError
 from .solver import FlowParams, check_timestep
 
 __all__ = ["validate_config", "load_schema", "fill_defaults", "tl_layers", "base_train_snapshots",
-           "small_set_size", "train_snapshots", "check_yaml_file"]
+           "small_set_size", "train_snapshots", "check_yaml_file", "coerce_scalars"]
 
 DEFAULT_SCHEMA = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -37,6 +37,38 @@ def fill_defaults(cfg, schema):
         for key, val in cfg.items():
             if key not in schema.get("properties", {}):
                 fill_defaults(val, extra)
+    return cfg
+
+
+# --------------------------------------------------------------------------- --config strings
+_SCALARS = {"number": (int, float), "integer": (int,), "boolean": (bool,)}
+
+
+def coerce_scalars(cfg, schema):
+    """Parse strings where the schema wants a number, integer or boolean, in place.
+
+    ``snakemake --config "training={epochs: 5}"`` hands nested values over as strings ('5');
+    a string that YAML reads as a value of the wanted type is replaced by that value.
+    Anything else is left for the schema to reject with its message.
+    """
+    if isinstance(cfg, dict) and schema.get("type") == "object":
+        props = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        for key, val in list(cfg.items()):
+            sub = props.get(key, extra if isinstance(extra, dict) else None)
+            if sub is None:
+                continue
+            want = _SCALARS.get(sub.get("type"))
+            if want and isinstance(val, str):
+                try:
+                    parsed = yaml.safe_load(val)
+                except yaml.YAMLError:
+                    continue
+                ok = isinstance(parsed, want) and not (sub.get("type") != "boolean" and isinstance(parsed, bool))
+                if ok:
+                    cfg[key] = float(parsed) if sub.get("type") == "number" else parsed
+            else:
+                coerce_scalars(val, sub)
     return cfg
 
 
@@ -144,6 +176,7 @@ def validate_config(cfg: dict, schema_path=None, *, config_files=()) -> dict:
     for f in config_files:
         check_yaml_file(f)
     schema = load_schema(schema_path)
+    coerce_scalars(cfg, schema)
     fill_defaults(cfg, schema)
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(cfg), key=lambda e: list(map(str, e.absolute_path)))

@@ -32,7 +32,7 @@ import torch
 from . import TurbtlError
 from .io import open_netcdf
 
-__all__ = ["load_xy", "split_members", "small_subset", "small_sets", "draw_indices", "flow_attrs", "Normaliser",
+__all__ = ["load_xy", "split_members", "small_subset", "small_sets", "draw_indices", "check_finite", "flow_attrs", "Normaliser",
            "SYMMETRIES", "symmetry_group", "apply_symmetry", "augment_batch"]
 
 SPLITS = ("train", "val", "test")
@@ -84,9 +84,12 @@ def load_xy(path, split: str | None = None, members=None) -> tuple[np.ndarray, n
     with _open(path) as ds:
         if members is not None:
             ds = ds.sel(member=list(members))
+        member_values = [int(v) for v in ds["member"].values]
         psi = ds["psi"].values.astype(np.float32)
         omega = ds["omega"].values.astype(np.float32)
         pi = ds["pi"].values.astype(np.float32)
+    for name, a in (("psi", psi), ("omega", omega), ("pi", pi)):
+        check_finite(a, path, name, member_values)
     m, t, ny, nx = psi.shape
     X = np.stack([psi, omega], axis=2).reshape(m * t, 2, ny, nx)
     Y = pi.reshape(m * t, 1, ny, nx)
@@ -111,6 +114,22 @@ def _check_small(path, n_small: int, n_train: int) -> None:
             f"{path}: the small TL set needs {n_small} snapshots but the train members hold only "
             f"{n_train}; fix: lower transfer.fraction, or give this target more members or "
             f"snapshots_per_member in config.yaml")
+
+
+def check_finite(a: np.ndarray, path, variable: str, members=None) -> None:
+    """Fail, naming the file, the variable and the first bad (member, time, y, x), if ``a``
+    (member, time, y, x) holds a NaN or an infinity."""
+    bad = ~np.isfinite(a)
+    if not bad.any():
+        return
+    idx = tuple(int(i) for i in np.argwhere(bad)[0])
+    where = dict(zip(("member", "time", "y", "x"), idx))
+    if members is not None and "member" in where:
+        where["member"] = members[where["member"]]
+    raise TurbtlError(f"{path}: variable {variable!r} holds {int(bad.sum())} non-finite value(s), the first at "
+                      f"{where} (member = its coordinate value, the rest 0-based indices); fix: delete "
+                      f"{path} and rerun, so that the stage that writes it makes it anew (and check that "
+                      "stage's log if it comes back)")
 
 
 def small_subset(path, n_small: int, seed=0) -> tuple[np.ndarray, np.ndarray]:

@@ -43,7 +43,7 @@ __all__ = [
     "LABELS", "LABEL_CODES", "HIGH_PASS_FRACTION", "ANISOTROPY_THRESHOLD",
     "pad_kernels", "kernel_spectra", "radial_profile", "shell_stats", "classify_kernels",
     "label_counts", "layer_kernel_summary", "tl_change", "channel_spectra",
-    "activation_spectra", "system_spectra", "fftshift_k", "load_layer_weights", "with_layer",
+    "activation_spectra", "system_spectra", "fftshift_k", "with_layer",
     "base_kernels_dataset", "tl_kernels_dataset", "activations_dataset",
 ]
 
@@ -275,16 +275,6 @@ def system_spectra(base_spectra_ds: xr.Dataset, target_spectra_ds: xr.Dataset,
 
 _LABEL_ATTRS = {"flag_values": np.arange(len(LABELS), dtype=np.int8),
                 "flag_meanings": " ".join(l.replace("-", "_") for l in LABELS)}
-
-
-def load_layer_weights(path) -> tuple[int, dict]:
-    """Read ``runs/layer{L}.pt``: returns ``(L, {seed(int): {"weight": t, "bias": t}})``."""
-    try:
-        d = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # older pickles with non-tensor objects
-        d = torch.load(path, map_location="cpu", weights_only=False)
-    w = {int(s): v for s, v in d["weights"].items()}
-    return int(d["layer"]), dict(sorted(w.items()))
 
 
 def with_layer(model, layer: int, weight, bias=None):

@@ -10,7 +10,37 @@ import xarray as xr
 
 ENGINE = "netcdf4"
 
-__all__ = ["ENGINE", "atomic_path", "write_netcdf", "open_netcdf", "write_json", "read_json"]
+__all__ = ["ENGINE", "atomic_path", "remove_stale_temporaries", "write_netcdf", "open_netcdf", "write_json", "read_json"]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(path) -> list[Path]:
+    """Delete ``.{name}.tmp-{pid}`` files beside ``path`` whose process is gone.
+
+    A ``kill -9`` skips the clean-up of :func:`atomic_path`; the next write of the same
+    output (the rerun of that job) removes what the dead writer left.  Temporaries of live
+    processes (another job writing now) are kept.  Returns the removed paths.
+    """
+    path = Path(path)
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    for tmp in path.parent.glob(f".{path.name}.tmp-*"):
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            removed.append(tmp)
+    return removed
 
 
 @contextlib.contextmanager
@@ -18,10 +48,12 @@ def atomic_path(path):
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
 
     On any exception (including KeyboardInterrupt) the temporary file is removed, so the
-    final name exists only when the writer finished.
+    final name exists only when the writer finished.  Temporaries left by a killed writer
+    of the same path are removed first (:func:`remove_stale_temporaries`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         yield tmp

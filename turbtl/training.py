@@ -213,6 +213,10 @@ def fit(model: SGSNet, norm: Normaliser, train_xy, val_xy=None, *, epochs: int, 
             opt.step()
             tot += loss.detach() * len(idx)
         row = {"epoch": epoch + 1, "train_loss": float(tot) / n, "val_loss": math.nan}
+        if not math.isfinite(row["train_loss"]):
+            raise TurbtlError(f"training loss is {row['train_loss']} at epoch {epoch + 1}; fix: check the "
+                              "inputs (a non-finite value in the data or the normaliser) or lower the "
+                              "learning rate")
         if val_xy is not None:
             row["val_loss"] = _loss_on(model, Xv, Yv, max(batch_size, 64), amp, dev)
             if row["val_loss"] < best_val:

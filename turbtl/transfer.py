@@ -38,7 +38,8 @@ from .training import _tensor, evaluate, fit, load_checkpoint
 from .verdict import ALPHA, layer_stats, paired_test, per_seed
 
 __all__ = ["retrain_layer", "load_tl_model", "run_layer_job", "run_baseline_job", "summarise",
-           "CSV_COLUMNS", "n_seeds", "subset_seed", "draw_seed", "predictor_draw"]
+           "CSV_COLUMNS", "n_seeds", "subset_seed", "draw_seed", "predictor_draw",
+           "save_layer_weights", "load_layer_weights"]
 
 CSV_COLUMNS = ["target", "method", "layer", "seed", "n_train", "epochs", "mse", "nmse", "cc",
                "spec_err", "seconds"]
@@ -119,24 +120,55 @@ def retrain_layer(base_model: SGSNet, layer: int, X_small, Y_small, norm: Normal
             loss.backward()
             opt.step()
             tot += loss.item() * len(idx)
+        if not math.isfinite(tot):
+            raise TurbtlError(f"re-training layer {layer}: the loss is {tot / n} at epoch {epoch + 1}; fix: "
+                              "check the small set and the base checkpoint for non-finite values, or lower "
+                              "transfer.lr")
         history.append({"epoch": epoch + 1, "train_loss": tot / n})
     for p in model.parameters():
         p.requires_grad_(True)
     return model.eval(), history
 
 
+# ------------------------------------------------------- the layer-weights file (one owner)
+def save_layer_weights(path, layer: int, weights: dict) -> None:
+    """Write ``runs/layer{L}.pt``: ``{"layer": L, "seeds": [..], "weights": {seed: {"weight",
+    "bias"}}}`` (plain tensors, so that it loads with ``weights_only=True``), atomically."""
+    with atomic_path(path) as tmp:
+        torch.save({"layer": int(layer), "seeds": [int(s) for s in weights],
+                    "weights": {int(s): {"weight": v["weight"].detach().cpu().clone(),
+                                         "bias": v["bias"].detach().cpu().clone()}
+                                for s, v in weights.items()}}, tmp)
+
+
+def load_layer_weights(path) -> tuple[int, dict]:
+    """Read ``runs/layer{L}.pt``: ``(L, {seed: {"weight": t, "bias": t}})``, seeds sorted.
+
+    Only plain tensors are unpickled (``weights_only=True``); a file that needs more is not
+    one this pipeline wrote and is refused, never executed.
+    """
+    try:
+        d = torch.load(path, map_location="cpu", weights_only=True)
+        w = {int(s): v for s, v in d["weights"].items()}
+        layer = int(d["layer"])
+    except Exception as e:
+        raise TurbtlError(f"{path} is not a readable TL layer-weights file ({type(e).__name__}: {e}); "
+                          "fix: delete it and rerun, and the transfer_layer job writes it anew") from e
+    return layer, dict(sorted(w.items()))
+
+
 def load_tl_model(base_ckpt_path, layer_weights_path, seed: int, device="cpu") -> SGSNet:
     """The base network with layer L replaced by the re-trained weights of ``seed``."""
     model, _, _ = load_checkpoint(base_ckpt_path, device)
-    w = torch.load(layer_weights_path, map_location="cpu", weights_only=True)
+    layer, w = load_layer_weights(layer_weights_path)
     seed = int(seed)
-    if seed not in w["weights"]:
-        raise TurbtlError(f"{layer_weights_path} has no seed {seed} (seeds {w['seeds']}); "
+    if seed not in w:
+        raise TurbtlError(f"{layer_weights_path} has no seed {seed} (seeds {list(w)}); "
                           "fix: ask for one of those seeds or re-run the TL job")
-    conv = model.layer(int(w["layer"]))
+    conv = model.layer(layer)
     with torch.no_grad():
-        conv.weight.copy_(w["weights"][seed]["weight"])
-        conv.bias.copy_(w["weights"][seed]["bias"])
+        conv.weight.copy_(w[seed]["weight"])
+        conv.bias.copy_(w[seed]["bias"])
     return model.eval()
 
 
@@ -178,8 +210,7 @@ def run_layer_job(model_path, data_path, layer: int, out_csv, out_weights, *, tr
         conv = model.layer(layer)
         weights[seed] = {"weight": conv.weight.detach().cpu().clone(),
                          "bias": conv.bias.detach().cpu().clone()}
-    with atomic_path(out_weights) as tmp:
-        torch.save({"layer": layer, "seeds": seeds, "weights": weights}, tmp)
+    save_layer_weights(out_weights, layer, weights)
     _write_csv(rows, out_csv)
     return pd.DataFrame(rows, columns=CSV_COLUMNS)
 

@@ -3,10 +3,11 @@ import torch
 
 import turbtl.runtime
 from turbtl.data import load_xy
-from turbtl.diagnostics import activations_dataset, load_layer_weights
+from turbtl.diagnostics import activations_dataset
 from turbtl.io import write_netcdf
 from turbtl.predict import evenly
 from turbtl.training import load_checkpoint
+from turbtl.transfer import load_layer_weights
 
 smk = snakemake  # noqa: F821
 log, device = turbtl.runtime.script_setup(smk)
