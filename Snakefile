@@ -7,6 +7,11 @@
 # The Snakefile only loads and validates the config, includes one .smk per stage and
 # declares `rule all`.  Physics and learning live in the package `turbtl`.
 
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
 # config.yaml is the default.  A file given with --configfile REPLACES it (it must be a
 # complete config; schema defaults fill optional keys), so a preset or a test config never
 # inherits flows from config.yaml.  --config key=value still overrides single values.
@@ -24,6 +29,6 @@ include: "workflow/rules/diagnostics.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_outputs(),
-    default_target: True

@@ -45,7 +45,7 @@ def ffts_of_sgs(om: torch.Tensor, n_les: int):
 def naive_numpy(om: np.ndarray, n_les: int, wf: float):
     """Naive: numpy, full-resolution DNS Jacobian with 3/2 zero padding (complex FFTs),
     Gaussian filter, truncation, LES Jacobian with 3/2 padding."""
-    B, N = om.shape[0], om.shape[-1]
+    N = om.shape[-1]
     delta = filter_width(n_les, wf)
 
     def jac(w, n):

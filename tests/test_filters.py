@@ -221,3 +221,19 @@ def test_non_finite_dns_stops_the_filter_naming_the_place(tmp_path):
     with pytest.raises(TurbtlError, match=r"'omega' is not finite at \(member, time, y, x\) = \(2, 3, 5, 7\)"):
         filter_dns_file(dns, out, spec, s, dict(kind="gaussian", width_factor=2.0), "cpu", progress=False)
     assert not out.exists() and not spec.exists()
+
+
+def test_field_files_carry_the_cf_attributes(tmp_path):
+    """CF-1.8 globals and axes (what a CF checker and cf-xarray look for), DNS and filtered."""
+    s, dns = _dns_file(tmp_path)
+    out, spec = tmp_path / "f.nc", tmp_path / "s.nc"
+    filter_dns_file(dns, out, spec, s, dict(kind="gaussian", width_factor=2.0), "cpu", progress=False)
+    for path in (dns, out, spec):
+        with xr.open_dataset(path, engine="netcdf4") as ds:
+            assert ds.attrs["Conventions"] == "CF-1.8", path
+            assert ds.attrs["title"] and "turbtl" in ds.attrs["history"], path
+            if "time" in ds.variables:
+                assert ds["time"].attrs["axis"] == "T" and ds["x"].attrs["axis"] == "X"
+                assert ds["y"].attrs["axis"] == "Y"
+                for v in ds.data_vars:
+                    assert "long_name" in ds[v].attrs, (path, v)

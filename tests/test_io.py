@@ -39,3 +39,25 @@ def test_strict_json_has_no_nan(tmp_path):
     assert json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict token {c}")) == \
         {"a": None, "b": [1.0, None], "c": {"d": None}}
     assert read_json(tmp_path / "x.json")["b"] == [1.0, None]
+
+
+def test_truncated_netcdf_names_the_file_and_the_fix(tmp_path):
+    import numpy as np
+    import xarray as xr
+
+    from turbtl import TurbtlError
+    from turbtl.data import load_xy
+    from turbtl.filters import filter_dns_file
+    from turbtl.io import open_netcdf, write_netcdf
+
+    p = tmp_path / "f.nc"
+    write_netcdf(xr.Dataset({"a": ("x", np.arange(1000.0))}), p)
+    p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])  # a copy cut short
+    with pytest.raises(TurbtlError, match=r"f.nc is damaged and cannot be read .*fix: delete it and rerun"):
+        open_netcdf(p)
+    with pytest.raises(TurbtlError, match="is damaged"):
+        load_xy(p)
+    with pytest.raises(TurbtlError, match="is damaged"):
+        filter_dns_file(p, tmp_path / "o.nc", tmp_path / "s.nc", {"n_les": 8, "members": 2}, {}, progress=False)
+    with pytest.raises(FileNotFoundError):
+        open_netcdf(tmp_path / "missing.nc")

@@ -70,7 +70,7 @@ def _dry_run(tmp_path: Path, **env_settings: str) -> tuple[list[dict], str, str]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"`snakemake --profile slurm -n` failed:\n{out[-4000:]}"
-    assert "Using profile slurm" in out
+    assert "Using profile slurm" in out or "Using profiles slurm" in out  # + profiles/default
     log = calls.read_text() if calls.exists() else ""
     assert "sbatch" not in log and "srun" not in log, f"a dry run submitted a job:\n{log}"
     return _jobs(proc.stdout), out, log

@@ -113,6 +113,7 @@ def test_layer_job_and_load_tl_model(setup):
     df = run_layer_job(setup["ckpt"], setup["target"], 3, d / "runs" / "layer3.csv",
                        d / "runs" / "layer3.pt", transfer_cfg=TCFG, n_small=8, device="cpu")
     assert sha(setup["ckpt"]) == h0
+    assert list(df.columns) == CSV_COLUMNS and len(df) == 2
     csv = pd.read_csv(d / "runs" / "layer3.csv")
     assert list(csv.columns) == CSV_COLUMNS and len(csv) == 2
     assert (csv["method"] == "tl_layer").all() and (csv["layer"] == 3).all()

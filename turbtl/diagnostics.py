@@ -200,7 +200,7 @@ def channel_spectra(model, x: torch.Tensor, layers, *, batch_size: int = 8) -> d
     Returns ``{"k": k, L: {"pre": (C, nk), "post": (C, nk)}}`` for each L in ``layers``
     (1-based).  Spectra from :func:`turbtl.spectra.power_spectrum`.
     """
-    layers = [int(l) for l in layers]
+    layers = [int(L) for L in layers]
     dev = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
     acc: dict = {}
@@ -274,7 +274,7 @@ def system_spectra(base_spectra_ds: xr.Dataset, target_spectra_ds: xr.Dataset,
 # --------------------------------------------------------------------------------------
 
 _LABEL_ATTRS = {"flag_values": np.arange(len(LABELS), dtype=np.int8),
-                "flag_meanings": " ".join(l.replace("-", "_") for l in LABELS)}
+                "flag_meanings": " ".join(name.replace("-", "_") for name in LABELS)}
 
 
 def with_layer(model, layer: int, weight, bias=None):

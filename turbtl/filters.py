@@ -1,6 +1,6 @@
 """Filtering, coarse-graining and the SGS term Pi.
 
-Definitions (docs/DESIGN.md, shared/docs/science.md):
+Definitions (docs/DESIGN.md, docs/science.md):
 
 - filter width ``Delta = width_factor * L / n_les`` (L = 2*pi);
 - transfer functions: ``gaussian`` G(k) = exp(-|k|^2 Delta^2 / 24); ``box`` (top-hat of
@@ -25,13 +25,14 @@ import logging
 import math
 import time as _time
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from . import TurbtlError, __version__
 from .grid import SpectralGrid
-from .io import atomic_path, nc_attr, nc_field_coords, nc_set_attrs
+from .io import atomic_path, cf_globals, damaged, nc_attr, nc_field_coords, nc_set_attrs
 from .runtime import progress as _progress
 from .spectra import energy_enstrophy_spectra, power_spectrum
 
@@ -190,7 +191,12 @@ def filter_dns_file(dns_path, out_path, spectra_path, system: dict, filter_cfg: 
     dev = torch.device(device)
     t0 = _time.perf_counter()
 
-    src = netCDF4.Dataset(str(dns_path), "r")
+    try:
+        src = netCDF4.Dataset(str(dns_path), "r")
+    except OSError as e:
+        if not Path(dns_path).exists():
+            raise TurbtlError(f"DNS file {dns_path} does not exist; fix: run the DNS (snakemake {dns_path})") from e
+        raise damaged(dns_path, e) from e
     try:
         src.set_auto_mask(False)
         w = src.variables["omega"]
@@ -262,10 +268,12 @@ def filter_dns_file(dns_path, out_path, spectra_path, system: dict, filter_cfg: 
                 for k in ("precision", "beta_sign"):
                     if k in src_attrs:
                         attrs[k] = src_attrs[k]
-                nc_set_attrs(dst, attrs)
+                nc_set_attrs(dst, attrs, title=f"filtered fields and SGS term Pi of flow {name} on the LES grid")
             finally:
                 dst.close()
             spectra = _spectra_dataset({k: s / count for k, s in sums.items()}, n, n_les, attrs)
+            for k, v in cf_globals(f"spectra of the DNS and filtered fields of flow {name}").items():
+                spectra.attrs.setdefault(k, v)
             spectra.to_netcdf(tmp_s, engine="netcdf4")
     finally:
         src.close()

@@ -10,7 +10,8 @@ import xarray as xr
 
 ENGINE = "netcdf4"
 
-__all__ = ["ENGINE", "atomic_path", "remove_stale_temporaries", "write_netcdf", "open_netcdf", "write_json", "read_json"]
+__all__ = ["ENGINE", "atomic_path", "remove_stale_temporaries", "damaged", "cf_globals", "write_netcdf", "open_netcdf",
+           "write_json", "read_json"]
 
 
 def _alive(pid: int) -> bool:
@@ -64,15 +65,48 @@ def atomic_path(path):
         raise
 
 
-def write_netcdf(ds: xr.Dataset, path) -> None:
-    """Write ``ds`` to ``path`` atomically with the netCDF4 engine."""
+def cf_globals(title: str) -> dict:
+    """The CF-1.8 global attributes every turbtl netCDF file carries: Conventions, title,
+    history (UTC time, turbtl version, command line) and source."""
+    import datetime as _dt
+    import sys
+
+    from . import __version__
+
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"Conventions": "CF-1.8", "title": title,
+            "history": f"{now} written by turbtl {__version__} ({' '.join(sys.argv[:1])})",
+            "source": f"turbtl {__version__}: forced 2D turbulence, pseudo-spectral DNS and its filtered fields"}
+
+
+def write_netcdf(ds: xr.Dataset, path, *, title: str | None = None) -> None:
+    """Write ``ds`` to ``path`` atomically with the netCDF4 engine, with the CF globals
+    (:func:`cf_globals`) added where the dataset does not set them."""
+    ds = ds.copy()
+    for k, v in cf_globals(title or ds.attrs.get("title") or f"turbtl {Path(path).stem}").items():
+        ds.attrs.setdefault(k, v)
     with atomic_path(path) as tmp:
         ds.to_netcdf(tmp, engine=ENGINE)
 
 
+def damaged(path, err) -> "Exception":
+    """The error for a netCDF input that exists but cannot be read (truncated by a crash,
+    a full disk, a copy cut short): it names the file and the fix."""
+    from . import TurbtlError
+
+    return TurbtlError(f"{path} is damaged and cannot be read ({type(err).__name__}: {err}); fix: delete it "
+                       "and rerun, so that the stage that writes it makes it anew")
+
+
 def open_netcdf(path, **kw) -> xr.Dataset:
-    """Open a turbtl netCDF file (explicit engine; lazily loaded)."""
-    return xr.open_dataset(path, engine=ENGINE, **kw)
+    """Open a turbtl netCDF file (explicit engine; lazily loaded).  A file that exists but
+    cannot be read raises :func:`damaged`'s error."""
+    try:
+        return xr.open_dataset(path, engine=ENGINE, **kw)
+    except (OSError, ValueError, RuntimeError) as e:
+        if not Path(path).exists():
+            raise
+        raise damaged(path, e) from e
 
 
 def _strict(o):
@@ -124,9 +158,12 @@ def nc_attr(v):
     return str(v)
 
 
-def nc_set_attrs(ds, attrs: dict) -> None:
-    """Write ``attrs`` as global attributes of an open netCDF4.Dataset."""
-    for key, val in attrs.items():
+def nc_set_attrs(ds, attrs: dict, *, title: str | None = None) -> None:
+    """Write ``attrs`` as global attributes of an open netCDF4.Dataset, plus the CF globals
+    (:func:`cf_globals`) that ``attrs`` does not set."""
+    full = dict(cf_globals(title or "turbtl field file"))
+    full.update(attrs)
+    for key, val in full.items():
         ds.setncattr(key, nc_attr(val))
 
 
@@ -149,10 +186,15 @@ def nc_field_coords(ds, members: int, nt: int, n: int, *, time_long_name: str, g
     vt = ds.createVariable("time", "f8", ("time",))
     vt.long_name = time_long_name
     vt.units = "1"
+    # Nondimensional model time: CF's standard_name "time" needs units "<unit> since <date>",
+    # which a nondimensional time has not; axis "T" is what CF tools use to find the axis.
+    vt.axis = "T"
+    vt.comment = "nondimensional time of the model equations (no calendar)"
     coord = np.arange(n) * (2 * np.pi / n)
     for ax in ("y", "x"):
         va = ds.createVariable(ax, "f8", (ax,))
         va[:] = coord
         va.long_name = f"{ax} coordinate of the 2*pi periodic square{grid}"
         va.units = "radian"
+        va.axis = ax.upper()
     return vt

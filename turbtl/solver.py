@@ -466,7 +466,7 @@ def run_dns(system: dict, out_path, *, dns_cfg: dict, device="cpu", progress: bo
             k = np.arange(n // 2 + 1, dtype=np.float64)
             got = check_resolution(k, zsum / nsnap, n, decades, name)
             wall = _time.perf_counter() - t0
-            nc_set_attrs(ds, system)
+            nc_set_attrs(ds, system, title=f"DNS of forced 2D turbulence, flow {system.get('name', '')}")
             ds.setncattr("name", name)
             ds.setncattr("precision", precision)
             ds.setncattr("beta_sign", BETA_SIGN)

@@ -8,11 +8,7 @@ from pathlib import Path
 # the package turbtl is importable here and in every job's script, also without pip install
 sys.path.insert(0, str(Path(workflow.basedir)))
 # (set, not required: so no `envvars:` directive)
-os.environ.update(
-    PYTHONPATH=os.pathsep.join(
-        p for p in (str(Path(workflow.basedir)), os.environ.get("PYTHONPATH", "")) if p
-    )
-)
+os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (str(Path(workflow.basedir)), os.environ.get("PYTHONPATH", "")) if p))
 # OpenMP threads that spin while waiting steal the cores of the other jobs: measured here,
 # a 2-thread 256^2 DNS on a loaded 2-core machine ran at 6.7 steps/s spinning and 77 passive.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -11,14 +11,14 @@ rule base_kernels:
         P.BASE_KERNELS,
     log:
         P.log("base_kernels"),
-    params:
-        n_les=config["systems"][BASE]["n_les"],
+    conda:
+        "../../envs/turbtl.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=20,
-    conda:
-        "../../envs/turbtl.yaml"
+    params:
+        n_les=config["systems"][BASE]["n_les"],
     script:
         "../scripts/base_kernels.py"
 
@@ -32,12 +32,12 @@ rule system_spectra:
         P.SYSTEM_SPECTRA,
     log:
         P.log("system_spectra", "{target}"),
+    conda:
+        "../../envs/turbtl.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../../envs/turbtl.yaml"
     script:
         "../scripts/system_spectra.py"
 
@@ -51,16 +51,16 @@ rule tl_kernels:
         P.TL_KERNELS,
     log:
         P.log("tl_kernels", "{target}"),
-    params:
-        layers=LAYERS,
-        n_les=lambda wc: config["systems"][wc.target]["n_les"],
-        percentile=config["diagnostics"]["change_percentile"],
+    conda:
+        "../../envs/turbtl.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=20,
-    conda:
-        "../../envs/turbtl.yaml"
+    params:
+        layers=LAYERS,
+        n_les=lambda wc: config["systems"][wc.target]["n_les"],
+        percentile=config["diagnostics"]["change_percentile"],
     script:
         "../scripts/tl_kernels.py"
 
@@ -76,16 +76,16 @@ rule activations:
         P.ACTIVATIONS,
     log:
         P.log("activations", "{target}"),
-    params:
-        layers=LAYERS,
-        samples=config["diagnostics"]["activation_samples"],
-        device=config["device"],
+    conda:
+        "../../envs/turbtl.yaml"
     threads: 1
     resources:
         mem_mb=train_mem_mb,
         runtime=30,
-    conda:
-        "../../envs/turbtl.yaml"
+    params:
+        layers=LAYERS,
+        samples=config["diagnostics"]["activation_samples"],
+        device=config["device"],
     script:
         "../scripts/activations.py"
 
@@ -102,6 +102,12 @@ rule predict:
         P.PREDICTION,
     log:
         P.log("predict", "{target}"),
+    conda:
+        "../../envs/turbtl.yaml"
+    threads: 1
+    resources:
+        mem_mb=train_mem_mb,
+        runtime=30,
     params:
         layers=LAYERS,
         n_small=N_SMALL,
@@ -109,12 +115,6 @@ rule predict:
         predict=config["predict"],
         samples=config["diagnostics"]["activation_samples"],
         device=config["device"],
-    threads: 1
-    resources:
-        mem_mb=train_mem_mb,
-        runtime=30,
-    conda:
-        "../../envs/turbtl.yaml"
     script:
         "../scripts/predict.py"
 
@@ -128,14 +128,14 @@ rule compare:
         P.COMPARISON,
     log:
         P.log("compare", "{target}"),
-    params:
-        alpha=config["transfer"]["alpha"],
+    conda:
+        "../../envs/turbtl.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../../envs/turbtl.yaml"
+    params:
+        alpha=config["transfer"]["alpha"],
     script:
         "../scripts/compare.py"
 
@@ -151,20 +151,40 @@ rule figures_target:
         activations=P.ACTIVATIONS,
         system_spectra=P.SYSTEM_SPECTRA,
     output:
-        best_layer=report(P.FIG_BEST_LAYER, caption="../report/best_layer.rst", category="{target}", labels={"target": "{target}", "figure": "best layer"}),
-        kernels=report(P.FIG_KERNELS, caption="../report/kernels.rst", category="{target}", labels={"target": "{target}", "figure": "kernel spectra"}),
-        activations=report(P.FIG_ACTIVATIONS, caption="../report/activations.rst", category="{target}", labels={"target": "{target}", "figure": "activation spectra"}),
-        system_spectra=report(P.FIG_SYSTEM_SPECTRA, caption="../report/system_spectra.rst", category="{target}", labels={"target": "{target}", "figure": "system spectra"}),
+        best_layer=report(
+            P.FIG_BEST_LAYER,
+            caption="../report/best_layer.rst",
+            category="{target}",
+            labels={"target": "{target}", "figure": "best layer"},
+        ),
+        kernels=report(
+            P.FIG_KERNELS,
+            caption="../report/kernels.rst",
+            category="{target}",
+            labels={"target": "{target}", "figure": "kernel spectra"},
+        ),
+        activations=report(
+            P.FIG_ACTIVATIONS,
+            caption="../report/activations.rst",
+            category="{target}",
+            labels={"target": "{target}", "figure": "activation spectra"},
+        ),
+        system_spectra=report(
+            P.FIG_SYSTEM_SPECTRA,
+            caption="../report/system_spectra.rst",
+            category="{target}",
+            labels={"target": "{target}", "figure": "system spectra"},
+        ),
     log:
         P.log("figures_target", "{target}"),
-    params:
-        base=BASE,
+    conda:
+        "../../envs/turbtl.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../../envs/turbtl.yaml"
+    params:
+        base=BASE,
     script:
         "../scripts/figures_target.py"
 
@@ -179,13 +199,13 @@ rule summary:
         figure=report(P.FIG_SUMMARY, caption="../report/summary.rst", category="summary", labels={"figure": "summary"}),
     log:
         P.log("summary"),
-    params:
-        targets=TARGETS,
+    conda:
+        "../../envs/turbtl.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../../envs/turbtl.yaml"
+    params:
+        targets=TARGETS,
     script:
         "../scripts/summary.py"

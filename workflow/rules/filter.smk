@@ -9,15 +9,15 @@ rule filter:
         P.log("filter", "{system}"),
     benchmark:
         P.bench("filter", "{system}")
-    params:
-        system=sys_cfg,
-        filter=config["filter"],
-        device=config["device"],
+    conda:
+        "../../envs/turbtl.yaml"
     threads: 1
     resources:
         mem_mb=filter_mem_mb,
         runtime=60,
-    conda:
-        "../../envs/turbtl.yaml"
+    params:
+        system=sys_cfg,
+        filter=config["filter"],
+        device=config["device"],
     script:
         "../scripts/filter.py"

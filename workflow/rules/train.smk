@@ -10,16 +10,16 @@ rule train_base:
         P.log("train_base"),
     benchmark:
         P.bench("train_base")
+    conda:
+        "../../envs/turbtl.yaml"
+    threads: 2
+    resources:
+        mem_mb=train_mem_mb,
+        runtime=240,
     params:
         network=config["network"],
         training=config["training"],
         device=config["device"],
         resume=P.BASE_RESUME,
-    threads: 2
-    resources:
-        mem_mb=train_mem_mb,
-        runtime=240,
-    conda:
-        "../../envs/turbtl.yaml"
     script:
         "../scripts/train_base.py"

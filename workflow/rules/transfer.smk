@@ -10,16 +10,16 @@ rule transfer_layer:
         P.log("transfer_layer", "{target}/layer{layer}"),
     benchmark:
         P.bench("transfer_layer", "{target}/layer{layer}")
-    params:
-        transfer=config["transfer"],
-        n_small=N_SMALL,
-        device=config["device"],
+    conda:
+        "../../envs/turbtl.yaml"
     threads: 1
     resources:
         mem_mb=train_mem_mb,
         runtime=120,
-    conda:
-        "../../envs/turbtl.yaml"
+    params:
+        transfer=config["transfer"],
+        n_small=N_SMALL,
+        device=config["device"],
     script:
         "../scripts/transfer_layer.py"
 
@@ -35,18 +35,18 @@ rule transfer_baseline:
         P.log("transfer_baseline", "{target}/{method}"),
     benchmark:
         P.bench("transfer_baseline", "{target}/{method}")
+    conda:
+        "../../envs/turbtl.yaml"
+    threads: 1
+    resources:
+        mem_mb=train_mem_mb,
+        runtime=240,
     params:
         transfer=config["transfer"],
         training=config["training"],
         network=config["network"],
         n_small=N_SMALL,
         device=config["device"],
-    threads: 1
-    resources:
-        mem_mb=train_mem_mb,
-        runtime=240,
-    conda:
-        "../../envs/turbtl.yaml"
     script:
         "../scripts/transfer_baseline.py"
 
@@ -61,13 +61,13 @@ rule sweep_summary:
         summary=P.SWEEP_SUMMARY,
     log:
         P.log("sweep_summary", "{target}"),
-    params:
-        alpha=config["transfer"]["alpha"],
+    conda:
+        "../../envs/turbtl.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../../envs/turbtl.yaml"
+    params:
+        alpha=config["transfer"]["alpha"],
     script:
         "../scripts/sweep_summary.py"
