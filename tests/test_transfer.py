@@ -213,15 +213,22 @@ def test_seeds_draw_paired_small_sets(setup, tmp_path, monkeypatch):
     import turbtl.transfer as T
     from turbtl.data import split_members
 
-    seen = []
-    real = T.small_sets
+    from turbtl import data as Dm
 
-    def spy(path, n_small, seeds):
-        out = real(path, n_small, seeds)
+    seen, opened = [], []
+    real, real_open = Dm.FilteredData.small_sets, Dm._open
+
+    def spy(self, n_small, seeds):
+        out = real(self, n_small, seeds)
         seen.append({tuple(sd): x for sd, (x, _) in zip(seeds, out)})
         return out
 
-    monkeypatch.setattr(T, "small_sets", spy)
+    def count_open(path):
+        opened.append(str(path))
+        return real_open(path)
+
+    monkeypatch.setattr(Dm.FilteredData, "small_sets", spy)
+    monkeypatch.setattr(Dm, "_open", count_open)
     cfg = dict(TCFG, seeds=3, epochs=1, subset_seed=4)
     for L in (1, 3):
         run_layer_job(setup["ckpt"], setup["target"], L, tmp_path / f"l{L}.csv", tmp_path / f"l{L}.pt",
@@ -230,6 +237,7 @@ def test_seeds_draw_paired_small_sets(setup, tmp_path, monkeypatch):
         run_baseline_job(setup["ckpt"], setup["target"], m, tmp_path / f"{m}.csv", transfer_cfg=cfg,
                          training_cfg=TRCFG, network_cfg=NET, n_small=6, device="cpu")
     assert len(seen) == 4
+    assert opened == [str(setup["target"])] * 4  # each job reads the filtered file once
     keys = [(4, 0), (4, 1), (4, 2)]
     for d in seen:
         assert list(d) == keys

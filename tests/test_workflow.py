@@ -187,6 +187,29 @@ def test_predict_never_reads_val_or_test_members(tiny_run, tmp_path):
             assert new["predictors"][name]["scores"][L] == pytest.approx(v, rel=1e-6, abs=1e-12), (name, L)
 
 
+@pytest.mark.parametrize("section,key,value,rerun,kept", [
+    ("transfer", "alpha", 0.01, ["sweep_summary", "compare"], ["transfer_layer", "transfer_baseline", "predict", "dns"]),
+    ("systems.base", "test_members", 2, ["filter", "train_base"], ["dns"]),
+])
+def test_a_key_a_job_does_not_read_leaves_it_complete(tiny_run, tmp_path, section, key, value, rerun, kept):
+    """Jobs get only the config keys they read (params per key), so a change reruns exactly
+    the jobs that read the key and what depends on their outputs."""
+    work, _ = tiny_run
+    cfg = tiny_config()
+    node = cfg
+    for part in section.split("."):
+        node = node[part]
+    node[key] = value
+    cf = write_config(cfg, tmp_path / "changed.yaml")
+    r = snakemake(work, cf, "-n")
+    assert r.returncode == 0, r.stderr[-4000:]
+    out = r.stdout + r.stderr
+    for rule in rerun:
+        assert f"rule {rule}:" in out, (rule, out[-3000:])
+    for rule in kept:
+        assert f"rule {rule}:" not in out, (rule, out[-3000:])
+
+
 def test_kill_9_recovers_with_unlock_and_a_plain_rerun(tmp_path):
     """After `kill -9` of the snakemake process group: `snakemake --unlock`, then the same
     command, finishes (profiles/default sets rerun-incomplete) and leaves no temporaries."""

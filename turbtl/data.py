@@ -32,7 +32,8 @@ import torch
 from . import TurbtlError
 from .io import open_netcdf
 
-__all__ = ["load_xy", "split_members", "small_subset", "small_sets", "draw_indices", "check_finite", "flow_attrs", "Normaliser",
+__all__ = ["FilteredData", "load_xy", "split_members", "small_subset", "small_sets", "draw_indices", "check_finite",
+           "flow_attrs", "Normaliser",
            "SYMMETRIES", "symmetry_group", "apply_symmetry", "augment_batch"]
 
 SPLITS = ("train", "val", "test")
@@ -44,6 +45,71 @@ def _open(path):
         raise TurbtlError(f"filtered data file {path} does not exist; fix: run the filter stage "
                           f"(snakemake {path}) first")
     return open_netcdf(path)
+
+
+class FilteredData:
+    """One filtered file, opened ONCE: attributes, member splits and the fields in memory.
+
+    A job that needs several views (the flow's attributes, the small sets of every seed, the
+    test members) builds one of these instead of reopening the file for each.  Fields are
+    checked for non-finite values only where they are selected (:meth:`xy`), so a job never
+    fails on members it does not read.
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        with _open(self.path) as ds:
+            self.attrs = dict(ds.attrs)
+            self.members = [int(m) for m in ds["member"].values]
+            self.split = [str(s) for s in ds["split"].values]
+            self._fields = {v: ds[v].values.astype(np.float32) for v in ("psi", "omega", "pi")}
+        for m, sp in zip(self.members, self.split):
+            if sp not in SPLITS:
+                raise TurbtlError(f"{self.path}: member {m} has split {sp!r}, expected one of {SPLITS}; "
+                                  "fix: regenerate the filtered file")
+
+    @property
+    def name(self) -> str:
+        return str(self.attrs.get("name", self.path.stem))
+
+    def split_members(self) -> dict[str, list[int]]:
+        """Member coordinate values per split: ``{"train": [...], "val": [...], "test": [...]}``."""
+        out = {s: [] for s in SPLITS}
+        for m, sp in zip(self.members, self.split):
+            out[sp].append(m)
+        return out
+
+    def xy(self, split: str | None = None, members=None) -> tuple[np.ndarray, np.ndarray]:
+        """``(X, Y)`` of the selected members, member-major (see :func:`load_xy`)."""
+        if split is not None and members is not None:
+            raise ValueError("give split or members, not both")
+        if split is not None:
+            if split not in SPLITS:
+                raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+            members = self.split_members()[split]
+            if not members:
+                raise TurbtlError(f"{self.path} has no {split!r} members; fix: give the system more "
+                                  f"members or adjust val_members/test_members in config.yaml")
+        members = self.members if members is None else [int(m) for m in members]
+        idx = [self.members.index(m) for m in members]
+        psi, omega, pi = (self._fields[v][idx] for v in ("psi", "omega", "pi"))
+        for name, a in (("psi", psi), ("omega", omega), ("pi", pi)):
+            check_finite(a, self.path, name, members)
+        m, t, ny, nx = psi.shape
+        X = np.stack([psi, omega], axis=2).reshape(m * t, 2, ny, nx)
+        Y = pi.reshape(m * t, 1, ny, nx)
+        return np.ascontiguousarray(X), np.ascontiguousarray(Y)
+
+    def small_sets(self, n_small: int, seeds) -> list[tuple[np.ndarray, np.ndarray]]:
+        """:func:`small_subset` for several seeds (the train members only)."""
+        X, Y = self.xy("train")
+        n_small = int(n_small)
+        _check_small(self.path, n_small, len(X))
+        out = []
+        for seed in seeds:
+            idx = draw_indices(len(X), n_small, seed)
+            out.append((X[idx].copy(), Y[idx].copy()))
+        return out
 
 
 def split_members(path) -> dict[str, list[int]]:
@@ -70,30 +136,10 @@ def load_xy(path, split: str | None = None, members=None) -> tuple[np.ndarray, n
     """Load ``(X, Y)``: X (S, 2, n, n) = (psi, omega), Y (S, 1, n, n) = Pi, float32, member-major.
 
     ``split`` selects the members whose ``split`` variable equals it; ``members`` (coordinate
-    values) selects explicitly; both None loads every member.
+    values) selects explicitly; both None loads every member.  Non-finite values in the
+    selected members stop with :func:`check_finite`'s message.
     """
-    if split is not None and members is not None:
-        raise ValueError("give split or members, not both")
-    if split is not None:
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        members = split_members(path)[split]
-        if not members:
-            raise TurbtlError(f"{path} has no {split!r} members; fix: give the system more "
-                              f"members or adjust val_members/test_members in config.yaml")
-    with _open(path) as ds:
-        if members is not None:
-            ds = ds.sel(member=list(members))
-        member_values = [int(v) for v in ds["member"].values]
-        psi = ds["psi"].values.astype(np.float32)
-        omega = ds["omega"].values.astype(np.float32)
-        pi = ds["pi"].values.astype(np.float32)
-    for name, a in (("psi", psi), ("omega", omega), ("pi", pi)):
-        check_finite(a, path, name, member_values)
-    m, t, ny, nx = psi.shape
-    X = np.stack([psi, omega], axis=2).reshape(m * t, 2, ny, nx)
-    Y = pi.reshape(m * t, 1, ny, nx)
-    return np.ascontiguousarray(X), np.ascontiguousarray(Y)
+    return FilteredData(path).xy(split, members)
 
 
 def draw_indices(n_total: int, n_small: int, seed) -> np.ndarray:
@@ -143,15 +189,8 @@ def small_subset(path, n_small: int, seed=0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def small_sets(path, n_small: int, seeds) -> list[tuple[np.ndarray, np.ndarray]]:
-    """:func:`small_subset` for several seeds, reading the train members once."""
-    X, Y = load_xy(path, "train")
-    n_small = int(n_small)
-    _check_small(path, n_small, len(X))
-    out = []
-    for seed in seeds:
-        idx = draw_indices(len(X), n_small, seed)
-        out.append((X[idx].copy(), Y[idx].copy()))
-    return out
+    """:func:`small_subset` for several seeds, reading the file once."""
+    return FilteredData(path).small_sets(n_small, seeds)
 
 
 def _as_tensor(a) -> torch.Tensor:

@@ -24,14 +24,13 @@ import copy
 import logging
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
 from . import TurbtlError
-from .data import Normaliser, flow_attrs, load_xy, small_sets, symmetry_group
+from .data import FilteredData, Normaliser, symmetry_group
 from .io import atomic_path, write_json
 from .network import NetConfig, SGSNet
 from .training import _tensor, evaluate, fit, load_checkpoint
@@ -69,10 +68,6 @@ def draw_seed(transfer_cfg: dict, seed: int) -> tuple[int, int]:
 def predictor_draw(transfer_cfg: dict) -> tuple[int, int]:
     """The small-set draw the predictors read: that of the first TL seed."""
     return draw_seed(transfer_cfg, n_seeds(transfer_cfg)[0])
-
-
-def _target_name(data_path) -> str:
-    return str(flow_attrs(data_path).get("name", Path(data_path).stem))
 
 
 # ------------------------------------------------------------------------ one layer
@@ -191,10 +186,11 @@ def run_layer_job(model_path, data_path, layer: int, out_csv, out_weights, *, tr
     dev = torch.device(device)
     layer = int(layer)
     base, norm, _ = load_checkpoint(model_path, dev)
-    target = _target_name(data_path)
+    data = FilteredData(data_path)  # the file is read once
+    target = data.name
     seeds = n_seeds(transfer_cfg)
-    sets = small_sets(data_path, n_small, [draw_seed(transfer_cfg, s) for s in seeds])
-    Xt, Yt = load_xy(data_path, "test")
+    sets = data.small_sets(n_small, [draw_seed(transfer_cfg, s) for s in seeds])
+    Xt, Yt = data.xy("test")
     rows, weights = [], {}
     for seed, (Xs, Ys) in zip(seeds, sets):
         t0 = time.perf_counter()
@@ -222,8 +218,9 @@ def run_baseline_job(model_path, data_path, method: str, out_csv, *, transfer_cf
     log = log or _log
     dev = torch.device(device)
     base, norm, _ = load_checkpoint(model_path, dev)
-    target = _target_name(data_path)
-    Xt, Yt = load_xy(data_path, "test")
+    data = FilteredData(data_path)  # the file is read once
+    target = data.name
+    Xt, Yt = data.xy("test")
     rows = []
     if method == "zero_shot":
         t0 = time.perf_counter()
@@ -231,7 +228,7 @@ def run_baseline_job(model_path, data_path, method: str, out_csv, *, transfer_cf
         rows.append(_row(target, method, 0, 0, 0, 0, m, time.perf_counter() - t0))
     elif method in ("scratch", "finetune_all", "full_target"):
         if method == "full_target":
-            train, val = load_xy(data_path, "train"), load_xy(data_path, "val")
+            train, val = data.xy("train"), data.xy("val")
             epochs, bs, lr = (int(training_cfg["epochs"]), int(training_cfg["batch_size"]),
                               float(training_cfg["lr"]))
             augment = bool(training_cfg.get("augment", False))
@@ -240,12 +237,12 @@ def run_baseline_job(model_path, data_path, method: str, out_csv, *, transfer_cf
             epochs, bs, lr = (int(transfer_cfg["epochs"]), int(transfer_cfg["batch_size"]),
                               float(transfer_cfg["lr"]))
             augment = False  # like the TL runs it is compared with
-        group = symmetry_group(float(flow_attrs(data_path).get("beta", 0.0)))
+        group = symmetry_group(float(data.attrs.get("beta", 0.0)))
         if network_cfg and NetConfig(**network_cfg) != base.cfg:
             log.warning("network config %s differs from the base checkpoint's %s; the baseline "
                         "uses the checkpoint's architecture", network_cfg, base.cfg)
         seeds = n_seeds(transfer_cfg)
-        sets = (small_sets(data_path, n_small, [draw_seed(transfer_cfg, s) for s in seeds])
+        sets = (data.small_sets(n_small, [draw_seed(transfer_cfg, s) for s in seeds])
                 if method != "full_target" else [train] * len(seeds))
         for seed, train in zip(seeds, sets):
             t0 = time.perf_counter()

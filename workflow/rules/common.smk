@@ -37,9 +37,25 @@ wildcard_constraints:
     method="|".join(P.BASELINE_METHODS),
 
 
+def keys(section, *names):
+    """Only the keys of ``config[section]`` that a job reads: a change of any other key of the
+    section then leaves that job complete (Snakemake's params trigger compares values)."""
+    return {k: config[section][k] for k in names}
+
+
 def sys_cfg(wc):
     name = wc.system if hasattr(wc, "system") else wc.target
     return dict(config["systems"][name], name=name)
+
+
+# what the DNS job reads of a flow: not the LES grid or the data splits, so that changing
+# those reruns the filter and what follows, never the (expensive) DNS
+DNS_KEYS = ("Re", "kf", "beta", "mu", "n_dns", "dt", "spinup_time", "sample_interval", "snapshots_per_member", "members", "seed")
+
+
+def dns_sys_cfg(wc):
+    s = config["systems"][wc.system]
+    return dict({k: s[k] for k in DNS_KEYS}, name=wc.system)
 
 
 def dns_mem_mb(wc):

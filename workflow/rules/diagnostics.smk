@@ -11,6 +11,8 @@ rule base_kernels:
         P.BASE_KERNELS,
     log:
         P.log("base_kernels"),
+    benchmark:
+        P.bench("base_kernels")
     conda:
         "../../envs/turbtl.yaml"
     threads: 1
@@ -32,6 +34,8 @@ rule system_spectra:
         P.SYSTEM_SPECTRA,
     log:
         P.log("system_spectra", "{target}"),
+    benchmark:
+        P.bench("system_spectra", "{target}")
     conda:
         "../../envs/turbtl.yaml"
     threads: 1
@@ -51,6 +55,8 @@ rule tl_kernels:
         P.TL_KERNELS,
     log:
         P.log("tl_kernels", "{target}"),
+    benchmark:
+        P.bench("tl_kernels", "{target}")
     conda:
         "../../envs/turbtl.yaml"
     threads: 1
@@ -76,6 +82,8 @@ rule activations:
         P.ACTIVATIONS,
     log:
         P.log("activations", "{target}"),
+    benchmark:
+        P.bench("activations", "{target}")
     conda:
         "../../envs/turbtl.yaml"
     threads: 1
@@ -102,6 +110,8 @@ rule predict:
         P.PREDICTION,
     log:
         P.log("predict", "{target}"),
+    benchmark:
+        P.bench("predict", "{target}")
     conda:
         "../../envs/turbtl.yaml"
     threads: 1
@@ -111,7 +121,7 @@ rule predict:
     params:
         layers=LAYERS,
         n_small=N_SMALL,
-        transfer=config["transfer"],
+        transfer=keys("transfer", "seeds", "subset_seed", "batch_size", "lr"),
         predict=config["predict"],
         samples=config["diagnostics"]["activation_samples"],
         device=config["device"],
@@ -128,6 +138,8 @@ rule compare:
         P.COMPARISON,
     log:
         P.log("compare", "{target}"),
+    benchmark:
+        P.bench("compare", "{target}")
     conda:
         "../../envs/turbtl.yaml"
     threads: 1
@@ -177,6 +189,8 @@ rule figures_target:
         ),
     log:
         P.log("figures_target", "{target}"),
+    benchmark:
+        P.bench("figures_target", "{target}")
     conda:
         "../../envs/turbtl.yaml"
     threads: 1
@@ -199,6 +213,8 @@ rule summary:
         figure=report(P.FIG_SUMMARY, caption="../report/summary.rst", category="summary", labels={"figure": "summary"}),
     log:
         P.log("summary"),
+    benchmark:
+        P.bench("summary")
     conda:
         "../../envs/turbtl.yaml"
     threads: 1

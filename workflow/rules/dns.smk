@@ -16,7 +16,7 @@ rule dns:
         mem_mb=dns_mem_mb,
         runtime=120,
     params:
-        system=sys_cfg,
+        system=dns_sys_cfg,
         dns=config["dns"],
         device=config["device"],
     script:

@@ -17,7 +17,7 @@ rule transfer_layer:
         mem_mb=train_mem_mb,
         runtime=120,
     params:
-        transfer=config["transfer"],
+        transfer=keys("transfer", "seeds", "subset_seed", "epochs", "batch_size", "lr"),
         n_small=N_SMALL,
         device=config["device"],
     script:
@@ -42,8 +42,8 @@ rule transfer_baseline:
         mem_mb=train_mem_mb,
         runtime=240,
     params:
-        transfer=config["transfer"],
-        training=config["training"],
+        transfer=keys("transfer", "seeds", "subset_seed", "epochs", "batch_size", "lr"),
+        training=keys("training", "epochs", "batch_size", "lr", "augment", "amp"),
         network=config["network"],
         n_small=N_SMALL,
         device=config["device"],
@@ -61,6 +61,8 @@ rule sweep_summary:
         summary=P.SWEEP_SUMMARY,
     log:
         P.log("sweep_summary", "{target}"),
+    benchmark:
+        P.bench("sweep_summary", "{target}")
     conda:
         "../../envs/turbtl.yaml"
     threads: 1
