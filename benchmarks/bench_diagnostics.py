@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from turbtl import diagnostics as D
+from turbtl import diagnostics_files as DF
 from turbtl.network import NetConfig, SGSNet
 from turbtl.spectra import power_spectrum
 
@@ -78,7 +79,7 @@ def main():
     t_naive, _ = timeit(lambda: [naive_kernel_spectra(w, a.n) for w in ws], repeat=1)
     specs = [D.kernel_spectra(w, a.n) for w in ws]
     t_cls, _ = timeit(lambda: [D.classify_kernels(s) for s in specs])
-    t_all, _ = timeit(lambda: D.base_kernels_dataset(model, a.n), repeat=1)
+    t_all, _ = timeit(lambda: DF.base_kernels_dataset(model, a.n), repeat=1)
     np.testing.assert_allclose(naive_kernel_spectra(ws[1], a.n), D.kernel_spectra(ws[1], a.n), atol=1e-12)
     print(f"kernel spectra (batched FFT, all layers): {t_batched * 1e3:8.1f} ms")
     print(f"  pure FFT of the padded kernels:         {t_fft * 1e3:8.1f} ms   batched / FFT   = {t_batched / t_fft:6.2f}")

@@ -5,6 +5,7 @@ import torch
 
 import diag_fixtures as F
 from turbtl import diagnostics as D
+from turbtl import diagnostics_files as DF
 from turbtl.io import open_netcdf, write_netcdf
 from turbtl.spectra import power_spectrum, shell_index
 
@@ -116,7 +117,7 @@ def test_activation_spectra_batches_do_not_matter():
 
 def test_system_spectra_ratio():
     b, t = F.spectra_ds(), F.spectra_ds(bump_k=3, bump=2.0)
-    ds = D.system_spectra(b, t)
+    ds = DF.system_spectra(b, t)
     for v in ("P_psi", "P_omega", "P_pi"):
         r = ds[f"{v}_ratio"].values
         assert np.isnan(r[0]), "the k = 0 shell of zero-mean fields is round-off: no ratio"
@@ -127,21 +128,21 @@ def test_system_spectra_ratio():
 
 def test_datasets_roundtrip(tmp_path):
     net = F.tiny_net(depth=3, channels=3)
-    bk = D.base_kernels_dataset(net, 16)
+    bk = DF.base_kernels_dataset(net, 16)
     write_netcdf(bk, tmp_path / "bk.nc")
     with open_netcdf(tmp_path / "bk.nc") as ds:
         assert ds["label_count"].sum("label_code").values.tolist() == [6, 9, 3]
         assert ds["label"].attrs["flag_meanings"] == "low_pass high_pass band_pass gabor"
         assert ds["radial"].dims == ("layer", "k")
     lw = F.layer_weights(net, [1, 3])
-    tk = D.tl_kernels_dataset(net, lw, 16, percentile=99.9)
+    tk = DF.tl_kernels_dataset(net, lw, 16, percentile=99.9)
     write_netcdf(tk, tmp_path / "tk.nc")
     with open_netcdf(tmp_path / "tk.nc") as ds:
         assert ds["dw_norm"].dims == ("tl_layer", "seed", "out", "in")
         assert ds["tl_layer"].values.tolist() == [1, 3] and ds["seed"].values.tolist() == [0, 1]
         assert np.isnan(ds["dw_norm"].sel(tl_layer=3)).sum() > 0  # layer 3 has one output channel
         assert int(ds["top_out"].sel(tl_layer=1, rank=0)) >= 0
-    ac = D.activations_dataset(net, F.random_fields(3), F.random_fields(3, seed=1), lw)
+    ac = DF.activations_dataset(net, F.random_fields(3), F.random_fields(3, seed=1), lw)
     write_netcdf(ac, tmp_path / "ac.nc")
     with open_netcdf(tmp_path / "ac.nc") as ds:
         assert ds["spectrum"].dims == ("case", "layer", "stage", "k")
@@ -167,7 +168,7 @@ def test_load_layer_weights(tmp_path, capsys):
     save_layer_weights(tmp_path / "layer2.pt", 2, lw[2])
     L, w = load_layer_weights(tmp_path / "layer2.pt")
     assert L == 2 and sorted(w) == [0, 1]
-    m = D.with_layer(net, 2, w[1]["weight"], w[1]["bias"])
+    m = DF.with_layer(net, 2, w[1]["weight"], w[1]["bias"])
     assert torch.equal(m.layer(2).weight, lw[2][1]["weight"])
     assert not torch.equal(net.layer(2).weight, lw[2][1]["weight"])
     torch.save({"layer": 2, "seeds": [0], "weights": {0: _Evil()}}, tmp_path / "bad.pt")

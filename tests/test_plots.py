@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import diag_fixtures as F
-from turbtl import diagnostics as D
+from turbtl import diagnostics_files as DF
 from turbtl import plots
 from turbtl import predict as P
 from turbtl import verdict as V
@@ -42,21 +42,21 @@ def test_best_layer_png(setup, tmp_path):
 
 
 def test_kernels_png(setup, tmp_path):
-    ds = D.tl_kernels_dataset(setup["net"], setup["lw"], 16, percentile=90.0)
+    ds = DF.tl_kernels_dataset(setup["net"], setup["lw"], 16, percentile=90.0)
     out = tmp_path / "kernels.png"
     plots.kernels(ds, out, layer=2, target="t")
     _check_png(out)
 
 
 def test_activations_png(setup, tmp_path):
-    ds = D.activations_dataset(setup["net"], setup["xb"], setup["xt"], setup["lw"])
+    ds = DF.activations_dataset(setup["net"], setup["xb"], setup["xt"], setup["lw"])
     out = tmp_path / "activations.png"
     plots.activations(ds, out, tl_layer=1, target="t")
     _check_png(out)
 
 
 def test_system_spectra_png(tmp_path):
-    ds = D.system_spectra(F.spectra_ds(), F.spectra_ds(bump_k=3))
+    ds = DF.system_spectra(F.spectra_ds(), F.spectra_ds(bump_k=3))
     out = tmp_path / "system_spectra.png"
     plots.system_spectra(ds, out, base="base", target="t")
     _check_png(out)

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from . import TurbtlError
+from .arrays import as_float32_tensor
 from .io import open_netcdf
 
 __all__ = ["FilteredData", "load_xy", "split_members", "small_subset", "small_sets", "draw_indices", "check_finite",
@@ -193,12 +194,6 @@ def small_sets(path, n_small: int, seeds) -> list[tuple[np.ndarray, np.ndarray]]
     return FilteredData(path).small_sets(n_small, seeds)
 
 
-def _as_tensor(a) -> torch.Tensor:
-    if isinstance(a, torch.Tensor):
-        return a.to(torch.float32)
-    return torch.as_tensor(np.asarray(a), dtype=torch.float32)
-
-
 class Normaliser:
     """Per-channel standardisation of inputs (psi, omega) and of the output Pi.
 
@@ -228,15 +223,15 @@ class Normaliser:
         return torch.as_tensor(v, dtype=torch.float32, device=t.device).view(1, -1, 1, 1)
 
     def x(self, X) -> torch.Tensor:
-        t = _as_tensor(X)
+        t = as_float32_tensor(X)
         return (t - self._shape(self.in_mean, t)) / self._shape(self.in_std, t)
 
     def y(self, Y) -> torch.Tensor:
-        t = _as_tensor(Y)
+        t = as_float32_tensor(Y)
         return (t - self._shape(self.out_mean, t)) / self._shape(self.out_std, t)
 
     def y_inv(self, y) -> torch.Tensor:
-        t = _as_tensor(y)
+        t = as_float32_tensor(y)
         return t * self._shape(self.out_std, t) + self._shape(self.out_mean, t)
 
     def state_dict(self) -> dict:

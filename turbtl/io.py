@@ -129,7 +129,7 @@ def _strict(o):
 def write_json(obj, path) -> None:
     """Strict JSON (NaN and infinities become null), written atomically."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(_strict(obj), indent=2, sort_keys=False, default=_default,
+        tmp.write_text(json.dumps(_strict(obj), indent=2, sort_keys=False, default=json_default,
                                   allow_nan=False) + "\n")
 
 
@@ -137,7 +137,7 @@ def read_json(path):
     return json.loads(Path(path).read_text())
 
 
-def _default(o):
+def json_default(o):
     import numpy as np
 
     if isinstance(o, np.generic):

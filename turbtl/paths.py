@@ -44,6 +44,7 @@ FIG_SUMMARY = FIG_DIR + "/summary.png"
 SUMMARY_CSV = RESULTS + "/summary.csv"  # one row per predictor, over all targets
 SUMMARY_BY_TARGET = RESULTS + "/summary_by_target.csv"  # one row per (target, predictor)
 
+# the one list of baseline methods (zero_shot first: it is the one that trains nothing)
 BASELINE_METHODS = ("zero_shot", "scratch", "finetune_all", "full_target")
 
 

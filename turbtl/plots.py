@@ -19,14 +19,16 @@ import seaborn as sns  # noqa: E402
 
 from .diagnostics import LABELS  # noqa: E402
 from .io import atomic_path  # noqa: E402
+from .paths import BASELINE_METHODS  # noqa: E402
 
 __all__ = ["DPI", "save", "best_layer", "kernels", "activations", "system_spectra", "summary"]
 
 DPI = 120
 PREDICTOR_MARKERS = {"spectral": "v", "marginal": "<", "framework": ">", "gradient": "^",
                      "probe": "P", "deepest": "s", "shallowest": "X"}
-BASELINE_NAMES = {"zero_shot": "zero shot (base net)", "scratch": "scratch (small set)",
-                  "finetune_all": "fine-tune all layers", "full_target": "full target data"}
+# labels of the baselines, in the order of the one list of methods (turbtl.paths)
+BASELINE_NAMES = dict(zip(BASELINE_METHODS, ("zero shot (base net)", "scratch (small set)",
+                                             "fine-tune all layers", "full target data"), strict=True))
 
 
 def _theme():

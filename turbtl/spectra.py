@@ -11,7 +11,8 @@ are left out.  Leading axes are averaged.
 from __future__ import annotations
 
 import numpy as np
-import torch
+
+from .arrays import as_float64_numpy
 
 __all__ = ["shell_index", "power_spectrum", "energy_enstrophy_spectra", "log_spectrum_error"]
 
@@ -23,19 +24,13 @@ def shell_index(n: int) -> np.ndarray:
     return np.rint(kk).astype(np.int64)
 
 
-def _as_numpy(f) -> np.ndarray:
-    if isinstance(f, torch.Tensor):
-        return f.detach().to("cpu", torch.float64).numpy()
-    return np.asarray(f, dtype=np.float64)
-
-
 def power_spectrum(f, *, average: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Shell-summed power spectrum of real field(s) ``f`` (..., n, n).
 
     Returns ``(k, P)`` with ``k = 0 .. n//2``.  With ``average`` the leading axes are
     averaged (P has shape (n//2+1,)); otherwise P keeps them (..., n//2+1).
     """
-    f = _as_numpy(f)
+    f = as_float64_numpy(f)
     n = f.shape[-1]
     if f.shape[-2] != n:
         raise ValueError(f"power_spectrum needs a square grid, got {f.shape[-2:]}")
@@ -76,7 +71,7 @@ def log_spectrum_error(pred, true, *, kmin: int = 1, kmax: int | None = None, ep
     """
     k, pp = power_spectrum(pred)
     _, pt = power_spectrum(true)
-    n = _as_numpy(true).shape[-1]
+    n = as_float64_numpy(true).shape[-1]
     kmax = n // 2 - 1 if kmax is None else kmax
     sel = (k >= kmin) & (k <= kmax)
     d = np.log10(pp[sel] + eps) - np.log10(pt[sel] + eps)

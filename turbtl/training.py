@@ -24,8 +24,9 @@ import pandas as pd
 import torch
 
 from . import TurbtlError
+from .arrays import as_float32_tensor
 from .data import Normaliser, SYMMETRIES, augment_batch, flow_attrs, load_xy, symmetry_group
-from .io import _default, atomic_path, write_json
+from .io import atomic_path, json_default, write_json
 from .network import NetConfig, SGSNet
 from .spectra import log_spectrum_error
 
@@ -38,7 +39,7 @@ _log = logging.getLogger("turbtl.training")
 # ------------------------------------------------------------------------- checkpoints
 def _plain(obj):
     """JSON-plain copy (so that ``torch.load(weights_only=True)`` accepts it)."""
-    return json.loads(json.dumps(obj, default=_default))
+    return json.loads(json.dumps(obj, default=json_default))
 
 
 def save_checkpoint(path, model: SGSNet, norm: Normaliser, meta: dict | None = None) -> None:
@@ -118,12 +119,6 @@ def precision_context(amp: str, device: torch.device):
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
 
 
-def _tensor(a) -> torch.Tensor:
-    if isinstance(a, torch.Tensor):
-        return a.detach().to(torch.float32)
-    return torch.as_tensor(np.asarray(a), dtype=torch.float32)
-
-
 @torch.no_grad()
 def _loss_on(model, xn, yn, batch_size, amp, device):
     model.eval()
@@ -158,14 +153,14 @@ def fit(model: SGSNet, norm: Normaliser, train_xy, val_xy=None, *, epochs: int, 
         p.requires_grad_(id(p) in keep)
     opt = torch.optim.Adam(params, lr=lr)
 
-    X, Y = _tensor(train_xy[0]).to(dev), _tensor(train_xy[1]).to(dev)
+    X, Y = as_float32_tensor(train_xy[0]).to(dev), as_float32_tensor(train_xy[1]).to(dev)
     n = len(X)
     if n == 0:
         raise TurbtlError("no training samples; fix: check the data split in config.yaml")
     if not augment:
         Xn, Yn = norm.x(X), norm.y(Y)
     if val_xy is not None:
-        Xv, Yv = norm.x(_tensor(val_xy[0])).to(dev), norm.y(_tensor(val_xy[1])).to(dev)
+        Xv, Yv = norm.x(as_float32_tensor(val_xy[0])).to(dev), norm.y(as_float32_tensor(val_xy[1])).to(dev)
 
     gen = torch.Generator().manual_seed(int(seed))
     fingerprint = {"epochs": int(epochs), "batch_size": int(batch_size), "lr": float(lr),

@@ -30,10 +30,12 @@ import pandas as pd
 import torch
 
 from . import TurbtlError
+from .arrays import as_float32_tensor
 from .data import FilteredData, Normaliser, symmetry_group
 from .io import atomic_path, write_json
 from .network import NetConfig, SGSNet
-from .training import _tensor, evaluate, fit, load_checkpoint
+from .paths import BASELINE_METHODS
+from .training import evaluate, fit, load_checkpoint
 from .verdict import ALPHA, layer_stats, paired_test, per_seed
 
 __all__ = ["retrain_layer", "load_tl_model", "run_layer_job", "run_baseline_job", "summarise",
@@ -90,8 +92,8 @@ def retrain_layer(base_model: SGSNet, layer: int, X_small, Y_small, norm: Normal
     for p in model.parameters():
         p.requires_grad_(id(p) in keep)
     model.eval()  # no dropout/batchnorm in SGSNet; eval only documents that nothing changes
-    x = norm.x(_tensor(X_small)).to(dev)
-    y = norm.y(_tensor(Y_small)).to(dev)
+    x = norm.x(as_float32_tensor(X_small)).to(dev)
+    y = norm.y(as_float32_tensor(Y_small)).to(dev)
     if cached:
         with torch.no_grad():
             h = model.forward_range(x, 1, layer - 1)
@@ -226,7 +228,7 @@ def run_baseline_job(model_path, data_path, method: str, out_csv, *, transfer_cf
         t0 = time.perf_counter()
         m = evaluate(base, norm, Xt, Yt, dev)
         rows.append(_row(target, method, 0, 0, 0, 0, m, time.perf_counter() - t0))
-    elif method in ("scratch", "finetune_all", "full_target"):
+    elif method in BASELINE_METHODS[1:]:
         if method == "full_target":
             train, val = data.xy("train"), data.xy("val")
             epochs, bs, lr = (int(training_cfg["epochs"]), int(training_cfg["batch_size"]),
@@ -260,7 +262,7 @@ def run_baseline_job(model_path, data_path, method: str, out_csv, *, transfer_cf
             rows.append(_row(target, method, 0, seed, len(train[0]), epochs, m, secs))
     else:
         raise TurbtlError(f"unknown baseline method {method!r}; fix: use one of "
-                          "zero_shot, scratch, finetune_all, full_target")
+                          f"{', '.join(BASELINE_METHODS)}")
     _write_csv(rows, out_csv)
     return pd.DataFrame(rows, columns=CSV_COLUMNS)
 

@@ -3,7 +3,7 @@ import torch
 
 import turbtl.runtime
 from turbtl.data import load_xy
-from turbtl.diagnostics import activations_dataset
+from turbtl.diagnostics_files import activations_dataset
 from turbtl.io import write_netcdf
 from turbtl.predict import evenly
 from turbtl.training import load_checkpoint

@@ -1,6 +1,6 @@
 """Snakemake script of rule base_kernels: kernel spectra and labels of every base layer."""
 import turbtl.runtime
-from turbtl.diagnostics import base_kernels_dataset
+from turbtl.diagnostics_files import base_kernels_dataset
 from turbtl.io import write_netcdf
 from turbtl.training import load_checkpoint
 

@@ -1,6 +1,6 @@
 """Snakemake script of rule system_spectra: base vs target spectra of psi, omega, Pi and their ratio."""
 import turbtl.runtime
-from turbtl.diagnostics import system_spectra
+from turbtl.diagnostics_files import system_spectra
 from turbtl.io import open_netcdf, write_netcdf
 
 smk = snakemake  # noqa: F821

@@ -1,6 +1,6 @@
 """Snakemake script of rule tl_kernels: what TL changed in each re-trained layer's kernels."""
 import turbtl.runtime
-from turbtl.diagnostics import tl_kernels_dataset
+from turbtl.diagnostics_files import tl_kernels_dataset
 from turbtl.io import write_netcdf
 from turbtl.training import load_checkpoint
 from turbtl.transfer import load_layer_weights

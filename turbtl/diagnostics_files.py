@@ -1,0 +1,267 @@
+"""The diagnostics' netCDF datasets: what ``rule base_kernels``, ``tl_kernels``, ``activations``
+and ``system_spectra`` write (formats in docs/DESIGN.md).  The maths is in
+:mod:`turbtl.diagnostics`; this module only arranges its results as CF-style xarray datasets.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import xarray as xr
+
+from .diagnostics import (ANISOTROPY_THRESHOLD, HIGH_PASS_FRACTION, LABELS, activation_spectra, fftshift_k,
+                          kernel_spectra, label_counts, layer_kernel_summary, radial_profile, tl_change)
+
+__all__ = ["SYSTEM_FIELDS", "system_spectra", "with_layer", "base_kernels_dataset", "tl_kernels_dataset",
+           "activations_dataset"]
+
+
+SYSTEM_FIELDS = {
+    "P_psi": "filtered streamfunction",
+    "P_omega": "filtered vorticity",
+    "P_pi": "SGS term Pi",
+}
+
+
+def system_spectra(base_spectra_ds: xr.Dataset, target_spectra_ds: xr.Dataset,
+                   *, base_name: str = "base", target_name: str = "target") -> xr.Dataset:
+    """Base and target P_psi, P_omega, P_pi (on k_les) and their ratio target / base.
+
+    Variables ``{P}_base``, ``{P}_target``, ``{P}_ratio`` on a common coordinate ``k``
+    (the wavenumbers both files share).
+    """
+    b = base_spectra_ds[list(SYSTEM_FIELDS)].rename(k_les="k")
+    t = target_spectra_ds[list(SYSTEM_FIELDS)].rename(k_les="k")
+    b, t = xr.align(b, t, join="inner")
+    ds = xr.Dataset(coords={"k": ("k", b["k"].values.astype(np.float64),
+                                  {"long_name": "wavenumber magnitude (shell)", "units": "1"})})
+    for name, what in SYSTEM_FIELDS.items():
+        bv = b[name].values.astype(np.float64)
+        tv = t[name].values.astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(bv > 0, tv / np.where(bv > 0, bv, 1.0), np.nan)
+        # the k = 0 shell of these zero-mean periodic fields is round-off: no ratio there
+        ratio[ds["k"].values == 0] = np.nan
+        ds[f"{name}_base"] = ("k", bv, {"long_name": f"power spectrum of the {what}, {base_name}", "units": "1"})
+        ds[f"{name}_target"] = ("k", tv, {"long_name": f"power spectrum of the {what}, {target_name}", "units": "1"})
+        ds[f"{name}_ratio"] = ("k", ratio, {"long_name": f"ratio target/base of the power spectrum of the {what}",
+                                            "units": "1"})
+    ds.attrs.update(base=base_name, target=target_name,
+                    spectrum_convention="shell-summed, Parseval-normalised (turbtl.spectra.power_spectrum)")
+    return ds
+
+
+# --------------------------------------------------------------------------------------
+# Dataset builders used by the workflow scripts (netCDF layout of docs/DESIGN.md)
+# --------------------------------------------------------------------------------------
+
+_LABEL_ATTRS = {"flag_values": np.arange(len(LABELS), dtype=np.int8),
+                "flag_meanings": " ".join(name.replace("-", "_") for name in LABELS)}
+
+
+def with_layer(model, layer: int, weight, bias=None):
+    """A copy of ``model`` whose layer ``layer`` (1-based) has the given parameters."""
+    import copy
+
+    m = copy.deepcopy(model)
+    conv = m.layer(int(layer))
+    with torch.no_grad():
+        conv.weight.copy_(torch.as_tensor(weight, dtype=conv.weight.dtype))
+        if bias is not None and conv.bias is not None:
+            conv.bias.copy_(torch.as_tensor(bias, dtype=conv.bias.dtype))
+    return m
+
+
+def base_kernels_dataset(model, n: int) -> xr.Dataset:
+    """``base_kernels.nc``: labels, label counts, mean radial spectrum per layer."""
+    depth = model.depth
+    ws = [model.layer(L).weight for L in range(1, depth + 1)]
+    co = max(w.shape[0] for w in ws)
+    ci = max(w.shape[1] for w in ws)
+    nk = n // 2 + 1
+    lab = np.full((depth, co, ci), -1, np.int8)
+    cnt = np.zeros((depth, len(LABELS)), np.int64)
+    rad = np.zeros((depth, nk))
+    pk = np.full((depth, co, ci), -1, np.int16)
+    an = np.full((depth, co, ci), np.nan)
+    for j, w in enumerate(ws):
+        s = layer_kernel_summary(w, n)
+        o, i = w.shape[:2]
+        lab[j, :o, :i] = s["labels"]
+        cnt[j] = s["counts"]
+        rad[j] = s["radial"]
+        pk[j, :o, :i] = s["peak_k"]
+        an[j, :o, :i] = s["anisotropy"]
+    ds = xr.Dataset(
+        {
+            "label": (("layer", "out", "in"), lab, dict(_LABEL_ATTRS, long_name="kernel class", units="1",
+                                                        _FillValue=np.int8(-1))),
+            "label_count": (("layer", "label_code"), cnt, {"long_name": "number of kernels per class", "units": "1"}),
+            "radial": (("layer", "k"), rad, {"long_name": "mean over the layer's kernels of the shell-RMS "
+                                                          "magnitude of the kernel transfer function", "units": "1"}),
+            "peak_k": (("layer", "out", "in"), pk, {"long_name": "shell of the radial maximum of |K|",
+                                                     "units": "1", "_FillValue": np.int16(-1)}),
+            "anisotropy": (("layer", "out", "in"), an, {"long_name": "coefficient of variation of |K| on the peak shell",
+                                                         "units": "1"}),
+        },
+        coords={
+            "layer": ("layer", np.arange(1, depth + 1), {"long_name": "layer (1-based)", "units": "1"}),
+            "out": ("out", np.arange(co), {"long_name": "output channel", "units": "1"}),
+            "in": ("in", np.arange(ci), {"long_name": "input channel", "units": "1"}),
+            "label_code": ("label_code", np.arange(len(LABELS), dtype=np.int8),
+                      {"long_name": "kernel class code", "units": "1", **_LABEL_ATTRS}),
+            "k": ("k", np.arange(nk, dtype=np.float64), {"long_name": "wavenumber magnitude (shell)", "units": "1"}),
+        },
+        attrs={"n": int(n), "kernel_size": int(ws[0].shape[-1]),
+               "high_pass_fraction": HIGH_PASS_FRACTION, "anisotropy_threshold": ANISOTROPY_THRESHOLD,
+               "labels": " ".join(LABELS),
+               "classification": "peak shell k_p of the shell-RMS |K|: 0 -> low-pass; "
+                                 ">= high_pass_fraction*(n//2) -> high-pass; else anisotropy > threshold -> "
+                                 "gabor, otherwise band-pass"},
+    )
+    return ds
+
+
+def tl_kernels_dataset(model, layer_weights: dict, n: int, *, percentile: float = 99.9,
+                       max_kernels: int = 8) -> xr.Dataset:
+    """``tl_kernels.nc`` from the base model and ``{L: {seed: {"weight", "bias"}}}``.
+
+    Per re-trained layer and seed: ``dw_norm``, ``dspec_norm`` (NaN-padded to the widest
+    layer) and the percentile threshold; for the first seed (``spectra_seed``): the
+    most-changed kernels' centred 2D spectra before/after, their labels, and the class
+    counts of the layer's kernels before/after.
+    """
+    tls = sorted(int(L) for L in layer_weights)
+    if not tls:
+        from . import TurbtlError
+
+        raise TurbtlError("no TL layer weights given; fix: run the transfer sweep first (rule transfer_layer)")
+    seeds = sorted({int(s) for L in tls for s in layer_weights[L]})
+    s0 = seeds[0]
+    shapes = [tuple(model.layer(L).weight.shape) for L in tls]
+    co = max(s[0] for s in shapes)
+    ci = max(s[1] for s in shapes)
+    nL, nS = len(tls), len(seeds)
+    dw = np.full((nL, nS, co, ci), np.nan)
+    dsp = np.full((nL, nS, co, ci), np.nan)
+    thr = np.full((nL, nS), np.nan)
+    top_o = np.full((nL, max_kernels), -1, np.int32)
+    top_i = np.full((nL, max_kernels), -1, np.int32)
+    top_dw = np.full((nL, max_kernels), np.nan)
+    top_lb = np.full((nL, max_kernels), -1, np.int8)
+    top_la = np.full((nL, max_kernels), -1, np.int8)
+    sb = np.full((nL, max_kernels, n, n), np.nan)
+    sa = np.full((nL, max_kernels, n, n), np.nan)
+    cb = np.zeros((nL, len(LABELS)), np.int64)
+    ca = np.zeros((nL, len(LABELS)), np.int64)
+    nk = n // 2 + 1
+    rb = np.zeros((nL, nk))
+    ra = np.zeros((nL, nk))
+    for a, L in enumerate(tls):
+        bw = model.layer(L).weight.detach()
+        o, i = bw.shape[:2]
+        for b, s in enumerate(seeds):
+            if s not in layer_weights[L]:
+                continue
+            ch = tl_change(bw, layer_weights[L][s]["weight"], n, percentile=percentile, max_kernels=max_kernels)
+            dw[a, b, :o, :i] = ch["dw_norm"]
+            dsp[a, b, :o, :i] = ch["dspec_norm"]
+            thr[a, b] = ch["threshold"]
+            if s == s0:
+                m = len(ch["top_out"])
+                top_o[a, :m] = ch["top_out"]
+                top_i[a, :m] = ch["top_in"]
+                top_dw[a, :m] = ch["dw_norm"][ch["top_out"], ch["top_in"]]
+                top_lb[a, :m] = ch["labels_before"][ch["top_out"], ch["top_in"]]
+                top_la[a, :m] = ch["labels_after"][ch["top_out"], ch["top_in"]]
+                sb[a, :m] = np.fft.fftshift(ch["spec_before"], axes=(-2, -1))
+                sa[a, :m] = np.fft.fftshift(ch["spec_after"], axes=(-2, -1))
+                cb[a] = label_counts(ch["labels_before"])
+                ca[a] = label_counts(ch["labels_after"])
+                rb[a] = radial_profile(kernel_spectra(bw, n)).reshape(-1, nk).mean(0)
+                ra[a] = radial_profile(kernel_spectra(layer_weights[L][s]["weight"], n)).reshape(-1, nk).mean(0)
+    kc = fftshift_k(n)
+    one = {"units": "1"}
+    ds = xr.Dataset(
+        {
+            "dw_norm": (("tl_layer", "seed", "out", "in"), dw,
+                        {"long_name": "Frobenius norm of W_TL - W_base per kernel", **one}),
+            "dspec_norm": (("tl_layer", "seed", "out", "in"), dsp,
+                           {"long_name": "Frobenius norm of |K_TL| - |K_base| per kernel, divided by n", **one}),
+            "threshold": (("tl_layer", "seed"), thr,
+                          {"long_name": f"{percentile}th percentile of dw_norm over the layer's kernels", **one}),
+            "top_out": (("tl_layer", "rank"), top_o, {"long_name": "output channel of the most-changed kernels "
+                                                                  "(-1: none)", **one}),
+            "top_in": (("tl_layer", "rank"), top_i, {"long_name": "input channel of the most-changed kernels "
+                                                                "(-1: none)", **one}),
+            "top_dw_norm": (("tl_layer", "rank"), top_dw, {"long_name": "dw_norm of the most-changed kernels", **one}),
+            "top_label_before": (("tl_layer", "rank"), top_lb,
+                                 dict(_LABEL_ATTRS, long_name="class of the most-changed kernels, base", units="1")),
+            "top_label_after": (("tl_layer", "rank"), top_la,
+                                dict(_LABEL_ATTRS, long_name="class of the most-changed kernels, after TL", units="1")),
+            "spec_before": (("tl_layer", "rank", "ky", "kx"), sb,
+                            {"long_name": "|FFT2| of the zero-padded base kernel (centred)", **one}),
+            "spec_after": (("tl_layer", "rank", "ky", "kx"), sa,
+                           {"long_name": "|FFT2| of the zero-padded re-trained kernel (centred)", **one}),
+            "label_count_before": (("tl_layer", "label_code"), cb, {"long_name": "kernels per class, base", **one}),
+            "label_count_after": (("tl_layer", "label_code"), ca, {"long_name": "kernels per class, after TL", **one}),
+            "radial_before": (("tl_layer", "k"), rb, {"long_name": "mean shell-RMS |K| of the layer, base", **one}),
+            "radial_after": (("tl_layer", "k"), ra, {"long_name": "mean shell-RMS |K| of the layer, after TL", **one}),
+        },
+        coords={
+            "tl_layer": ("tl_layer", np.asarray(tls), {"long_name": "re-trained layer (1-based)", **one}),
+            "seed": ("seed", np.asarray(seeds), {"long_name": "TL seed", **one}),
+            "out": ("out", np.arange(co), {"long_name": "output channel", **one}),
+            "in": ("in", np.arange(ci), {"long_name": "input channel", **one}),
+            "rank": ("rank", np.arange(max_kernels), {"long_name": "rank by decreasing dw_norm", **one}),
+            "ky": ("ky", kc, {"long_name": "wavenumber y (centred)", **one}),
+            "kx": ("kx", kc, {"long_name": "wavenumber x (centred)", **one}),
+            "k": ("k", np.arange(nk, dtype=np.float64), {"long_name": "wavenumber magnitude (shell)", **one}),
+            "label_code": ("label_code", np.arange(len(LABELS), dtype=np.int8), dict(_LABEL_ATTRS, long_name="kernel class code",
+                                                                           units="1")),
+        },
+        attrs={"n": int(n), "percentile": float(percentile), "spectra_seed": int(s0), "labels": " ".join(LABELS)},
+    )
+    return ds
+
+
+def activations_dataset(model, x_base: torch.Tensor, x_target: torch.Tensor, layer_weights: dict,
+                        *, batch_size: int = 8) -> xr.Dataset:
+    """``activations.nc``: spectrum(case, layer, stage, k) and tl_on_target(tl_layer, layer, stage, k).
+
+    ``layer_weights`` is ``{L: {seed: {"weight", "bias"}}}``; the TL net of layer L uses the
+    first seed.  Inputs are already normalised.
+    """
+    layers = list(range(1, model.depth + 1))
+    k, sbb = activation_spectra(model, x_base, layers, batch_size=batch_size)
+    _, sbt = activation_spectra(model, x_target, layers, batch_size=batch_size)
+    tls = sorted(int(L) for L in layer_weights)
+    tl = np.zeros((len(tls), len(layers), 2, len(k)))
+    seeds = []
+    for a, L in enumerate(tls):
+        s0 = sorted(int(s) for s in layer_weights[L])[0]
+        seeds.append(s0)
+        p = layer_weights[L][s0]
+        m = with_layer(model, L, p["weight"], p.get("bias"))
+        _, tl[a] = activation_spectra(m, x_target, layers, batch_size=batch_size)
+    one = {"units": "1"}
+    ds = xr.Dataset(
+        {
+            "spectrum": (("case", "layer", "stage", "k"), np.stack([sbb, sbt]),
+                         {"long_name": "power spectrum of the layer's activations, mean over channels and samples",
+                          **one}),
+            "tl_on_target": (("tl_layer", "layer", "stage", "k"), tl,
+                             {"long_name": "activation power spectrum of the TL network (re-trained layer tl_layer, "
+                                           "first seed) on target data", **one}),
+            "tl_seed": (("tl_layer",), np.asarray(seeds, np.int64), {"long_name": "TL seed used", **one}),
+        },
+        coords={
+            "case": ("case", ["base_on_base", "base_on_target"], {"long_name": "network and data"}),
+            "layer": ("layer", np.asarray(layers), {"long_name": "layer (1-based)", **one}),
+            "stage": ("stage", ["pre", "post"], {"long_name": "before / after the activation function"}),
+            "k": ("k", k, {"long_name": "wavenumber magnitude (shell)", **one}),
+            "tl_layer": ("tl_layer", np.asarray(tls, np.int64), {"long_name": "re-trained layer (1-based)", **one}),
+        },
+        attrs={"n_base_samples": int(x_base.shape[0]), "n_target_samples": int(x_target.shape[0]),
+               "spectrum_convention": "shell-summed, Parseval-normalised (turbtl.spectra.power_spectrum)"},
+    )
+    return ds
