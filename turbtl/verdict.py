@@ -75,11 +75,10 @@ def interval(values, level: float = 0.95) -> tuple[float, float, float, float]:
 def layer_stats(df: pd.DataFrame, metric: str = "nmse") -> dict:
     """Per-group statistics of ``metric`` (mean, std, 95% interval, min, max, cc, n)."""
     m, sd, lo, hi = interval(df[metric])
-    _, cc_sd, _, _ = interval(df["cc"]) if "cc" in df else (0, 0.0, 0, 0)
     out = {"mean": m, "std": sd, "ci95_low": lo, "ci95_high": hi,
            "min": float(df[metric].min()), "max": float(df[metric].max()), "n": int(len(df))}
     if "cc" in df:
-        out.update(cc_mean=float(df["cc"].mean()), cc_std=cc_sd)
+        out.update(cc_mean=float(df["cc"].mean()), cc_std=interval(df["cc"])[1])
     if "spec_err" in df:
         out["spec_err_mean"] = float(df["spec_err"].mean())
     return out
