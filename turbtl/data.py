@@ -31,9 +31,9 @@ import torch
 
 from . import TurbtlError
 from .arrays import as_float32_tensor
-from .io import open_netcdf
+from .io import check_finite, open_netcdf
 
-__all__ = ["FilteredData", "load_xy", "split_members", "small_subset", "small_sets", "draw_indices", "check_finite",
+__all__ = ["FilteredData", "load_xy", "split_members", "small_subset", "small_sets", "draw_indices",
            "flow_attrs", "Normaliser",
            "SYMMETRIES", "symmetry_group", "apply_symmetry", "augment_batch"]
 
@@ -64,10 +64,7 @@ class FilteredData:
             self.members = [int(m) for m in ds["member"].values]
             self.split = [str(s) for s in ds["split"].values]
             self._fields = {v: ds[v].values.astype(np.float32) for v in ("psi", "omega", "pi")}
-        for m, sp in zip(self.members, self.split):
-            if sp not in SPLITS:
-                raise TurbtlError(f"{self.path}: member {m} has split {sp!r}, expected one of {SPLITS}; "
-                                  "fix: regenerate the filtered file")
+        self._by_split = _by_split(self.path, self.members, self.split)
 
     @property
     def name(self) -> str:
@@ -75,10 +72,7 @@ class FilteredData:
 
     def split_members(self) -> dict[str, list[int]]:
         """Member coordinate values per split: ``{"train": [...], "val": [...], "test": [...]}``."""
-        out = {s: [] for s in SPLITS}
-        for m, sp in zip(self.members, self.split):
-            out[sp].append(m)
-        return out
+        return {k: list(v) for k, v in self._by_split.items()}
 
     def xy(self, split: str | None = None, members=None) -> tuple[np.ndarray, np.ndarray]:
         """``(X, Y)`` of the selected members, member-major (see :func:`load_xy`)."""
@@ -116,8 +110,11 @@ class FilteredData:
 def split_members(path) -> dict[str, list[int]]:
     """Member coordinate values per split: ``{"train": [...], "val": [...], "test": [...]}``."""
     with _open(path) as ds:
-        members = [int(m) for m in ds["member"].values]
-        split = [str(s) for s in ds["split"].values]
+        return _by_split(path, [int(m) for m in ds["member"].values], [str(s) for s in ds["split"].values])
+
+
+def _by_split(path, members, split) -> dict[str, list[int]]:
+    """Group member coordinate values by their split; an unknown split names the file."""
     out = {s: [] for s in SPLITS}
     for m, s in zip(members, split):
         if s not in out:
@@ -161,22 +158,6 @@ def _check_small(path, n_small: int, n_train: int) -> None:
             f"{path}: the small TL set needs {n_small} snapshots but the train members hold only "
             f"{n_train}; fix: lower transfer.fraction, or give this target more members or "
             f"snapshots_per_member in config.yaml")
-
-
-def check_finite(a: np.ndarray, path, variable: str, members=None) -> None:
-    """Fail, naming the file, the variable and the first bad (member, time, y, x), if ``a``
-    (member, time, y, x) holds a NaN or an infinity."""
-    bad = ~np.isfinite(a)
-    if not bad.any():
-        return
-    idx = tuple(int(i) for i in np.argwhere(bad)[0])
-    where = dict(zip(("member", "time", "y", "x"), idx))
-    if members is not None and "member" in where:
-        where["member"] = members[where["member"]]
-    raise TurbtlError(f"{path}: variable {variable!r} holds {int(bad.sum())} non-finite value(s), the first at "
-                      f"{where} (member = its coordinate value, the rest 0-based indices); fix: delete "
-                      f"{path} and rerun, so that the stage that writes it makes it anew (and check that "
-                      "stage's log if it comes back)")
 
 
 def small_subset(path, n_small: int, seed=0) -> tuple[np.ndarray, np.ndarray]:

@@ -32,7 +32,7 @@ import torch
 
 from . import TurbtlError, __version__
 from .grid import SpectralGrid
-from .io import atomic_path, cf_globals, damaged, nc_attr, nc_field_coords, nc_set_attrs
+from .io import atomic_path, cf_globals, check_finite, damaged, nc_attr, nc_field_coords, nc_set_attrs
 from .runtime import progress as _progress
 from .spectra import energy_enstrophy_spectra, power_spectrum
 
@@ -233,12 +233,7 @@ def filter_dns_file(dns_path, out_path, spectra_path, system: dict, filter_cfg: 
                     for a in range(0, nt, tc):
                         b = min(nt, a + tc)
                         om = np.asarray(w[:, a:b], dtype=np.float32)  # (members, tc, n, n)
-                        if not np.isfinite(om).all():
-                            bad = tuple(int(i) for i in np.argwhere(~np.isfinite(om))[0])
-                            raise TurbtlError(
-                                f"{dns_path}: variable 'omega' is not finite at (member, time, y, x) = "
-                                f"{(bad[0], bad[1] + a, bad[2], bad[3])} (0-based); fix: delete {dns_path} "
-                                "and rerun, so that the DNS makes it anew")
+                        check_finite(om, dns_path, "omega", time_offset=a)
                         x = torch.from_numpy(om).to(dev).reshape(-1, n, n)
                         pb, ob, pi = sgs_fields(x, n_les, kind, wf)
                         shape = (members, b - a, n_les, n_les)

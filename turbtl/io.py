@@ -10,8 +10,8 @@ import xarray as xr
 
 ENGINE = "netcdf4"
 
-__all__ = ["ENGINE", "atomic_path", "remove_stale_temporaries", "damaged", "cf_globals", "write_netcdf", "open_netcdf",
-           "write_json", "read_json"]
+__all__ = ["ENGINE", "atomic_path", "remove_stale_temporaries", "damaged", "check_finite", "cf_globals",
+           "write_netcdf", "open_netcdf", "write_json", "read_json"]
 
 
 def _alive(pid: int) -> bool:
@@ -96,6 +96,30 @@ def damaged(path, err) -> "Exception":
 
     return TurbtlError(f"{path} is damaged and cannot be read ({type(err).__name__}: {err}); fix: delete it "
                        "and rerun, so that the stage that writes it makes it anew")
+
+
+def check_finite(a, path, variable: str, members=None, time_offset: int = 0) -> None:
+    """Fail, naming the file, the variable and the first bad (member, time, y, x), if ``a``
+    (member, time, y, x) holds a NaN or an infinity.  ``members``: the coordinate values of
+    the members of ``a``; ``time_offset``: the time index of ``a``'s first snapshot (a reader
+    that works in chunks)."""
+    import numpy as np
+
+    from . import TurbtlError
+
+    bad = ~np.isfinite(a)
+    if not bad.any():
+        return
+    idx = tuple(int(i) for i in np.argwhere(bad)[0])
+    where = dict(zip(("member", "time", "y", "x"), idx))
+    if members is not None and "member" in where:
+        where["member"] = members[where["member"]]
+    if "time" in where:
+        where["time"] += int(time_offset)
+    raise TurbtlError(f"{path}: variable {variable!r} holds {int(bad.sum())} non-finite value(s), the first at "
+                      f"{where} (member = its coordinate value, the rest 0-based indices); fix: delete "
+                      f"{path} and rerun, so that the stage that writes it makes it anew (and check that "
+                      "stage's log if it comes back)")
 
 
 def open_netcdf(path, **kw) -> xr.Dataset:

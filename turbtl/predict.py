@@ -173,10 +173,8 @@ def _shifts(model, x_base, x_target, layers, batch_size):
     for L in layers:
         for st in ("pre", "post"):
             out[(L, st)] = layer_spectral_shift(cb[L][st], ct[L][st])
-    xb = x_base.detach().cpu().double().numpy() if isinstance(x_base, torch.Tensor) else x_base
-    xt = x_target.detach().cpu().double().numpy() if isinstance(x_target, torch.Tensor) else x_target
-    _, pb = power_spectrum(xb, average=False)
-    _, pt = power_spectrum(xt, average=False)
+    _, pb = power_spectrum(x_base, average=False)  # converts tensors itself (arrays.as_float64_numpy)
+    _, pt = power_spectrum(x_target, average=False)
     out[(0, "post")] = layer_spectral_shift(pb.mean(axis=0), pt.mean(axis=0))
     return out
 
