@@ -20,6 +20,7 @@ import seaborn as sns  # noqa: E402
 from .diagnostics import LABELS  # noqa: E402
 from .io import atomic_path  # noqa: E402
 from .paths import BASELINE_METHODS  # noqa: E402
+from .verdict import interval  # noqa: E402
 
 __all__ = ["DPI", "save", "best_layer", "kernels", "activations", "system_spectra", "summary"]
 
@@ -58,16 +59,14 @@ def _pred_colors(names):
 
 
 def _layer_stats(sweep_df: pd.DataFrame) -> pd.DataFrame:
-    """Per layer: mean nmse and cc, and the half-width of their 95% t-intervals over seeds."""
-    from scipy import stats
-
+    """Per layer: mean nmse and cc, and the half-width of their 95% t-intervals over seeds
+    (``turbtl.verdict.interval``; 0 for a single seed)."""
     rows = sweep_df[sweep_df["method"] == "tl_layer"]
-    g = rows.groupby("layer")
-    n = g["nmse"].size()
-    t = pd.Series(stats.t.ppf(0.975, np.maximum(n - 1, 1)), index=n.index) / np.sqrt(n)
-    tab = pd.DataFrame({"nmse": g["nmse"].mean(), "nmse_std": g["nmse"].std(ddof=1) * t,
-                        "cc": g["cc"].mean(), "cc_std": g["cc"].std(ddof=1) * t})
-    return tab.fillna({"nmse_std": 0.0, "cc_std": 0.0}).sort_index()
+    out = {}
+    for L, g in rows.groupby("layer"):
+        (m, _, _, hi), (c, _, _, chi) = interval(g["nmse"]), interval(g["cc"])
+        out[L] = {"nmse": m, "nmse_std": hi - m, "cc": c, "cc_std": chi - c}
+    return pd.DataFrame.from_dict(out, orient="index").sort_index()
 
 
 def best_layer(sweep_df: pd.DataFrame, summary: dict, prediction: dict, comparison: dict | None,

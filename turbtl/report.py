@@ -88,17 +88,12 @@ def _wall(root: Path) -> tuple[float | None, str]:
     return None, "no complete Snakemake log"
 
 
-def _targets(root: Path) -> list[str]:
-    by = root / P.SUMMARY_BY_TARGET
-    return list(dict.fromkeys(pd.read_csv(by)["target"])) if by.exists() else []
-
-
 def build(root=".", name: str = "default", gain_threshold: float | None = 0.05) -> str:
     """The markdown block of one run (its tables, commit, machine, wall time)."""
     root = Path(root)
     agg = pd.read_csv(root / P.SUMMARY_CSV)
     by = pd.read_csv(root / P.SUMMARY_BY_TARGET)
-    targets = _targets(root)
+    targets = list(dict.fromkeys(by["target"]))
     base = read_json(root / P.BASE_METRICS)
     commit = _git(root, "rev-parse", "--short", "HEAD") or "unknown"
     dirty = " (with uncommitted changes)" if _git(root, "status", "--porcelain", "--untracked-files=no") else ""
@@ -138,9 +133,7 @@ def build(root=".", name: str = "default", gain_threshold: float | None = 0.05) 
     out += ["| predictor | hit rate | mean regret | worst regret | mean Spearman | cost / sweep (mean) |",
             "|---|---|---|---|---|---|"]
     for _, r in agg.iterrows():
-        out.append(f"| {r['predictor']} | {r['hit_rate']:.0%} ({int(round(r['hit_rate'] * r['n_targets']))}/"
-                   f"{int(r['n_targets'])}) | {_fmt(r['mean_regret'], 2)} | {_fmt(r['worst_regret'], 2)} | "
-                   f"{_fmt(r['mean_spearman'], 2)} | {_fmt(100 * r['mean_cost_fraction'], 2)}% |")
+        out.append(_regret_cells(r) + f" {_fmt(r['mean_spearman'], 2)} | {_fmt(100 * r['mean_cost_fraction'], 2)}% |")
     ok = agg[(agg["mean_regret"] <= 0.10) & (agg["max_cost_fraction"] <= 0.05)]
     goal = (", ".join(ok["predictor"]) + " reach" + ("es" if len(ok) == 1 else "")) if len(ok) else "no predictor reaches"
     out += ["", f"Goal (mean regret <= 0.10 at <= 5% of the sweep's cost on every target): **{goal} it** "
@@ -169,10 +162,15 @@ def build(root=".", name: str = "default", gain_threshold: float | None = 0.05) 
         if len(sub):
             agg2 = aggregate(sub)
             out += ["| predictor | hit rate | mean regret | worst regret |", "|---|---|---|---|"]
-            for _, r in agg2.iterrows():
-                out.append(f"| {r['predictor']} | {r['hit_rate']:.0%} ({int(round(r['hit_rate'] * r['n_targets']))}/"
-                           f"{int(r['n_targets'])}) | {_fmt(r['mean_regret'], 2)} | {_fmt(r['worst_regret'], 2)} |")
+            out += [_regret_cells(r) for _, r in agg2.iterrows()]
     return "\n".join(out) + "\n"
+
+
+def _regret_cells(r) -> str:
+    """``| predictor | hit rate (k/n) | mean regret | worst regret |`` of an aggregate row."""
+    hits = int(round(r["hit_rate"] * r["n_targets"]))
+    return (f"| {r['predictor']} | {r['hit_rate']:.0%} ({hits}/{int(r['n_targets'])}) | "
+            f"{_fmt(r['mean_regret'], 2)} | {_fmt(r['worst_regret'], 2)} |")
 
 
 def _data_shift(root: Path, target: str):

@@ -36,7 +36,7 @@ from .io import atomic_path, write_json
 from .network import NetConfig, SGSNet
 from .paths import BASELINE_METHODS
 from .training import evaluate, fit, load_checkpoint
-from .verdict import ALPHA, layer_stats, paired_test, per_seed
+from .verdict import ALPHA, best_layer, layer_stats
 
 __all__ = ["retrain_layer", "load_tl_model", "run_layer_job", "run_baseline_job", "summarise",
            "CSV_COLUMNS", "n_seeds", "subset_seed", "draw_seed", "predictor_draw",
@@ -284,21 +284,14 @@ def summarise(layer_csvs, baseline_csvs, target: str, out_csv, out_json, *,
     tl = df[df["method"] == "tl_layer"]
     layers = {str(int(L)): layer_stats(g) for L, g in tl.groupby("layer")}
     baselines = {str(m): layer_stats(g) for m, g in df[df["method"] != "tl_layer"].groupby("method")}
-    ranked = sorted(layers, key=lambda L: (layers[L]["mean"], int(L)))
-    if not ranked:
+    if not layers:
         raise TurbtlError(f"no per-layer TL results for {target}; fix: transfer.layers must "
                           "name at least one layer")
-    best = ranked[0]
+    v = best_layer(tl, alpha)
     out = {"target": target, "metric": "nmse", "layers": layers, "baselines": baselines,
-           "best_layer": int(best), "runner_up": None, "margin": None, "p_value": None,
-           "resolved": False, "alpha": float(alpha), "n_seeds": int(tl["seed"].nunique()),
-           "test": None}
-    if len(ranked) > 1:
-        ru = ranked[1]
-        t = paired_test(per_seed(tl, int(ru)), per_seed(tl, int(best)))
-        out.update(runner_up=int(ru), margin=layers[ru]["mean"] - layers[best]["mean"],
-                   p_value=t["p"], test=t["test"],
-                   resolved=bool(t["p"] is not None and t["p"] < alpha))
+           "best_layer": v["best_layer"], "runner_up": v["runner_up"], "margin": v["margin"],
+           "p_value": v["p_value"], "resolved": v["resolved"], "alpha": float(alpha),
+           "n_seeds": int(tl["seed"].nunique()), "test": v["test"]}
     with atomic_path(out_csv) as tmp:
         df.to_csv(tmp, index=False)
     write_json(out, out_json)

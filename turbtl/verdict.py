@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["ALPHA", "interval", "layer_stats", "paired_test", "regret", "hit", "per_seed",
+__all__ = ["ALPHA", "interval", "layer_stats", "best_layer", "paired_test", "regret", "hit", "per_seed",
            "empirical_table", "sweep_seconds", "compare", "SUMMARY_COLUMNS", "AGGREGATE_COLUMNS",
            "summary_rows", "aggregate"]
 
@@ -88,6 +88,26 @@ def per_seed(tl_rows: pd.DataFrame, layer: int, metric: str = "nmse") -> pd.Seri
     """The per-seed metric of one re-trained layer, indexed by seed."""
     sub = tl_rows[tl_rows["layer"].astype(int) == int(layer)]
     return sub.groupby("seed")[metric].mean()
+
+
+def best_layer(tl_rows: pd.DataFrame, alpha: float = ALPHA, metric: str = "nmse") -> dict:
+    """The empirical verdict of a sweep's ``tl_layer`` rows (module doc): ``best_layer`` (lowest
+    seed mean; ties to the shallowest), ``runner_up``, ``margin`` (their mean difference), the
+    paired test of runner-up against best (``p_value``, ``test``) and ``resolved`` (p < alpha).
+    With one layer there is no runner-up and no test."""
+    means = tl_rows.groupby("layer")[metric].mean()
+    ranked = sorted((float(m), int(L)) for L, m in means.items())
+    if not ranked:
+        raise ValueError("no tl_layer rows: no best layer")
+    best = ranked[0][1]
+    out = {"best_layer": best, "runner_up": None, "margin": None, "p_value": None, "test": None,
+           "resolved": False}
+    if len(ranked) > 1:
+        ru = ranked[1][1]
+        t = paired_test(per_seed(tl_rows, ru, metric), per_seed(tl_rows, best, metric))
+        out.update(runner_up=ru, margin=ranked[1][0] - ranked[0][0], p_value=t["p"], test=t["test"],
+                   resolved=bool(t["p"] is not None and t["p"] < alpha))
+    return out
 
 
 def paired_test(a: pd.Series, b: pd.Series) -> dict:
@@ -158,15 +178,13 @@ def compare(prediction: dict, sweep_df: pd.DataFrame, *, alpha: float = ALPHA,
     """Each predictor against the empirical sweep (turbtl.predict module doc): ``comparison.json``."""
     tl = sweep_df[sweep_df["method"] == "tl_layer"]
     tab = empirical_table(sweep_df)
-    best = int(tab["mean"].idxmin())
+    verdict = best_layer(tl, alpha)
+    best = verdict["best_layer"]
     zs = sweep_df.loc[sweep_df["method"] == "zero_shot", "nmse"]
     zero_shot = float(zs.mean()) if len(zs) else None
     total = sweep_seconds(sweep_df)
-    ranked = tab["mean"].sort_values(kind="stable")
-    ru = int(ranked.index[1]) if len(ranked) > 1 else None
-    t_ru = paired_test(per_seed(tl, ru), per_seed(tl, best)) if ru is not None else {"p": None}
-    out = {"target": target, "metric": "nmse", "empirical_best": best, "runner_up": ru,
-           "resolved": bool(t_ru["p"] is not None and t_ru["p"] < alpha), "alpha": float(alpha),
+    out = {"target": target, "metric": "nmse", "empirical_best": best, "runner_up": verdict["runner_up"],
+           "resolved": verdict["resolved"], "alpha": float(alpha),
            "zero_shot": _finite_or_none(zero_shot), "sweep_seconds": total,
            "empirical": {str(L): {c: _finite_or_none(r[c]) for c in ("mean", "std", "ci95_low", "ci95_high")}
                          for L, r in tab.iterrows()},
