@@ -67,7 +67,7 @@ def atomic_path(path):
 
 def cf_globals(title: str) -> dict:
     """The CF-1.8 global attributes every turbtl netCDF file carries: Conventions, title,
-    history (UTC time, turbtl version, command line) and source."""
+    history (UTC time, turbtl version, the program that wrote it) and source."""
     import datetime as _dt
     import sys
 
@@ -75,7 +75,7 @@ def cf_globals(title: str) -> dict:
 
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {"Conventions": "CF-1.8", "title": title,
-            "history": f"{now} written by turbtl {__version__} ({' '.join(sys.argv[:1])})",
+            "history": f"{now} written by turbtl {__version__} ({sys.argv[0] if sys.argv else 'python'})",
             "source": f"turbtl {__version__}: forced 2D turbulence, pseudo-spectral DNS and its filtered fields"}
 
 

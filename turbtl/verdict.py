@@ -154,10 +154,7 @@ def hit(choice: int, best: int, test: dict, alpha: float = ALPHA) -> bool:
 def empirical_table(sweep_df: pd.DataFrame, metric: str = "nmse") -> pd.DataFrame:
     """Per-layer mean, std and 95% interval (over seeds) of the TL test metric, by layer."""
     rows = sweep_df[sweep_df["method"] == "tl_layer"] if "method" in sweep_df else sweep_df
-    tab = {}
-    for L, g in rows.groupby("layer"):
-        m, sd, lo, hi = interval(g[metric])
-        tab[int(L)] = {"mean": m, "std": sd, "ci95_low": lo, "ci95_high": hi, "n": int(len(g))}
+    tab = {int(L): layer_stats(g, metric) for L, g in rows.groupby("layer")}
     return pd.DataFrame.from_dict(tab, orient="index").sort_index()
 
 
