@@ -174,7 +174,7 @@ def _no_outputs(path):
 
 
 def test_cfl_guard_raises_and_leaves_no_file(tmp_path, monkeypatch):
-    import turbtl.solver as S
+    import turbtl.equation as S
 
     monkeypatch.setattr(S, "initial_energy", lambda p: 400.0)  # a flow far too fast for dt
     out = tmp_path / "x.nc"
@@ -187,7 +187,7 @@ def test_cfl_guard_raises_and_leaves_no_file(tmp_path, monkeypatch):
 
 
 def test_nan_guard_raises_and_leaves_no_file(tmp_path, monkeypatch):
-    import turbtl.solver as S
+    import turbtl.equation as S
 
     monkeypatch.setattr(S, "initial_energy", lambda p: float("nan"))
     out = tmp_path / "y.nc"

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from . import TurbtlError, __version__
-from .grid import SpectralGrid
+from .grid import SpectralGrid, advective_product
 from .io import atomic_path, cf_globals, check_finite, damaged, nc_attr, nc_field_coords, nc_set_attrs
 from .runtime import progress as _progress
 from .spectra import energy_enstrophy_spectra, power_spectrum
@@ -117,11 +117,8 @@ def jacobian_les_hat(psi_hat: torch.Tensor, omega_hat: torch.Tensor) -> torch.Te
     n = psi_hat.shape[-2]
     m = 3 * n // 2 + (3 * n // 2) % 2  # even, >= 3n/2
     g = _grid(m, str(psi_hat.device), psi_hat.real.dtype)
-    p = resample_hat(psi_hat, m, n)
-    o = resample_hat(omega_hat, m, n)
-    stack = torch.stack([g.ddy(p), -g.ddx(p), g.ddx(o), g.ddy(o)])
-    u, v, wx, wy = g.irfft(stack).unbind(0)
-    return resample_hat(g.rfft(u * wx + v * wy), n, m)
+    stack = g.jacobian_stack(resample_hat(psi_hat, m, n), resample_hat(omega_hat, m, n))
+    return resample_hat(g.rfft(advective_product(g.irfft(stack))), n, m)
 
 
 @lru_cache(maxsize=8)

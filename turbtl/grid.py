@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["SpectralGrid", "dealias_mask", "wavenumbers", "complex_dtype"]
+__all__ = ["SpectralGrid", "dealias_mask", "wavenumbers", "complex_dtype", "advective_product"]
 
 
 def complex_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -43,6 +43,14 @@ def dealias_mask(n: int, *, full: bool = False) -> np.ndarray:
     ky = np.rint(np.fft.fftfreq(n, d=1.0 / n)).astype(np.int64)
     kx = ky if full else np.rint(np.fft.rfftfreq(n, d=1.0 / n)).astype(np.int64)
     return (3 * np.abs(ky)[:, None] < n) & (3 * np.abs(kx)[None, :] < n)
+
+
+def advective_product(phys4: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """u omega_x + v omega_y from the physical stack (u, v, omega_x, omega_y) on axis 0."""
+    if out is None:
+        return phys4[0] * phys4[2] + phys4[1] * phys4[3]
+    torch.mul(phys4[0], phys4[2], out=out)
+    return out.addcmul_(phys4[1], phys4[3])
 
 
 class SpectralGrid:
@@ -114,11 +122,15 @@ class SpectralGrid:
         The inputs are masked by the 2/3 rule before the product and the result is masked
         again, so for band-limited inputs this is the exact product on the kept modes.
         """
-        ph = psi_hat * self.mask
-        oh = omega_hat * self.mask
-        stack = torch.stack([self.ddy(ph), -self.ddx(ph), self.ddx(oh), self.ddy(oh)])
-        u, v, wx, wy = self.irfft(stack).unbind(0)
-        return self.rfft(u * wx + v * wy) * self.mask
+        stack = self.jacobian_stack(psi_hat * self.mask, omega_hat * self.mask)
+        return self.rfft(advective_product(self.irfft(stack))) * self.mask
+
+    def jacobian_stack(self, psi_hat: torch.Tensor, omega_hat: torch.Tensor) -> torch.Tensor:
+        """The four fields of the advective Jacobian, spectral, stacked on a new first axis:
+        (u, v, omega_x, omega_y) = (psi_y, -psi_x, omega_x, omega_y).  The one place turbtl
+        builds them: the DNS (its precomputed factors, :mod:`turbtl.stepper`), the filter's
+        Pi and the LES (:func:`turbtl.filters.jacobian_les_hat`) all go through it."""
+        return torch.stack([self.ddy(psi_hat), -self.ddx(psi_hat), self.ddx(omega_hat), self.ddy(omega_hat)])
 
     def real_field(self, f_hat: torch.Tensor) -> torch.Tensor:
         return self.irfft(f_hat)

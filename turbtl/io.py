@@ -11,7 +11,8 @@ import xarray as xr
 ENGINE = "netcdf4"
 
 __all__ = ["ENGINE", "atomic_path", "remove_stale_temporaries", "damaged", "check_finite", "cf_globals",
-           "write_netcdf", "open_netcdf", "write_json", "read_json"]
+           "write_netcdf", "open_netcdf", "write_json", "read_json", "nc_attr", "nc_set_attrs", "nc_field_coords",
+           "nc_snapshot_variables"]
 
 
 def _alive(pid: int) -> bool:
@@ -222,3 +223,26 @@ def nc_field_coords(ds, members: int, nt: int, n: int, *, time_long_name: str, g
         va.units = "radian"
         va.axis = ax.upper()
     return vt
+
+
+def nc_snapshot_variables(ds, members: int, n: int, variables: dict) -> dict:
+    """Create the variables of a file whose snapshots are written one at a time.
+
+    ``variables``: name -> (dims, long_name), with dims "field" (member, time, y, x; float32,
+    one chunk per member and snapshot, and a small chunk cache so that HDF5 writes each
+    snapshot as it comes instead of keeping up to 64 MiB of them in memory) or "series"
+    (member, time; float64).  Returns name -> netCDF4 variable.
+    """
+    out = {}
+    for name, (dims, long_name) in variables.items():
+        if dims == "field":
+            v = ds.createVariable(name, "f4", ("member", "time", "y", "x"), chunksizes=(1, 1, n, n))
+            v.set_var_chunk_cache(size=2 * members * n * n * 4, nelems=4 * members + 1, preemption=1.0)
+        elif dims == "series":
+            v = ds.createVariable(name, "f8", ("member", "time"))
+        else:
+            raise ValueError(f"nc_snapshot_variables: dims {dims!r} is not 'field' or 'series'")
+        v.long_name = long_name
+        v.units = "1"
+        out[name] = v
+    return out

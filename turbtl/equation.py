@@ -1,0 +1,178 @@
+"""The equation of forced, damped 2D turbulence: parameters, forcing, initial condition, guards.
+
+Equation (textbook beta-plane sign, +beta*v on the left-hand side; py2d uses the opposite
+sign, which mirrors the flow without changing its statistics):
+
+    d(omega)/dt + J(psi, omega) + beta*v = nu lap(omega) - mu omega + F
+    omega = -lap(psi),  u = d(psi)/dy,  v = -d(psi)/dx,  nu = 1/Re,
+    F = kf (cos(kf x) + cos(kf y)),   J(psi, omega) = u d(omega)/dx + v d(omega)/dy.
+
+This module holds what belongs to the equation and not to a discretisation in time: the
+parameters (:class:`FlowParams`), the forcing's spectrum, the random initial condition and
+the checks of a time step and of a DNS's resolution.  The time stepper is
+:mod:`turbtl.stepper`; the DNS (:mod:`turbtl.solver`) and the a-posteriori LES
+(:mod:`turbtl.les`) both combine the two.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import TurbtlError
+from .grid import SpectralGrid
+
+__all__ = [
+    "FlowParams",
+    "BETA_SIGN",
+    "EQUATION",
+    "laminar_velocity",
+    "initial_energy",
+    "check_timestep",
+    "check_resolution",
+    "forcing_hat",
+    "random_vorticity_hat",
+]
+
+BETA_SIGN = "+beta*v on the left-hand side"
+EQUATION = "d(omega)/dt + J(psi,omega) + beta*v = (1/Re) lap(omega) - mu*omega + kf*(cos(kf x) + cos(kf y))"
+
+
+@dataclass(frozen=True)
+class FlowParams:
+    """Physical and numerical parameters of one flow (a ``systems.<name>`` entry)."""
+
+    Re: float
+    kf: int
+    beta: float
+    mu: float
+    n: int
+    dt: float
+    name: str = "flow"
+    force: bool = True  # False: no forcing (tests)
+
+    @property
+    def nu(self) -> float:
+        return 0.0 if math.isinf(self.Re) else 1.0 / self.Re
+
+    @property
+    def dx(self) -> float:
+        return 2.0 * math.pi / self.n
+
+    @classmethod
+    def from_config(cls, system: dict, name: str | None = None) -> "FlowParams":
+        """From a system config dict (keys Re, kf, beta, mu, n_dns, dt; optional name)."""
+        try:
+            return cls(
+                Re=float(system["Re"]),
+                kf=int(system["kf"]),
+                beta=float(system.get("beta", 0.0)),
+                mu=float(system["mu"]),
+                n=int(system["n_dns"]),
+                dt=float(system["dt"]),
+                name=str(name or system.get("name", "flow")),
+            )
+        except KeyError as e:  # pragma: no cover - config validation catches this first
+            raise TurbtlError(f"system config lacks key {e}; fix: add it to systems.<name> in config.yaml") from e
+
+
+def laminar_velocity(p: FlowParams) -> float:
+    """Velocity amplitude of the laminar steady state, 1/(mu + nu kf^2): the scale that the
+    forcing can drive; turbulent velocities are of this order or smaller."""
+    return 1.0 / (p.mu + p.nu * p.kf**2)
+
+
+def initial_energy(p: FlowParams) -> float:
+    """Energy of the random initial condition: a fraction of the laminar energy U^2/2 that
+    is of the order of the statistically steady energy, so that spin-up is short."""
+    u = laminar_velocity(p)
+    return 0.5 * (0.2 * u) ** 2
+
+
+def check_timestep(p: FlowParams, cfl_max: float, where: str | None = None) -> float:
+    """A-priori check of ``dt`` before any work; returns the estimated CFL number.
+
+    Uses the laminar velocity bound U = 1/(mu + nu kf^2): a dt with U dt/dx > cfl_max is
+    rejected.  Also rejects a dt at which AB2 amplifies Rossby waves (frequency up to beta
+    at |k| = 1) faster than the drag damps them: (beta dt)^4 / 4 > mu dt.  ``where`` names
+    the config entry that holds dt (default ``systems.<name>``).
+    """
+    key = where or f"systems.{p.name}"
+    if p.dt <= 0:
+        raise TurbtlError(f"{key}.dt = {p.dt} must be positive; fix: set a positive dt")
+    u = laminar_velocity(p) if p.force else 0.0
+    est = u * p.dt / p.dx
+    if est > cfl_max:
+        dt_ok = 0.8 * cfl_max * p.dx / u
+        raise TurbtlError(
+            f"time step too large for system '{p.name}': the estimated CFL number "
+            f"U dt/dx = {est:.3g} (U = 1/(mu + kf^2/Re) = {u:.3g}, dx = 2pi/{p.n}) exceeds "
+            f"dns.cfl_max = {cfl_max}; fix: reduce {key}.dt to at most {dt_ok:.3g}")
+    if p.beta and (abs(p.beta) * p.dt) ** 4 / 4 > max(p.mu, 1e-12) * p.dt:
+        dt_ok = 0.5 * (4 * max(p.mu, 1e-12)) ** (1 / 3) / abs(p.beta) ** (4 / 3)
+        raise TurbtlError(
+            f"time step too large for the beta term of system '{p.name}': Adams-Bashforth 2 "
+            f"amplifies Rossby waves of frequency beta = {p.beta} faster than the drag mu = {p.mu} "
+            f"damps them at dt = {p.dt}; fix: reduce {key}.dt to at most {dt_ok:.3g}")
+    return est
+
+
+def check_resolution(k: np.ndarray, z: np.ndarray, n: int, decades: float, name: str = "flow") -> float:
+    """Decades between the peak of the enstrophy spectrum ``z`` and its value at the 2/3
+    cut-off shell k = n//3; raises :class:`TurbtlError` if fewer than ``decades``."""
+    kc = n // 3
+    peak = float(np.max(z[1:]))
+    zc = float(z[kc])
+    got = math.inf if zc <= 0 else math.log10(peak / zc)
+    if not got >= decades:
+        raise TurbtlError(
+            f"system '{name}' is under-resolved: the time-mean enstrophy spectrum at the 2/3 "
+            f"cut-off k = {kc} is only {got:.2f} decades below its peak (dns.resolution_decades "
+            f"= {decades}); fix: raise systems.{name}.n_dns (now {n}) or lower systems.{name}.Re")
+    return got
+
+
+def forcing_hat(n: int, kf: int) -> torch.Tensor:
+    """rfft (n, n//2+1) of F = kf (cos(kf x) + cos(kf y)) on the n x n grid (complex128,
+    host).  The forcing must lie inside the dealiased band of the grid it drives."""
+    if not 3 * abs(int(kf)) < n:
+        raise TurbtlError(f"forcing wavenumber kf = {kf} is outside the dealiased band |k| < n/3 of "
+                          f"n = {n}; fix: raise n_dns above {3 * kf}")
+    x = torch.arange(n, dtype=torch.float64) * (2 * math.pi / n)
+    f = kf * (torch.cos(kf * x)[None, :] + torch.cos(kf * x)[:, None])
+    fh = torch.fft.rfft2(f)
+    fh[fh.abs() < 1e-9 * n**2] = 0
+    return fh
+
+
+def _gauss_shape(k: torch.Tensor, kf: float) -> torch.Tensor:
+    s = 1.0
+    return torch.exp(-0.5 * ((k - kf) / s) ** 2)
+
+
+def random_vorticity_hat(n: int, members: int, kf: float, energy: float, seed: int,
+                         dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """Random-phase vorticity spectrum (members, n, n//2+1), complex128 on the host.
+
+    The energy spectrum is peaked at kf (Gaussian in |k|, width 1) and each member carries
+    total energy ``energy`` (the grid mean of |u|^2/2); the modes outside the 2/3 mask are
+    zero.  Drawn in float64 from ``seed`` so that every device and precision starts from
+    the same field; the energy's normalisation uses 1/|k|^2 rounded to ``dtype`` (the
+    solver's precision), as turbtl always has, so that existing runs are reproduced bit
+    for bit.
+    """
+    g = SpectralGrid(n, dtype=dtype)
+    gen = torch.Generator().manual_seed(int(seed))
+    noise = torch.randn(members, n, n, generator=gen, dtype=torch.float64)
+    nh = torch.fft.rfft2(noise)
+    k = torch.sqrt(g.k2.to(torch.float64))
+    # |omega_hat|^2 per mode ~ E(k) k^2 / (2 pi k): shell energy ~ E(k)
+    amp = torch.sqrt(_gauss_shape(k, float(kf)) * k / (2 * math.pi)) * g.mask.to(torch.float64)
+    amp[0, 0] = 0.0
+    wh = nh * amp
+    inv = g.inv_lap.to(torch.float64)
+    w = g.rfft_weights().to(torch.float64)
+    e = 0.5 * ((wh.abs() ** 2) * inv * w).sum(dim=(-2, -1)) / float(n) ** 4
+    return wh * torch.sqrt(float(energy) / e)[:, None, None]
