@@ -7,15 +7,25 @@
 # The Snakefile only loads and validates the config, includes one .smk per stage and
 # declares `rule all`.  Physics and learning live in the package `turbtl`.
 
+import sys
+from pathlib import Path
+
 from snakemake.utils import min_version
 
 min_version("9.0")
 
+# the package turbtl, importable here also without pip install (common.smk sets it up for the jobs)
+sys.path.insert(0, str(Path(workflow.basedir)))
+from turbtl.config import check_yaml_file
 
 # config.yaml is the default.  A file given with --configfile REPLACES it (it must be a
 # complete config; schema defaults fill optional keys), so a preset or a test config never
 # inherits flows from config.yaml.  --config key=value still overrides single values.
+# check_yaml_file first: on a YAML syntax error Snakemake's own message names neither the
+# file nor the line.  (A --configfile is read by Snakemake before this file runs: for its
+# syntax errors see README, "Adding a target flow": python -m turbtl.config FILE.)
 if not workflow.overwrite_configfiles:
+    check_yaml_file("config.yaml")
 
     configfile: "config.yaml"
 

@@ -1,13 +1,15 @@
 """Config validation: every bad value fails with a message naming the field and the fix."""
 import copy
+import subprocess
+import sys
 
 import pytest
 import yaml
 
 from turbtl import ConfigError
-from turbtl.config import small_set_size, tl_layers, validate_config
+from turbtl.config import check_yaml_file, small_set_size, tl_layers, validate_config
 
-from helpers_workflow import REPO, TINY
+from helpers_workflow import REPO, TINY, snakemake
 
 
 @pytest.fixture
@@ -154,3 +156,95 @@ def test_probe_needs_two_snapshots(cfg):
         validate_config(cfg)
     cfg["predict"] = {"probe_epochs": 0}
     validate_config(cfg)
+
+
+# --------------------------------------------------------------------------- YAML syntax errors
+def _broken(tmp_path, old, new, name="bad.yaml"):
+    """A copy of config.yaml with ``old`` replaced by ``new``; returns the path and the 1-based line of ``new``."""
+    text = (REPO / "config.yaml").read_text()
+    assert text.count(old) == 1, old
+    text = text.replace(old, new)
+    p = tmp_path / name
+    p.write_text(text)
+    return p, text[:text.index(new)].count("\n") + 1
+
+
+# (replaced, replacement, line and column of the reported problem (0: the replaced line), phrase of the fix)
+YAML_BREAKS = {
+    "unclosed bracket": ("targets: [high_re, high_kf, beta]\n", "targets: [high_re, high_kf\n", None,
+                         "close the '[' of line {line}"),
+    "key indented too deep": ("    kf: 8\n", "      kf: 8\n", (0, 9), "indent this key"),
+    "key indented too little": ("    kf: 8\n", "   kf: 8\n", (0, 4), "indent this key"),
+    "tab": ("    kf: 8\n", "\tkf: 8\n", (0, 1), "indent with spaces"),
+    "unclosed quote": ("device: auto", 'device: "auto', None, "close the quote (\") opened at line {line}, column 9"),
+}
+
+
+@pytest.mark.parametrize("case", YAML_BREAKS)
+def test_yaml_syntax_error_names_file_line_and_fix(tmp_path, case):
+    old, new, where, fix = YAML_BREAKS[case]
+    p, line = _broken(tmp_path, old, new)
+    with pytest.raises(ConfigError) as exc:
+        check_yaml_file(p)
+    msg = str(exc.value)
+    assert f"YAML syntax error in config file {p}, line " in msg, msg
+    if where is not None:
+        assert f"line {line + where[0]}, column {where[1]}:" in msg, msg
+    assert "; fix: " + fix.format(line=line) in msg, msg
+    with pytest.raises(ConfigError, match="YAML syntax error"):  # also via the check Snakemake runs
+        validate_config({}, config_files=[p])
+
+
+def test_unclosed_bracket_reports_where_it_opened(tmp_path):
+    p, line = _broken(tmp_path, "targets: [high_re, high_kf, beta]", "targets: [high_re, high_kf")
+    assert line == 15  # config.yaml's own targets line: the test breaks what it means to break
+    with pytest.raises(ConfigError, match=r"while parsing a flow sequence that starts at line 15, column 10\)"):
+        check_yaml_file(p)
+
+
+def test_config_must_be_a_mapping_and_json_is_fine(tmp_path):
+    for text, what in (("- base\n- high_re\n", "a list"), ("# nothing\n", "nothing")):
+        (tmp_path / "c.yaml").write_text(text)
+        with pytest.raises(ConfigError, match=f"c.yaml holds {what}, not a mapping of keys; fix:"):
+            check_yaml_file(tmp_path / "c.yaml")
+    (tmp_path / "c.json").write_text('{"base":\t"base"}')  # a tab: fine in JSON, which Snakemake reads first
+    assert check_yaml_file(tmp_path / "c.json") == {"base": "base"}
+    with pytest.raises(ConfigError, match="not found"):
+        check_yaml_file(tmp_path / "missing.yaml")
+
+
+def test_duplicate_key_names_the_file(tmp_path):
+    p, line = _broken(tmp_path, "  high_kf:            # forcing", "  beta:            # forcing")
+    with pytest.raises(ConfigError, match=rf"duplicate key 'beta' \(line \d+ and line {line}\) in {p}; fix:"):
+        check_yaml_file(p)
+
+
+def _snakemake_default_config(workdir):
+    """``snakemake -n`` in ``workdir`` on its config.yaml (no --configfile)."""
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), "-n"]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.slow
+def test_snakemake_reports_yaml_error_of_default_config_with_line(tmp_path):
+    _, line = _broken(tmp_path, "    kf: 8\n", "      kf: 8\n", name="config.yaml")
+    r = _snakemake_default_config(tmp_path)
+    out = r.stdout + r.stderr  # Snakemake prints its errors to stdout
+    assert r.returncode != 0
+    assert f"YAML syntax error in config file config.yaml, line {line}, column 9:" in out, out
+    assert "fix: indent this key" in out and "Job stats" not in out
+
+
+@pytest.mark.slow
+def test_yaml_error_of_a_configfile_named_by_the_checker(tmp_path):
+    """Snakemake reads --configfile before the Snakefile runs (generic message); the checker names file and line."""
+    p, line = _broken(tmp_path, "targets: [high_re, high_kf, beta]", "targets: [high_re, high_kf")
+    assert snakemake(tmp_path, p, "-n").returncode != 0
+    r = subprocess.run([sys.executable, "-m", "turbtl.config", str(p)], capture_output=True, text=True, cwd=REPO,
+                       timeout=120)
+    assert r.returncode == 1
+    assert f"ConfigError: YAML syntax error in config file {p}, line " in r.stderr, r.stderr
+    assert f"starts at line {line}, column 10); fix: close the '[' of line {line}" in r.stderr, r.stderr
+    ok = subprocess.run([sys.executable, "-m", "turbtl.config", "presets/reference.yaml"], capture_output=True,
+                        text=True, cwd=REPO, timeout=120)
+    assert ok.returncode == 0 and "config OK" in ok.stdout, ok.stderr
