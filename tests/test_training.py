@@ -317,7 +317,8 @@ def test_non_finite_data_and_loss_stop_the_run(tmp_path):
     Y[0, 0, 0, 0] = np.nan
     norm = Normaliser.fit(X, np.nan_to_num(Y))
     net = SGSNet(NetConfig(depth=2, channels=2))
-    with pytest.raises(TurbtlError, match="training loss is nan at epoch 1"):
+    with pytest.raises(TurbtlError, match="^training loss is nan at epoch 1; fix: check the inputs"):
         fit(net, norm, (X, Y), None, epochs=2, batch_size=2, lr=1e-3, seed=0, device="cpu", progress=False)
-    with pytest.raises(TurbtlError, match="re-training layer 1: the loss is nan"):
+    # the same stop of the same loop (training.train_loop), named for the layer
+    with pytest.raises(TurbtlError, match="^re-training layer 1: training loss is nan at epoch 1; fix: check the small"):
         retrain_layer(net, 1, X, Y, norm, epochs=1, batch_size=2, lr=1e-3, seed=0, device="cpu")

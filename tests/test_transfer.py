@@ -1,6 +1,9 @@
 """turbtl.transfer: one-layer re-training with cached prefixes, jobs, baselines, the sweep summary."""
+import contextlib
+import copy
 import hashlib
 import json
+import logging
 
 import numpy as np
 import pandas as pd
@@ -11,7 +14,7 @@ from synthetic import write_filtered
 from turbtl import TurbtlError
 from turbtl.data import Normaliser, load_xy, small_subset
 from turbtl.network import NetConfig, SGSNet
-from turbtl.training import load_checkpoint, save_checkpoint
+from turbtl.training import fit, load_checkpoint, save_checkpoint
 from turbtl.transfer import (CSV_COLUMNS, load_tl_model, retrain_layer, run_baseline_job,
                              run_layer_job, summarise)
 
@@ -59,6 +62,8 @@ def test_only_layer_L_changes_and_base_file_untouched(setup, layer):
     for key, v in base.state_dict().items():  # the in-memory base is untouched too
         assert torch.equal(v, ref[key])
     assert sha(setup["ckpt"]) == h0
+    # frozen only while training: the copy and the base both hand back trainable parameters
+    assert all(p.requires_grad for p in tl.parameters()) and all(p.requires_grad for p in base.parameters())
 
 
 @pytest.mark.parametrize("layer", [1, 3, 4])
@@ -71,6 +76,63 @@ def test_cached_prefix_equals_naive_frozen_training(setup, layer):
     np.testing.assert_allclose([h["train_loss"] for h in hf], [h["train_loss"] for h in hs], rtol=1e-5)
     for a, b in zip(fast.parameters(), slow.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("layer", [1, 3])
+def test_retrain_layer_is_fit_of_that_layer(setup, layer):
+    """retrain_layer runs fit's loop (training.train_loop): the naive way and ``fit`` with
+    ``params`` = layer L do the same float operations in the same order (batch order from
+    the seed, one Adam group), so the weights are bit-equal.  The histories differ only in
+    how the epoch loss is summed (host float64 vs device float32)."""
+    base, norm, _ = load_checkpoint(setup["ckpt"])
+    Xs, Ys = small_subset(setup["target"], 8)
+    kw = dict(epochs=3, batch_size=3, lr=5e-3, seed=11, device="cpu")
+    tl, h_tl = retrain_layer(base, layer, Xs, Ys, norm, cached=False, **kw)
+    ref = copy.deepcopy(base)
+    h_fit = fit(ref, norm, (Xs, Ys), params=ref.layer_parameters(layer), progress=False, **kw)
+    for (key, a), b in zip(tl.state_dict().items(), ref.state_dict().values()):
+        assert torch.equal(a, b), key
+    np.testing.assert_allclose([h["train_loss"] for h in h_tl], [h["train_loss"] for h in h_fit], rtol=1e-6)
+    with pytest.raises(TurbtlError, match="training.amp must be one of"):  # fit's amp check too
+        retrain_layer(base, layer, Xs, Ys, norm, amp="fp8", **kw)
+
+
+@pytest.mark.parametrize("cached", [True, False])
+def test_retrain_layer_resume_after_interruption_matches_uninterrupted(setup, tmp_path, monkeypatch, caplog,
+                                                                      cached):
+    """fit's resume file serves retrain_layer too: killed after epoch 2, resumed, bit-equal."""
+    import turbtl.training as T
+
+    base, norm, _ = load_checkpoint(setup["ckpt"])
+    Xs, Ys = small_subset(setup["target"], 8)
+    kw = dict(epochs=4, batch_size=3, lr=5e-3, seed=3, device="cpu", cached=cached)
+    ref, h_ref = retrain_layer(base, 2, Xs, Ys, norm, **kw)
+
+    class Killed(Exception):
+        pass
+
+    real, saves = T.atomic_path, []
+
+    @contextlib.contextmanager
+    def killed_after_second_save(path):
+        with real(path) as tmp:
+            yield tmp
+        saves.append(path)
+        if len(saves) == 2:
+            raise Killed
+
+    resume = tmp_path / "r.ckpt"
+    monkeypatch.setattr(T, "atomic_path", killed_after_second_save)
+    with pytest.raises(Killed):
+        retrain_layer(base, 2, Xs, Ys, norm, resume_path=resume, **kw)
+    monkeypatch.undo()
+    assert torch.load(resume, weights_only=True)["epoch"] == 2
+    with caplog.at_level(logging.INFO, logger="turbtl.transfer"):
+        m, h = retrain_layer(base, 2, Xs, Ys, norm, resume_path=resume, **kw)
+    assert "after epoch 2" in caplog.text  # resumed, not restarted
+    assert not resume.exists() and h == h_ref
+    for (key, a), b in zip(ref.state_dict().items(), m.state_dict().values()):
+        assert torch.equal(a, b), key
 
 
 def test_cached_prefix_gradient_equals_full_backward(setup):

@@ -1,6 +1,9 @@
 """Training loop, metrics, checkpoints (save / load / resume) and the base training job.
 
-- Loss: MSE between the network output and the normalised Pi (Adam optimiser).
+- ONE loop, ``train_loop`` (Adam, mini-batch MSE between the network output and the
+  normalised Pi, frozen parameters, non-finite-loss stop, validation, resume, amp,
+  progress): ``fit`` feeds it whole-network batches, ``transfer.retrain_layer`` the cached
+  inputs of layer L.
 - ``fit`` keeps the state with the lowest validation loss (when validation data is given)
   and can resume an interrupted run from ``resume_path`` (model, optimiser, epoch, RNG,
   best state and history are saved atomically after every epoch and deleted at the end).
@@ -8,7 +11,8 @@
   comes from a ``torch.Generator`` seeded with ``seed``; the caller seeds the weight
   initialisation (``train_base`` does ``torch.manual_seed(seed)`` before building the net).
 - ``amp``: ``bf16`` autocast and ``tf32`` matmul/cuDNN flags act on CUDA only; on the CPU the
-  run is plain float32 (``none`` on CUDA also turns TF32 off, so it is strict float32).
+  run is plain float32 (``none`` on CUDA also turns TF32 off, so it is strict float32;
+  ``None``, the TL default, leaves the flags alone).
 """
 from __future__ import annotations
 
@@ -30,7 +34,8 @@ from .io import atomic_path, json_default, write_json
 from .network import NetConfig, SGSNet
 from .spectra import log_spectrum_error
 
-__all__ = ["save_checkpoint", "load_checkpoint", "evaluate", "fit", "train_base", "AMP_MODES"]
+__all__ = ["save_checkpoint", "load_checkpoint", "evaluate", "train_loop", "fit", "train_base",
+           "precision_context", "AMP_MODES"]
 
 AMP_MODES = ("none", "bf16", "tf32")
 _log = logging.getLogger("turbtl.training")
@@ -98,11 +103,12 @@ def evaluate(model: SGSNet, norm: Normaliser, X, Y, device, batch_size: int = 64
 
 # ------------------------------------------------------------------------------- fit
 @contextlib.contextmanager
-def precision_context(amp: str, device: torch.device):
-    """Autocast / TF32 flags for ``amp`` on CUDA; a no-op on the CPU."""
-    if amp not in AMP_MODES:
+def precision_context(amp: str | None, device: torch.device):
+    """Autocast / TF32 flags for ``amp`` on CUDA; a no-op on the CPU and for ``amp=None``
+    (the flags as the process has them; on CUDA PyTorch's default lets cuDNN use TF32)."""
+    if amp is not None and amp not in AMP_MODES:
         raise TurbtlError(f"training.amp must be one of {AMP_MODES}, got {amp!r}; fix config.yaml")
-    if device.type != "cuda":
+    if amp is None or device.type != "cuda":
         yield
         return
     old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
@@ -130,41 +136,57 @@ def _loss_on(model, xn, yn, batch_size, amp, device):
     return tot / len(xn)
 
 
-def fit(model: SGSNet, norm: Normaliser, train_xy, val_xy=None, *, epochs: int, batch_size: int,
-        lr: float, seed: int, device, params=None, augment: bool = False, amp: str = "none",
-        resume_path=None, progress: bool = True, log=None, symmetries=SYMMETRIES,
-        on_epoch_end=None) -> list[dict]:
-    """Train ``model`` in place (Adam, MSE on normalised data); return the history.
+_FIT_FIX = "check the inputs (a non-finite value in the data or the normaliser) or lower the learning rate"
 
-    ``train_xy``/``val_xy``: physical ``(X, Y)`` arrays.  ``params``: the parameters to train
-    (default: all); every other parameter of the model gets ``requires_grad=False``.
-    ``augment``: random symmetry (``symmetries``, see ``turbtl.data.symmetry_group``) per
-    sample, applied to the physical fields before normalisation.  With ``val_xy`` the state
-    of the lowest validation loss is loaded at the end.  ``on_epoch_end(epoch, history)`` is
-    called after each epoch's resume state is saved (tests use it to simulate a kill).
-    History rows: ``epoch`` (1-based), ``train_loss``, ``val_loss`` (NaN without validation).
+
+def train_loop(model: SGSNet, params, n: int, batch, *, forward=None, epochs: int, batch_size: int,
+               lr: float, seed: int, device, amp: str | None = "none", val=None, resume_path=None,
+               fingerprint: dict | None = None, host_loss_sum: bool = False, progress: bool = True,
+               log=None, on_epoch_end=None, context: str = "", fix: str = _FIT_FIX) -> list[dict]:
+    """The one training loop: ``fit`` and ``transfer.retrain_layer`` only prepare its data.
+
+    - Freezing: Adam (one parameter group, ``lr``) on ``params``; every other parameter of
+      ``model`` gets ``requires_grad=False`` and keeps it on return (a caller that lends the
+      model out restores it, as ``retrain_layer`` does).
+    - Batches: epoch e draws ``torch.randperm(n, generator=gen)`` from ONE ``torch.Generator``
+      seeded with ``seed`` and cuts it into ``batch_size`` slices (the last one short);
+      ``batch(idx, gen) -> (xb, yb)`` gives the normalised mini-batch of the sample indices
+      ``idx`` (on ``device``); an augmenting ``batch`` draws from ``gen`` after the permutation.
+      ``forward(xb)`` (default ``model``) is the normalised prediction: ``retrain_layer``
+      passes cached inputs of layer L and ``forward_range(., L, depth)``.
+    - Step: ``loss = mean((forward(xb).float() - yb)**2)``, zero_grad, backward, Adam step.
+      Epoch ``train_loss = sum_b loss_b * |b| / n``.  The sum is a float32 tensor on the
+      device (no host sync per step on CUDA) or, with ``host_loss_sum``, a Python float64 sum
+      of ``loss.item()`` (``retrain_layer``: its histories stay bit-identical to those of the
+      runs before the two loops were one; one sync per step is nothing on a small set).
+    - A non-finite epoch loss raises ``TurbtlError("{context}training loss is ... at epoch e;
+      fix: {fix}")``.
+    - ``val``: NORMALISED ``(X, Y)`` on ``device``: ``val_loss`` per epoch (full forward), the
+      state of the lowest one is loaded at the end.
+    - ``resume_path``: model, optimiser, epoch, RNG, best state and history are saved
+      atomically after every epoch and resumed when the fingerprint (epochs, batch_size, lr,
+      seed, the caller's ``fingerprint`` keys, n, number of trained weights) matches; the
+      file is deleted at the end.  ``on_epoch_end(epoch, history)`` runs after that save.
+    - ``amp``: :func:`precision_context` around every forward; ``None`` leaves the precision
+      flags as the process has them (``retrain_layer``'s default: TL has no amp setting).
+
+    History rows: ``epoch`` (1-based), ``train_loss``, ``val_loss`` (NaN without ``val``).
+    The model is left in eval mode.
     """
     log = log or _log
     dev = torch.device(device)
-    model.to(dev)
-    params = list(model.parameters()) if params is None else list(params)
+    forward = model if forward is None else forward
+    params = list(params)
     keep = {id(p) for p in params}
     for p in model.parameters():
         p.requires_grad_(id(p) in keep)
     opt = torch.optim.Adam(params, lr=lr)
-
-    X, Y = as_float32_tensor(train_xy[0]).to(dev), as_float32_tensor(train_xy[1]).to(dev)
-    n = len(X)
     if n == 0:
-        raise TurbtlError("no training samples; fix: check the data split in config.yaml")
-    if not augment:
-        Xn, Yn = norm.x(X), norm.y(Y)
-    if val_xy is not None:
-        Xv, Yv = norm.x(as_float32_tensor(val_xy[0])).to(dev), norm.y(as_float32_tensor(val_xy[1])).to(dev)
+        raise TurbtlError(f"{context}no training samples; fix: check the data split in config.yaml")
 
     gen = torch.Generator().manual_seed(int(seed))
     fingerprint = {"epochs": int(epochs), "batch_size": int(batch_size), "lr": float(lr),
-                   "seed": int(seed), "augment": bool(augment), "n_train": int(n),
+                   "seed": int(seed), **(fingerprint or {}), "n_train": int(n),
                    "n_params": int(sum(p.numel() for p in params))}
     history: list[dict] = []
     start, best_val, best_state, best_epoch = 0, math.inf, None, 0
@@ -192,28 +214,26 @@ def fit(model: SGSNet, norm: Normaliser, train_xy, val_xy=None, *, epochs: int, 
     for epoch in range(start, epochs):
         model.train()
         perm = torch.randperm(n, generator=gen)
-        tot = torch.zeros((), device=dev)  # summed on the device: no host sync per step on CUDA
+        # summed on the device: no host sync per step on CUDA (host_loss_sum: float64 on the host)
+        tot = 0.0 if host_loss_sum else torch.zeros((), device=dev)
         for i in range(0, n, batch_size):
             idx = perm[i:i + batch_size].to(dev)
-            if augment:
-                xb, yb = augment_batch(X[idx], Y[idx], gen, symmetries)
-                xb, yb = norm.x(xb), norm.y(yb)
-            else:
-                xb, yb = Xn[idx], Yn[idx]
+            xb, yb = batch(idx, gen)
             with precision_context(amp, dev):
-                pred = model(xb)
+                pred = forward(xb)
             loss = torch.mean((pred.float() - yb) ** 2)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            tot += loss.detach() * len(idx)
+            if host_loss_sum:
+                tot += loss.item() * len(idx)
+            else:
+                tot += loss.detach() * len(idx)
         row = {"epoch": epoch + 1, "train_loss": float(tot) / n, "val_loss": math.nan}
         if not math.isfinite(row["train_loss"]):
-            raise TurbtlError(f"training loss is {row['train_loss']} at epoch {epoch + 1}; fix: check the "
-                              "inputs (a non-finite value in the data or the normaliser) or lower the "
-                              "learning rate")
-        if val_xy is not None:
-            row["val_loss"] = _loss_on(model, Xv, Yv, max(batch_size, 64), amp, dev)
+            raise TurbtlError(f"{context}training loss is {row['train_loss']} at epoch {epoch + 1}; fix: {fix}")
+        if val is not None:
+            row["val_loss"] = _loss_on(model, val[0], val[1], max(batch_size, 64), amp, dev)
             if row["val_loss"] < best_val:
                 best_val, best_epoch = row["val_loss"], epoch + 1
                 best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
@@ -239,6 +259,44 @@ def fit(model: SGSNet, norm: Normaliser, train_xy, val_xy=None, *, epochs: int, 
     if resume_path is not None and resume_path.exists():
         resume_path.unlink()
     return history
+
+
+def fit(model: SGSNet, norm: Normaliser, train_xy, val_xy=None, *, epochs: int, batch_size: int,
+        lr: float, seed: int, device, params=None, augment: bool = False, amp: str = "none",
+        resume_path=None, progress: bool = True, log=None, symmetries=SYMMETRIES,
+        on_epoch_end=None) -> list[dict]:
+    """Train ``model`` in place (Adam, MSE on normalised data) with :func:`train_loop`; return
+    the history.
+
+    ``train_xy``/``val_xy``: physical ``(X, Y)`` arrays, moved to ``device`` and normalised
+    there once.  ``params``: the parameters to train (default: all); every other parameter of
+    the model gets ``requires_grad=False``.  ``augment``: random symmetry (``symmetries``, see
+    ``turbtl.data.symmetry_group``) per sample, applied to the physical fields before
+    normalisation.  With ``val_xy`` the state of the lowest validation loss is loaded at the
+    end.  ``on_epoch_end(epoch, history)`` is called after each epoch's resume state is saved
+    (tests use it to simulate a kill).  History rows: ``epoch`` (1-based), ``train_loss``,
+    ``val_loss`` (NaN without validation).
+    """
+    dev = torch.device(device)
+    model.to(dev)
+    params = list(model.parameters()) if params is None else list(params)
+    X, Y = as_float32_tensor(train_xy[0]).to(dev), as_float32_tensor(train_xy[1]).to(dev)
+    if augment:
+        def batch(idx, gen):
+            xb, yb = augment_batch(X[idx], Y[idx], gen, symmetries)
+            return norm.x(xb), norm.y(yb)
+    else:
+        Xn, Yn = norm.x(X), norm.y(Y)
+
+        def batch(idx, gen):
+            return Xn[idx], Yn[idx]
+    val = None
+    if val_xy is not None:
+        val = norm.x(as_float32_tensor(val_xy[0])).to(dev), norm.y(as_float32_tensor(val_xy[1])).to(dev)
+    return train_loop(model, params, len(X), batch, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                      device=dev, amp=amp, val=val, resume_path=resume_path,
+                      fingerprint={"augment": bool(augment)}, progress=progress, log=log,
+                      on_epoch_end=on_epoch_end)
 
 
 # ------------------------------------------------------------------------- base job

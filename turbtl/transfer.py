@@ -5,9 +5,10 @@ parameter (``requires_grad=False``) and is fast: the layers in front of L are fi
 their output on the small set is computed ONCE (``forward_range(x, 1, L-1)`` under
 ``torch.no_grad``) and each step runs only ``forward_range(h, L, depth)``; autograd then
 computes weight gradients for layer L alone (the later layers only pass input gradients
-back).  Data augmentation is OFF in TL: a cached prefix activation cannot be rotated or
-reflected (the prefix of a transformed input is not a transform of the cached prefix for a
-network with general kernels), and the reference study does not augment TL either.
+back).  The loop itself is ``training.train_loop``, the one ``fit`` runs.  Data
+augmentation is OFF in TL: a cached prefix activation cannot be rotated or reflected (the
+prefix of a transformed input is not a transform of the cached prefix for a network with
+general kernels), and the reference study does not augment TL either.
 Seeds carry data noise, in a paired design (``turbtl.verdict``): TL seed s draws its own
 small target set from the target's train members with the seed ``(transfer.subset_seed, s)``
 (:func:`draw_seed`) and orders its mini-batches with s; within one seed every layer and the
@@ -35,7 +36,7 @@ from .data import FilteredData, Normaliser, symmetry_group
 from .io import atomic_path, write_json
 from .network import NetConfig, SGSNet
 from .paths import BASELINE_METHODS
-from .training import evaluate, fit, load_checkpoint
+from .training import evaluate, fit, load_checkpoint, precision_context, train_loop
 from .verdict import ALPHA, best_layer, layer_stats
 
 __all__ = ["retrain_layer", "load_tl_model", "run_layer_job", "run_baseline_job", "summarise",
@@ -75,56 +76,49 @@ def predictor_draw(transfer_cfg: dict) -> tuple[int, int]:
 # ------------------------------------------------------------------------ one layer
 def retrain_layer(base_model: SGSNet, layer: int, X_small, Y_small, norm: Normaliser, *,
                   epochs: int, batch_size: int, lr: float, seed: int, device,
-                  cached: bool = True) -> tuple[SGSNet, list[dict]]:
+                  cached: bool = True, amp: str | None = None, resume_path=None,
+                  progress: bool = False, log=None) -> tuple[SGSNet, list[dict]]:
     """Re-train layer ``layer`` (1-based) of a COPY of ``base_model`` on (X_small, Y_small).
 
     Returns ``(model, history)``; ``history`` rows are ``{"epoch", "train_loss"}``.
-    ``cached=False`` is the naive way (full forward and backward through the whole network
-    every step, other layers frozen): same updates, kept for tests and benchmarks.
+    The loop is ``training.train_loop`` (the one ``fit`` runs: same freezing, Adam group,
+    batch order from ``seed``, non-finite-loss stop, ``resume_path``, ``progress``, ``log``);
+    this function only feeds it.  ``cached=True``: the inputs of layer L,
+    ``h = forward_range(x, 1, L-1)``, computed once under ``torch.no_grad``, and the forward
+    ``forward_range(h_b, L, depth)``.  ``cached=False`` is the naive way (full forward and
+    backward through the whole network every step, other layers frozen): same updates, kept
+    for tests and benchmarks.  The epoch loss is summed on the host in float64
+    (``host_loss_sum``), as TL always did.  ``amp``: as in ``fit``; the default ``None``
+    leaves the precision flags alone (``transfer`` has no amp setting).  Every parameter of
+    the returned copy has ``requires_grad=True`` again.
     """
     dev = torch.device(device)
     model = copy.deepcopy(base_model).to(dev)
     if not 1 <= layer <= model.depth:
         raise TurbtlError(f"transfer layer {layer} is outside 1..{model.depth}; "
                           "fix: transfer.layers in config.yaml")
-    train_params = model.layer_parameters(layer)
-    keep = {id(p) for p in train_params}
-    for p in model.parameters():
-        p.requires_grad_(id(p) in keep)
-    model.eval()  # no dropout/batchnorm in SGSNet; eval only documents that nothing changes
     x = norm.x(as_float32_tensor(X_small)).to(dev)
     y = norm.y(as_float32_tensor(Y_small)).to(dev)
     if cached:
-        with torch.no_grad():
+        with torch.no_grad(), precision_context(amp, dev):
             h = model.forward_range(x, 1, layer - 1)
 
-        def forward(idx):
-            return model.forward_range(h[idx], layer, model.depth)
+        def forward(hb):
+            return model.forward_range(hb, layer, model.depth)
     else:
-        def forward(idx):
-            return model(x[idx])
-    opt = torch.optim.Adam(train_params, lr=lr)
-    gen = torch.Generator().manual_seed(int(seed))
-    n = len(x)
-    history = []
-    for epoch in range(epochs):
-        perm = torch.randperm(n, generator=gen)
-        tot = 0.0
-        for i in range(0, n, batch_size):
-            idx = perm[i:i + batch_size].to(dev)
-            loss = torch.mean((forward(idx) - y[idx]) ** 2)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            tot += loss.item() * len(idx)
-        if not math.isfinite(tot):
-            raise TurbtlError(f"re-training layer {layer}: the loss is {tot / n} at epoch {epoch + 1}; fix: "
-                              "check the small set and the base checkpoint for non-finite values, or lower "
-                              "transfer.lr")
-        history.append({"epoch": epoch + 1, "train_loss": tot / n})
-    for p in model.parameters():
-        p.requires_grad_(True)
-    return model.eval(), history
+        h, forward = x, model
+    try:
+        history = train_loop(model, model.layer_parameters(layer), len(x), lambda idx, gen: (h[idx], y[idx]),
+                             forward=forward, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                             device=dev, amp=amp, resume_path=resume_path, fingerprint={"layer": int(layer)},
+                             host_loss_sum=True, progress=progress, log=log or _log,
+                             context=f"re-training layer {layer}: ",
+                             fix="check the small set and the base checkpoint for non-finite values, "
+                                 "or lower transfer.lr")
+    finally:
+        for p in model.parameters():
+            p.requires_grad_(True)
+    return model.eval(), [{"epoch": r["epoch"], "train_loss": r["train_loss"]} for r in history]
 
 
 # ------------------------------------------------------- the layer-weights file (one owner)
