@@ -36,6 +36,7 @@ include: "workflow/rules/filter.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/transfer.smk"
 include: "workflow/rules/diagnostics.smk"
+include: "workflow/rules/les.smk"
 
 
 rule all:

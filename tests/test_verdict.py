@@ -114,3 +114,28 @@ def test_one_seed_gives_no_test():
 
 def test_predictor_names_are_listed_once():
     assert len(set(P.PREDICTORS)) == len(P.PREDICTORS) == 7
+
+
+def test_aposteriori_verdict_on_a_worked_case():
+    from turbtl.verdict import SUMMARY_COLUMNS, aggregate, aposteriori_verdict, summary_rows
+
+    def c(e, stable=True):
+        return {"stable": stable, "spec_err": e if stable else None}
+
+    ap = {"closures": {"no_closure": c(0.6), "zero_shot": c(0.2), "tl_layer1": c(0.10), "tl_layer2": c(0.05),
+                       "tl_layer3": c(0.08), "tl_layer4": c(None, stable=False)}}
+    comp = {"empirical_best": 3, "predictors": {"a": {"choice": 2}, "b": {"choice": 1}, "c": {"choice": 4}}}
+    v = aposteriori_verdict(ap, comp)
+    assert v["ap_best"] == 2
+    assert v["apriori_best_ap_regret"] == pytest.approx((0.08 - 0.05) / (0.2 - 0.05))
+    assert v["predictors"]["a"] == {"ap_hit": True, "ap_regret": 0.0}
+    assert v["predictors"]["b"]["ap_regret"] == pytest.approx(0.05 / 0.15) and not v["predictors"]["b"]["ap_hit"]
+    assert v["predictors"]["c"] == {"ap_hit": False, "ap_regret": None}  # the choice blew up inside the LES
+    rows = summary_rows("t", {**comp, "resolved": True, "sweep_seconds": 1.0,
+                              "predictors": {k: {**p, "empirical_best": 3, "hit": False, "regret": 0.1, "p_value": None,
+                                                 "spearman": None, "seconds": 0.1, "cost_fraction": 0.1}
+                                             for k, p in comp["predictors"].items()}}, ap)
+    assert [r["ap_best"] for r in rows] == [2, 2, 2] and rows[0]["ap_hit"] is True
+    assert list(rows[0]) == SUMMARY_COLUMNS
+    table = aggregate(pd.DataFrame(rows, columns=SUMMARY_COLUMNS))
+    assert table["ap_hit_rate"].tolist() == [1.0, 0.0, 0.0]

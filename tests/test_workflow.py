@@ -51,6 +51,15 @@ def test_every_stage_writes_its_files(tiny_run):
     metrics = read_json(work / P.BASE_METRICS)
     for key in ("test_nmse", "test_cc", "test_spec_err", "val_nmse"):
         assert np.isfinite(metrics[key]), key
+    # the a-posteriori LES: every closure of every target, its scores and the summary's columns
+    for t in cfg["targets"]:
+        ap = read_json(work / P.APOSTERIORI.format(target=t))
+        layers = [f"tl_layer{L}" for L in range(1, cfg["network"]["depth"] + 1)]
+        assert list(ap["closures"]) == ["no_closure", "smagorinsky", "zero_shot", *layers, "finetune_all", "full_target"]
+        assert ap["closures"]["no_closure"]["stable"] and np.isfinite(ap["closures"]["no_closure"]["spec_err"])
+        assert (work / P.FIG_APOSTERIORI.format(target=t)).stat().st_size > 10_000
+    by_target = pd.read_csv(work / P.SUMMARY_BY_TARGET)
+    assert by_target["ap_best"].between(1, cfg["network"]["depth"]).all()
     # no half-written temporaries left anywhere
     assert not list((work / "results").rglob(".*.tmp-*"))
 
@@ -77,7 +86,7 @@ def test_figures_are_readable_images(tiny_run):
     work, _ = tiny_run
     pngs = sorted((work / "results" / "figures").rglob("*.png"))
     cfg = tiny_config()
-    assert len(pngs) == 4 * len(cfg["targets"]) + 1
+    assert len(pngs) == 5 * len(cfg["targets"]) + 1
     for png in pngs:
         assert 5_000 < png.stat().st_size < 5_000_000, png
         img = mpimg.imread(png)
@@ -305,7 +314,7 @@ def test_reference_preset_dry_run(tmp_path):
     out = r.stdout + r.stderr
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out, re.M))
     assert counts["dns"] == "4" and counts["transfer_layer"] == "33"
-    assert counts["transfer_baseline"] == "12" and counts["total"] == "78"
+    assert counts["transfer_baseline"] == "12" and counts["aposteriori"] == "3" and counts["total"] == "84"
     mems = [int(m) for m in re.findall(r"mem_mb=(\d+)", out)]
     assert max(mems) > 4000, "DNS/filter memory at 1024^2-2048^2 must exceed the default sizes"
     assert not (tmp_path / "results").exists()

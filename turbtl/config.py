@@ -322,6 +322,7 @@ def _cross_checks(cfg) -> list[str]:
             check_timestep(FlowParams.from_config(s, name), cfg["dns"]["cfl_max"])
         except TurbtlError as e:
             p.append(str(e))
+    p += _les_problems(cfg)
     depth = cfg["network"]["depth"]
     if cfg["network"]["kernel_size"] % 2 == 0:
         p.append(f"network.kernel_size = {cfg['network']['kernel_size']} is even; fix: use an odd size such as 5")
@@ -341,6 +342,36 @@ def _cross_checks(cfg) -> list[str]:
             p.append(f"predict.probe_epochs = {cfg['predict']['probe_epochs']} needs a small TL set of at least 2 "
                      f"snapshots to hold one out, but it has {n_small}; fix: raise transfer.fraction or set "
                      "predict.probe_epochs: 0")
+    return p
+
+
+def _les_problems(cfg: dict) -> list[str]:
+    """The a-posteriori LES of every target, checked before any work: its time step divides
+    the sample interval, the spin-up is shorter than the run, the correlation window fits in
+    a test member, and the time step passes the DNS's a-priori screen on the LES grid."""
+    les = cfg.get("les") or {}
+    if not les.get("enabled", False):
+        return []
+    p = []
+    if les["spinup"] >= les["time"]:
+        p.append(f"les.spinup = {les['spinup']} leaves no statistics of les.time = {les['time']}; "
+                 "fix: make les.spinup smaller than les.time")
+    for t in cfg["targets"]:
+        s = cfg["systems"].get(t)
+        if s is None:
+            continue
+        if not _is_multiple(s["sample_interval"], les["dt"]):
+            p.append(f"les.dt = {les['dt']} does not divide systems.{t}.sample_interval = {s['sample_interval']}; "
+                     "fix: choose les.dt = sample_interval / k for a whole k")
+        window = round(les["cc_time"] / s["sample_interval"])
+        if window >= s["snapshots_per_member"]:
+            p.append(f"les.cc_time = {les['cc_time']} spans {window} snapshots, not fewer than "
+                     f"systems.{t}.snapshots_per_member = {s['snapshots_per_member']}; fix: lower les.cc_time")
+        try:
+            check_timestep(FlowParams.from_config(dict(s, n_dns=s["n_les"], dt=les["dt"]), t), cfg["dns"]["cfl_max"],
+                           where="les")
+        except TurbtlError as e:
+            p.append(str(e))
     return p
 
 

@@ -95,6 +95,15 @@ class FilteredData:
         Y = pi.reshape(m * t, 1, ny, nx)
         return np.ascontiguousarray(X), np.ascontiguousarray(Y)
 
+    def fields(self, split: str) -> dict[str, np.ndarray]:
+        """psi, omega and pi of one split's members, (members, time, y, x), checked finite."""
+        members = self.split_members()[split]
+        idx = [self.members.index(m) for m in members]
+        out = {v: self._fields[v][idx] for v in ("psi", "omega", "pi")}
+        for name, a in out.items():
+            check_finite(a, self.path, name, members)
+        return out
+
     def small_sets(self, n_small: int, seeds) -> list[tuple[np.ndarray, np.ndarray]]:
         """:func:`small_subset` for several seeds (the train members only)."""
         X, Y = self.xy("train")

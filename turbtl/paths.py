@@ -24,6 +24,7 @@ TRANSFER_DIR = RESULTS + "/transfer/{target}"
 TL_LAYER_CSV = TRANSFER_DIR + "/runs/layer{layer}.csv"
 TL_LAYER_WEIGHTS = TRANSFER_DIR + "/runs/layer{layer}.pt"
 TL_BASELINE_CSV = TRANSFER_DIR + "/runs/baseline_{method}.csv"
+TL_BASELINE_WEIGHTS = TRANSFER_DIR + "/runs/baseline_{method}.pt"  # every trained baseline's networks, per seed
 SWEEP_CSV = TRANSFER_DIR + "/sweep.csv"
 SWEEP_SUMMARY = TRANSFER_DIR + "/summary.json"
 
@@ -35,11 +36,16 @@ ACTIVATIONS = DIAG_DIR + "/{target}/activations.nc"
 PREDICTION = DIAG_DIR + "/{target}/prediction.json"
 COMPARISON = DIAG_DIR + "/{target}/comparison.json"
 
+LES_DIR = RESULTS + "/les/{target}"
+APOSTERIORI = LES_DIR + "/aposteriori.json"
+LES_STATS = LES_DIR + "/les_stats.nc"
+
 FIG_DIR = RESULTS + "/figures"
 FIG_BEST_LAYER = FIG_DIR + "/{target}/best_layer.png"
 FIG_KERNELS = FIG_DIR + "/{target}/kernels.png"
 FIG_ACTIVATIONS = FIG_DIR + "/{target}/activations.png"
 FIG_SYSTEM_SPECTRA = FIG_DIR + "/{target}/system_spectra.png"
+FIG_APOSTERIORI = FIG_DIR + "/{target}/aposteriori.png"
 FIG_SUMMARY = FIG_DIR + "/summary.png"
 SUMMARY_CSV = RESULTS + "/summary.csv"  # one row per predictor, over all targets
 SUMMARY_BY_TARGET = RESULTS + "/summary_by_target.csv"  # one row per (target, predictor)

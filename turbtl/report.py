@@ -152,6 +152,7 @@ def build(root=".", name: str = "default", gain_threshold: float | None = 0.05) 
         out.append(f"| {p} | " + " | ".join(cells) + " |")
     out += ["", "`*`: a miss (the choice is significantly worse than the best layer, paired test "
             "at 5%); regret n/a where re-training beats nothing (zero shot is as good)."]
+    out += _aposteriori_section(root, targets, by, agg)
     if gain_threshold is not None and len(targets) > 1:
         big = [t for t in targets if gains.get(t, float("nan")) >= gain_threshold]
         sub = by[by.target.isin(big)]
@@ -164,6 +165,46 @@ def build(root=".", name: str = "default", gain_threshold: float | None = 0.05) 
             out += ["| predictor | hit rate | mean regret | worst regret |", "|---|---|---|---|"]
             out += [_regret_cells(r) for _, r in agg2.iterrows()]
     return "\n".join(out) + "\n"
+
+
+def _aposteriori_section(root: Path, targets: list[str], by: pd.DataFrame, agg: pd.DataFrame) -> list[str]:
+    """Every closure inside the LES (``results/les/{target}/aposteriori.json``), if that stage ran."""
+    aps = {t: read_json(root / P.APOSTERIORI.format(target=t)) for t in targets
+           if (root / P.APOSTERIORI.format(target=t)).exists()}
+    if not aps:
+        return []
+    a0 = next(iter(aps.values()))["les"]
+    out = ["", f"**A posteriori** (every closure inside an LES on the {a0['n']}^2 grid, {a0['time']:.3g} time units "
+           f"with {a0['spinup']:.3g} dropped, {len(next(iter(aps.values()))['starts'])} starts from test members): "
+           "energy-spectrum error spec_err (log-RMSE against the filtered DNS; per-start spread as +-std), "
+           "time-mean energy over the DNS's, and whether the closure stayed stable.", ""]
+    out += ["| target | turnovers / start | no closure | Smagorinsky | zero shot | TL a-priori best | fine-tune all | "
+            "full target | a-posteriori best layer | a-priori best's regret in the LES |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+
+    def cell(c):
+        if c is None:
+            return "n/a"
+        if not c["stable"]:
+            return f"blew up at t={_fmt(c['blowup_time'], 2)}"
+        sd = f" +-{_fmt(c['spec_err_std'], 3)}" if c.get("spec_err_std") is not None else ""
+        return f"{_fmt(c['spec_err'], 3)}{sd} (E {_fmt(c['energy_ratio'], 2)})"
+
+    for t, ap in aps.items():
+        row = by[by.target == t].iloc[0]
+        best = int(row["empirical_best"])
+        cl = ap["closures"]
+        out.append(f"| {t} | {_fmt(ap['les']['turnovers_per_start'], 1)} | {cell(cl.get('no_closure'))} | "
+                   f"{cell(cl.get('smagorinsky'))} | {cell(cl.get('zero_shot'))} | {best}: {cell(cl.get(f'tl_layer{best}'))} | "
+                   f"{cell(cl.get('finetune_all'))} | {cell(cl.get('full_target'))} | {_fmt(row['ap_best'], 0)} | "
+                   f"{_fmt(row['apriori_best_ap_regret'], 2)} |")
+    out += ["", "| predictor | a-posteriori hit rate | mean a-posteriori regret |", "|---|---|---|"]
+    for _, r in agg.iterrows():
+        out.append(f"| {r['predictor']} | {_fmt(100 * r['ap_hit_rate'], 0)}% | {_fmt(r['mean_ap_regret'], 2)} |")
+    out += ["", "A-posteriori regret: (e_choice - e_best) / (e_zero_shot - e_best) with e the LES's spec_err per "
+            "re-trained layer; hit: the choice is the layer with the lowest e. No significance test: compare the "
+            "differences with the per-start spread."]
+    return out
 
 
 def _regret_cells(r) -> str:

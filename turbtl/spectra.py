@@ -14,7 +14,7 @@ import numpy as np
 
 from .arrays import as_float64_numpy
 
-__all__ = ["shell_index", "power_spectrum", "energy_enstrophy_spectra", "log_spectrum_error"]
+__all__ = ["shell_index", "power_spectrum", "energy_enstrophy_spectra", "log_spectrum_error", "log_rmse"]
 
 
 def shell_index(n: int) -> np.ndarray:
@@ -71,8 +71,16 @@ def log_spectrum_error(pred, true, *, kmin: int = 1, kmax: int | None = None, ep
     """
     k, pp = power_spectrum(pred)
     _, pt = power_spectrum(true)
-    n = as_float64_numpy(true).shape[-1]
-    kmax = n // 2 - 1 if kmax is None else kmax
+    return log_rmse(pp, pt, kmin=kmin, kmax=kmax, eps=eps)
+
+
+def log_rmse(pp, pt, *, kmin: int = 1, kmax: int | None = None, eps: float = 1e-30) -> float:
+    """RMSE of log10(pp) - log10(pt) over the shells k in [kmin, kmax] of two shell spectra
+    (k = 0 .. n//2; kmax defaults to n//2 - 1): the a-priori ``spec_err`` and the a-posteriori
+    spectrum errors are this one number."""
+    pp, pt = np.asarray(pp, dtype=np.float64), np.asarray(pt, dtype=np.float64)
+    k = np.arange(pt.shape[-1])
+    kmax = pt.shape[-1] - 2 if kmax is None else kmax
     sel = (k >= kmin) & (k <= kmax)
-    d = np.log10(pp[sel] + eps) - np.log10(pt[sel] + eps)
+    d = np.log10(pp[..., sel] + eps) - np.log10(pt[..., sel] + eps)
     return float(np.sqrt(np.mean(d**2)))

@@ -148,6 +148,31 @@ def load_layer_weights(path) -> tuple[int, dict]:
     return layer, dict(sorted(w.items()))
 
 
+def save_model_weights(path, method: str, weights: dict) -> None:
+    """Write ``runs/baseline_{method}.pt``: ``{"method": m, "seeds": [..], "state": {seed:
+    state_dict}}`` (plain tensors, loads with ``weights_only=True``), atomically.  Zero shot
+    stores the base network under seed 0: what that baseline is."""
+    with atomic_path(path) as tmp:
+        torch.save({"method": str(method), "seeds": [int(s) for s in weights],
+                    "state": {int(s): {k: v.detach().cpu().clone() for k, v in sd.items()} for s, sd in weights.items()}},
+                   tmp)
+
+
+def load_baseline_model(base_ckpt_path, weights_path, seed: int, device="cpu") -> SGSNet:
+    """The network of a baseline (``runs/baseline_{method}.pt``) for ``seed``, on the base
+    checkpoint's architecture; the seed falls back to 0 for zero shot (one network)."""
+    model, _, _ = load_checkpoint(base_ckpt_path, device)
+    try:
+        d = torch.load(weights_path, map_location="cpu", weights_only=True)
+        st = {int(s): v for s, v in d["state"].items()}
+    except Exception as e:
+        raise TurbtlError(f"{weights_path} is not a readable baseline-weights file ({type(e).__name__}: {e}); "
+                          "fix: delete it and rerun, and the transfer_baseline job writes it anew") from e
+    seed = int(seed) if int(seed) in st else min(st)
+    model.load_state_dict(st[seed])
+    return model.eval()
+
+
 def load_tl_model(base_ckpt_path, layer_weights_path, seed: int, device="cpu") -> SGSNet:
     """The base network with layer L replaced by the re-trained weights of ``seed``."""
     model, _, _ = load_checkpoint(base_ckpt_path, device)
@@ -209,8 +234,9 @@ def run_layer_job(model_path, data_path, layer: int, out_csv, out_weights, *, tr
 
 def run_baseline_job(model_path, data_path, method: str, out_csv, *, transfer_cfg: dict,
                      training_cfg: dict, network_cfg: dict, n_small: int, device,
-                     log=None) -> pd.DataFrame:
-    """One baseline, per seed (zero_shot: one row, seed 0), scored on the target test members."""
+                     log=None, out_weights=None) -> pd.DataFrame:
+    """One baseline, per seed (zero_shot: one row, seed 0), scored on the target test members;
+    its networks go to ``out_weights`` (:func:`save_model_weights`) for the a-posteriori LES."""
     log = log or _log
     dev = torch.device(device)
     base, norm, _ = load_checkpoint(model_path, dev)
@@ -222,6 +248,7 @@ def run_baseline_job(model_path, data_path, method: str, out_csv, *, transfer_cf
         t0 = time.perf_counter()
         m = evaluate(base, norm, Xt, Yt, dev)
         rows.append(_row(target, method, 0, 0, 0, 0, m, time.perf_counter() - t0))
+        nets = {0: base.state_dict()}
     elif method in BASELINE_METHODS[1:]:
         if method == "full_target":
             train, val = data.xy("train"), data.xy("val")
@@ -240,6 +267,7 @@ def run_baseline_job(model_path, data_path, method: str, out_csv, *, transfer_cf
         seeds = n_seeds(transfer_cfg)
         sets = (data.small_sets(n_small, [draw_seed(transfer_cfg, s) for s in seeds])
                 if method != "full_target" else [train] * len(seeds))
+        nets = {}
         for seed, train in zip(seeds, sets):
             t0 = time.perf_counter()
             if method == "finetune_all":
@@ -254,9 +282,12 @@ def run_baseline_job(model_path, data_path, method: str, out_csv, *, transfer_cf
             m = evaluate(model, norm, Xt, Yt, dev)
             log.info("%s %s seed %d: %s (%.1f s)", target, method, seed, m, secs)
             rows.append(_row(target, method, 0, seed, len(train[0]), epochs, m, secs))
+            nets[seed] = model.state_dict()
     else:
         raise TurbtlError(f"unknown baseline method {method!r}; fix: use one of "
                           f"{', '.join(BASELINE_METHODS)}")
+    if out_weights is not None:
+        save_model_weights(out_weights, method, nets)
     _write_csv(rows, out_csv)
     return pd.DataFrame(rows, columns=CSV_COLUMNS)
 

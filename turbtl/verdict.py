@@ -212,20 +212,55 @@ def compare(prediction: dict, sweep_df: pd.DataFrame, *, alpha: float = ALPHA,
 
 
 SUMMARY_COLUMNS = ["target", "predictor", "predicted_layer", "empirical_best", "hit", "regret",
-                   "p_value", "spearman", "resolved", "seconds", "sweep_seconds", "cost_fraction"]
+                   "p_value", "spearman", "resolved", "seconds", "sweep_seconds", "cost_fraction",
+                   "ap_best", "ap_hit", "ap_regret", "apriori_best_ap_regret"]
 AGGREGATE_COLUMNS = ["predictor", "n_targets", "hit_rate", "mean_regret", "worst_regret",
-                     "mean_spearman", "mean_cost_fraction", "max_cost_fraction", "mean_seconds"]
+                     "mean_spearman", "mean_cost_fraction", "max_cost_fraction", "mean_seconds",
+                     "ap_hit_rate", "mean_ap_regret"]
 
 
-def summary_rows(target: str, comparison: dict) -> list[dict]:
-    """Rows of ``summary_by_target.csv`` (columns :data:`SUMMARY_COLUMNS`) for one target."""
+def aposteriori_verdict(ap: dict, comparison: dict) -> dict:
+    """The a-posteriori counterpart of the best-layer verdict (``aposteriori.json`` of
+    :mod:`turbtl.aposteriori`): per re-trained layer L the LES's ``spec_err`` e_L (a closure
+    that blew up ranks last); ``ap_best`` = argmin e_L; for each predictor's choice c,
+    ``ap_hit`` = (c == ap_best) and ``ap_regret`` = (e_c - e_best) / (e_zero_shot - e_best),
+    the share of the a-posteriori TL gain lost (None without a gain or for a blown-up
+    choice); ``apriori_best_ap_regret`` is that regret for the a-priori best layer: 0 when
+    the a-priori verdict also wins inside the LES.  There is no significance test here: the
+    per-start spread of e_L is in ``aposteriori.json`` and the figure."""
+    err = {}
+    for name, c in ap["closures"].items():
+        if name.startswith("tl_layer"):
+            err[int(name[len("tl_layer"):])] = c["spec_err"] if c["stable"] and c["spec_err"] is not None else math.inf
+    zs = ap["closures"].get("zero_shot", {})
+    e_zs = zs.get("spec_err") if zs.get("stable") else None
+    if not err:
+        return {"ap_best": None, "apriori_best_ap_regret": None, "predictors": {}}
+    best = min(err, key=lambda L: (err[L], L))
+
+    def reg(L):
+        return regret(err[L], err[best], e_zs) if L in err else None
+
+    out = {"ap_best": int(best), "apriori_best_ap_regret": reg(int(comparison["empirical_best"])), "predictors": {}}
+    for name, c in comparison["predictors"].items():
+        out["predictors"][name] = {"ap_hit": int(c["choice"]) == best, "ap_regret": reg(int(c["choice"]))}
+    return out
+
+
+def summary_rows(target: str, comparison: dict, ap: dict | None = None) -> list[dict]:
+    """Rows of ``summary_by_target.csv`` (columns :data:`SUMMARY_COLUMNS`) for one target;
+    the ``ap_`` columns are empty without the a-posteriori stage (``ap`` None)."""
+    v = aposteriori_verdict(ap, comparison) if ap is not None else {"predictors": {}}
     rows = []
     for name, c in comparison["predictors"].items():
+        a = v["predictors"].get(name, {})
         rows.append({"target": target, "predictor": name, "predicted_layer": int(c["choice"]),
                      "empirical_best": int(c["empirical_best"]), "hit": bool(c["hit"]),
                      "regret": c["regret"], "p_value": c["p_value"], "spearman": c["spearman"],
                      "resolved": bool(comparison["resolved"]), "seconds": c["seconds"],
-                     "sweep_seconds": comparison["sweep_seconds"], "cost_fraction": c["cost_fraction"]})
+                     "sweep_seconds": comparison["sweep_seconds"], "cost_fraction": c["cost_fraction"],
+                     "ap_best": v.get("ap_best"), "ap_hit": a.get("ap_hit"), "ap_regret": a.get("ap_regret"),
+                     "apriori_best_ap_regret": v.get("apriori_best_ap_regret")})
     return rows
 
 
@@ -242,5 +277,7 @@ def aggregate(by_target: pd.DataFrame) -> pd.DataFrame:
                     "mean_spearman": float(pd.to_numeric(g["spearman"], errors="coerce").mean()),
                     "mean_cost_fraction": float(pd.to_numeric(g["cost_fraction"], errors="coerce").mean()),
                     "max_cost_fraction": float(pd.to_numeric(g["cost_fraction"], errors="coerce").max()),
-                    "mean_seconds": float(pd.to_numeric(g["seconds"], errors="coerce").mean())})
+                    "mean_seconds": float(pd.to_numeric(g["seconds"], errors="coerce").mean()),
+                    "ap_hit_rate": float(pd.to_numeric(g["ap_hit"], errors="coerce").mean()),
+                    "mean_ap_regret": float(pd.to_numeric(g["ap_regret"], errors="coerce").mean())})
     return pd.DataFrame(out, columns=AGGREGATE_COLUMNS)

@@ -28,6 +28,10 @@ SYSTEMS = [BASE] + TARGETS
 LAYERS = tl_layers(config)
 METHODS = [m for m in P.BASELINE_METHODS if m == "zero_shot" or config["transfer"]["baselines"][m]]
 N_SMALL = small_set_size(config)
+# the a-posteriori LES runs the trained baselines that the issue's comparison names (scratch is
+# the a-priori floor only: it is not run inside the LES)
+LES = bool(config["les"]["enabled"])
+LES_BASELINES = [m for m in ("finetune_all", "full_target") if config["transfer"]["baselines"][m]]
 
 
 wildcard_constraints:
@@ -91,4 +95,6 @@ def all_outputs():
             P.FIG_ACTIVATIONS.format(target=t),
             P.FIG_SYSTEM_SPECTRA.format(target=t),
         ]
+        if LES:
+            out += [P.APOSTERIORI.format(target=t), P.FIG_APOSTERIORI.format(target=t)]
     return out

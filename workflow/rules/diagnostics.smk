@@ -207,6 +207,7 @@ rule summary:
     """Every predictor over every target: hit rate, mean and worst regret, Spearman, cost."""
     input:
         comparisons=expand(P.COMPARISON, target=TARGETS),
+        aposteriori=expand(P.APOSTERIORI, target=TARGETS) if LES else [],
     output:
         table=P.SUMMARY_CSV,
         by_target=P.SUMMARY_BY_TARGET,

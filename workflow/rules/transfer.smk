@@ -31,6 +31,7 @@ rule transfer_baseline:
         data=lambda wc: P.FILTERED.format(system=wc.target),
     output:
         table=P.TL_BASELINE_CSV,
+        weights=P.TL_BASELINE_WEIGHTS,
     log:
         P.log("transfer_baseline", "{target}/{method}"),
     benchmark:

@@ -9,8 +9,9 @@ from turbtl.verdict import SUMMARY_COLUMNS, aggregate, summary_rows
 smk = snakemake  # noqa: F821
 log, device = turbtl.runtime.script_setup(smk)
 rows = []
-for target, cpath in zip(smk.params.targets, smk.input.comparisons):
-    rows += summary_rows(str(target), read_json(cpath))
+aps = list(getattr(smk.input, "aposteriori", [])) or [None] * len(smk.params.targets)  # none with les.enabled false
+for target, cpath, apath in zip(smk.params.targets, smk.input.comparisons, aps, strict=True):
+    rows += summary_rows(str(target), read_json(cpath), read_json(apath) if apath else None)
 by_target = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 table = aggregate(by_target)
 log.info("\n%s\n%s", by_target.to_string(), table.to_string())

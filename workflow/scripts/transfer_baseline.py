@@ -7,4 +7,4 @@ log, device = turbtl.runtime.script_setup(smk)
 run_baseline_job(smk.input.model, smk.input.data, smk.wildcards.method, smk.output.table,
                  transfer_cfg=smk.params.transfer, training_cfg=smk.params.training,
                  network_cfg=smk.params.network, n_small=int(smk.params.n_small),
-                 device=device, log=log)
+                 device=device, log=log, out_weights=smk.output.weights)
