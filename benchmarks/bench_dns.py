@@ -1,16 +1,34 @@
 """DNS solver benchmark: step time vs the time of the FFTs it needs, member-steps/s, and
 peak memory of run_dns at two snapshot counts (it must not grow: snapshots stream to disk).
 
-    python benchmarks/bench_dns.py [--threads 2] [--write]
+    python benchmarks/bench_dns.py [--threads 2] [--write] [--json out.json]
+    python benchmarks/bench_dns.py --no-cpu --gpu-grids 128x8,1024x12,2048x4 --json $OUT/dns.json
 
-Timings are the minimum over interleaved repeats (step and FFT-only measured alternately
-in the same run), which is robust to other processes on a shared machine.  --write puts
-the results into the "## DNS" section of benchmarks/README.md.
+CPU: per grid (``--cpu-grids``, default 128^2 x 8 and 256^2 x 4 members), the minimum over
+interleaved repeats of ``DNSSolver.step`` and ``DNSSolver.fft_only`` (the 4 inverse + 1
+forward transforms of a step, on its buffers), measured alternately in the same run, which
+is robust to other processes on a shared machine.  The CPU path is the eager step.
+
+GPU (when torch sees CUDA): per grid (``--gpu-grids``, default 128^2 x 8, 1024^2 x 12 and
+2048^2 x 4, the issue's shapes) and precision, the variants of ``--variants``:
+``eager``, ``graph`` (dns.cuda_graph: blocks of check_every steps replayed as a CUDA
+graph), ``compiled`` (dns.compile: the element-wise update and the advective product as
+torch.compile kernels) and ``compiled+graph``.  Each is timed through ``advance`` with
+check_every = 100 (the reference preset's), so the guard's host sync every 100 steps is
+included, as in a run; the FFT time is that of ``fft_only`` over the same number of steps.
+Minimum over interleaved repeats of ``--seconds`` each, after a warm-up that includes the
+capture and the compilation (their one-off cost is reported as ``setup_s``).  The time step
+is scaled as 0.128/n so that every grid runs at the same CFL number.
+
+``--json PATH`` writes every number (and the machine, the card, the versions) to PATH, so
+that a run on a GPU machine can bring them back; ``--write`` puts the tables into the
+"## DNS" section of benchmarks/README.md.
 """
 from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import re
@@ -25,6 +43,9 @@ import torch
 from turbtl.solver import DNSSolver, FlowParams
 
 README = Path(__file__).with_name("README.md")
+VARIANTS = {"eager": dict(), "graph": dict(cuda_graph="on"), "compiled": dict(compile="on"),
+            "compiled+graph": dict(compile="on", cuda_graph="on")}
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def interleaved_min(fns: dict, repeats: int = 15, inner: int = 10) -> dict:
@@ -66,36 +87,179 @@ def write_section(title: str, body: str) -> None:
     README.write_text(text)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--write", action="store_true")
-    ap.add_argument("--no-memory", action="store_true")
-    a = ap.parse_args()
-    torch.set_num_threads(a.threads)
+def grids(spec: str) -> list[tuple[int, int]]:
+    """'128x8,256x4' -> [(128, 8), (256, 4)] (grid x members)."""
+    return [tuple(int(v) for v in g.lower().split("x")) for g in spec.split(",") if g]
+
+
+def params(n: int) -> FlowParams:
+    return FlowParams(Re=1000.0, kf=4, beta=0.0, mu=0.1, n=n, dt=min(1e-3, 0.128 / n), name=f"bench{n}")
+
+
+def bench_cpu(grid_list, precision: str, repeats: int) -> list[dict]:
     rows = []
-    for n, members in ((128, 8), (256, 4)):
-        p = FlowParams(Re=1000.0, kf=4, beta=0.0, mu=0.1, n=n, dt=1e-3)
-        s = DNSSolver(p, members, seed=1)
+    for n, members in grid_list:
+        s = DNSSolver(params(n), members, seed=1, dtype=_DTYPES[precision])
         for _ in range(20):
             s.step()
-        r = interleaved_min({"step": s.step, "fft": s.fft_only})
-        rows.append((n, members, r["step"] * 1e3, r["fft"] * 1e3, r["step"] / r["fft"], members / r["step"]))
-    lines = ["| grid | members | step (ms) | its FFTs (ms) | step / FFTs | member-steps/s |",
-             "|---|---|---|---|---|---|"]
-    lines += [f"| {n}^2 | {m} | {st:.3f} | {ft:.3f} | {ra:.2f} | {ms:.0f} |" for n, m, st, ft, ra, ms in rows]
+        r = interleaved_min({"step": s.step, "fft": s.fft_only}, repeats=repeats)
+        rows.append(dict(device="cpu", grid=n, members=members, precision=precision, variant="eager",
+                         step_ms=r["step"] * 1e3, fft_ms=r["fft"] * 1e3, ratio=r["step"] / r["fft"],
+                         member_steps_per_s=members / r["step"]))
+    return rows
+
+
+def _timed(fn, sync) -> float:
+    sync()
+    t = time.perf_counter()
+    fn()
+    sync()
+    return time.perf_counter() - t
+
+
+def bench_gpu(grid_list, precisions, variants, seconds: float, repeats: int, log=print, device="cuda",
+              rows: list | None = None, on_grid=None) -> list[dict]:
+    """Per grid and precision: every variant and the FFTs, interleaved (module docstring).
+    ``device="cpu"`` runs the same code on the CPU (``--gpu-code-on-cpu``: a check of the
+    script, not a measurement).  Rows are appended to ``rows``; ``on_grid()`` is called after
+    each grid (main writes the JSON then, so that a run cut short keeps what it measured)."""
+    rows = [] if rows is None else rows
+    for precision in precisions:
+        for n, members in grid_list:
+            rows += _bench_gpu_grid(n, members, precision, variants, seconds, repeats, log, device)
+            if device == "cuda":
+                torch.cuda.empty_cache()
+            if on_grid is not None:
+                on_grid()
+    return rows
+
+
+def _bench_gpu_grid(n, members, precision, variants, seconds, repeats, log, device) -> list[dict]:
+    cuda = device == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    rows, solvers, setup = [], {}, {}
+    for v in variants:
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        try:  # the warm-up: Euler step, an eager block, the capture and the compilation
+            s = DNSSolver(params(n), members, device=device, dtype=_DTYPES[precision], seed=1, check_every=100,
+                          **VARIANTS[v])
+            setup[v] = _timed(lambda: s.advance(300), sync)  # ends on a block: timed runs are whole blocks
+        except Exception as e:  # noqa: BLE001 - one failed variant must not stop the others
+            log(f"  {n}^2 x {members} {precision} {v}: FAILED ({type(e).__name__}: {str(e)[:200]})")
+            rows.append(dict(device=device, grid=n, members=members, precision=precision, variant=v,
+                             error=f"{type(e).__name__}: {str(e)[:300]}"))
+            continue
+        solvers[v] = (s, torch.cuda.max_memory_allocated() / 2**20 if cuda else None)
+    if not solvers:
+        return rows
+    ref = next(iter(solvers.values()))[0]
+    # steps per repeat: about `seconds` of the first variant, a multiple of check_every
+    per_step = _timed(lambda: ref.advance(100), sync) / 100
+    nsteps = max(100, int(round(seconds / per_step / 100)) * 100)
+
+    def ffts():
+        for _ in range(nsteps):
+            ref.fft_only()
+
+    best = {k: float("inf") for k in [*solvers, "fft"]}
+    for _ in range(repeats):
+        for v, (s, _) in solvers.items():
+            best[v] = min(best[v], _timed(lambda: s.advance(nsteps), sync) / nsteps)
+        best["fft"] = min(best["fft"], _timed(ffts, sync) / nsteps)
+    for v, (s, mem) in solvers.items():
+        row = dict(device=device, grid=n, members=members, precision=precision, variant=v,
+                   step_ms=best[v] * 1e3, fft_ms=best["fft"] * 1e3, ratio=best[v] / best["fft"],
+                   member_steps_per_s=members / best[v], speedup_vs_eager=best.get("eager", float("nan")) / best[v],
+                   steps_timed=nsteps, setup_s=setup[v], peak_mem_mib=mem,
+                   graph_steps=s.acceleration["cuda_graph"], graph_captured=s._graph is not None,
+                   compiled=s._fused is not None)
+        rows.append(row)
+        log(f"  {n}^2 x {members} {precision} {v:15s} step {row['step_ms']:.4f} ms, FFTs {row['fft_ms']:.4f} ms, "
+            f"ratio {row['ratio']:.2f}, x{row['speedup_vs_eager']:.2f} vs eager, setup {setup[v]:.1f} s")
+    return rows
+
+
+def table(rows: list[dict]) -> list[str]:
+    out = ["| device | grid | members | precision | variant | step (ms) | its FFTs (ms) | step / FFTs | member-steps/s |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if "error" in r:
+            out.append(f"| {r['device']} | {r['grid']}^2 | {r['members']} | {r['precision']} | {r['variant']} | "
+                       f"failed: {r['error'][:60]} | | | |")
+            continue
+        out.append(f"| {r['device']} | {r['grid']}^2 | {r['members']} | {r['precision']} | {r['variant']} | "
+                   f"{r['step_ms']:.3f} | {r['fft_ms']:.3f} | {r['ratio']:.2f} | {r['member_steps_per_s']:.0f} |")
+    return out
+
+
+def machine() -> dict:
+    m = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "machine": platform.machine(),
+         "processor": platform.processor(), "cpu_count": os.cpu_count(), "python": platform.python_version(),
+         "torch": torch.__version__, "threads": torch.get_num_threads(), "load_avg": list(os.getloadavg())}
+    if torch.cuda.is_available():
+        p = torch.cuda.get_device_properties(0)
+        m.update(gpu=torch.cuda.get_device_name(0), gpu_memory_gib=p.total_memory / 2**30, cuda=torch.version.cuda,
+                 capability=f"{p.major}.{p.minor}")
+    return m
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--write", action="store_true", help="write the tables into benchmarks/README.md")
+    ap.add_argument("--json", type=Path, help="write every number to this JSON file")
+    ap.add_argument("--no-memory", action="store_true", help="skip the run_dns peak-RSS measurement")
+    ap.add_argument("--no-cpu", action="store_true", help="skip the CPU step timings")
+    ap.add_argument("--cpu-grids", default="128x8,256x4")
+    ap.add_argument("--gpu-grids", default="128x8,1024x12,2048x4")
+    ap.add_argument("--precisions", default="float32", help="GPU precisions, e.g. float32,float64")
+    ap.add_argument("--variants", default=",".join(VARIANTS), help=f"GPU variants among {', '.join(VARIANTS)}")
+    ap.add_argument("--seconds", type=float, default=0.3, help="GPU: length of one timed repeat")
+    ap.add_argument("--repeats", type=int, default=3, help="GPU repeats (CPU: 15)")
+    ap.add_argument("--gpu-code-on-cpu", action="store_true",
+                    help="without CUDA, run the GPU section on the CPU (a dry run of the script, not a measurement)")
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    info = machine()
+    result = {"machine": info, "cpu": [], "gpu": [], "rss_mib": None}
+    if not a.no_cpu:
+        result["cpu"] = bench_cpu(grids(a.cpu_grids), "float32", 15)
+    variants = [v for v in a.variants.split(",") if v]
+    unknown = set(variants) - set(VARIANTS)
+    if unknown:
+        ap.error(f"unknown variants {sorted(unknown)}: choose among {', '.join(VARIANTS)}")
+    def save():
+        if a.json:
+            a.json.parent.mkdir(parents=True, exist_ok=True)
+            a.json.write_text(json.dumps(result, indent=2, default=str) + "\n")
+
+    save()
+    if torch.cuda.is_available() or a.gpu_code_on_cpu:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        print(f"GPU: {info.get('gpu', 'none: the GPU section runs on the CPU')} (CUDA {info.get('cuda')})", flush=True)
+        bench_gpu(grids(a.gpu_grids), a.precisions.split(","), variants, a.seconds, a.repeats,
+                  log=lambda s: print(s, flush=True), device=device, rows=result["gpu"], on_grid=save)
     if not a.no_memory:
         tmp = Path(os.environ.get("TMPDIR", "/tmp"))
-        mem = {k: peak_rss_mib(k, a.threads, tmp) for k in (10, 100)}
+        result["rss_mib"] = {k: peak_rss_mib(k, a.threads, tmp) for k in (10, 100)}
+    lines = table(result["cpu"] + result["gpu"])
+    if result["rss_mib"]:
+        mem = result["rss_mib"]
         lines += ["", "Peak RSS of run_dns (128^2, 8 members, 512 KiB per snapshot): "
                   + ", ".join(f"{k} snapshots {v:.0f} MiB" for k, v in mem.items())
                   + f" (difference {mem[100] - mem[10]:+.1f} MiB for 90 more snapshots = 45 MiB of data)."]
-    head = (f"{datetime.date.today()}, {platform.machine()} {os.cpu_count()}-core CPU (shared with other jobs), "
-            f"torch {torch.__version__}, {a.threads} threads, float32.  `python benchmarks/bench_dns.py --write`. "
-            "Minimum over interleaved repeats of `DNSSolver.step` and `DNSSolver.fft_only` (the 4 inverse + 1 "
-            "forward transforms of a step, same buffers).")
+    gpu = f", GPU {info['gpu']} (CUDA {info['cuda']})" if "gpu" in info else ", no GPU"
+    head = (f"{datetime.date.today()}, {platform.machine()} {os.cpu_count()}-core CPU (load {info['load_avg'][0]:.1f})"
+            f"{gpu}, torch {torch.__version__}, {a.threads} CPU threads.  `python benchmarks/bench_dns.py`.  CPU: "
+            "minimum over interleaved repeats of `DNSSolver.step` and `DNSSolver.fft_only` (the 4 inverse + 1 "
+            "forward transforms of a step, same buffers), float32.  GPU: per step through `advance` with "
+            "check_every 100, minimum over interleaved repeats.")
     body = head + "\n\n" + "\n".join(lines)
     print(body)
+    if a.json:
+        save()
+        print(f"wrote {a.json}")
     if a.write:
         write_section("## DNS", body)
 

@@ -1,5 +1,6 @@
 """Device handling.  The CUDA tests run wherever torch sees a GPU (CI has none: skipped
-there) and check that each stage gives the CPU's result up to float tolerance."""
+there) and check that each stage gives the CPU's result up to float tolerance, and that the
+DNS's GPU speed-ups (CUDA graph, compiled update) and its resume give the eager GPU result."""
 import numpy as np
 import pytest
 import torch
@@ -62,3 +63,158 @@ def test_network_and_retraining_on_cuda_match_cpu():
     m_gpu, _ = retrain_layer(net.cpu(), 2, x, y, norm, device="cuda", **kw)
     torch.testing.assert_close(m_gpu.layer(2).weight.cpu(), m_cpu.layer(2).weight, rtol=1e-3, atol=1e-4)
     torch.testing.assert_close(m_gpu.layer(3).weight.cpu(), net.layer(3).weight, rtol=0, atol=0)
+
+
+def _pair(device, n=64, beta=20.0, dtype=torch.float32, check_every=20, **accel):
+    """An eager DNS and one with the speed-ups ``accel``, from the same state."""
+    from turbtl.solver import DNSSolver, FlowParams
+
+    p = FlowParams(Re=1000.0, kf=4, beta=beta, mu=0.1, n=n, dt=1e-3, name="gpu")
+    eager = DNSSolver(p, 3, device=device, dtype=dtype, seed=5, check_every=check_every)
+    fast = DNSSolver(p, 3, device=device, dtype=dtype, seed=5, check_every=check_every, **accel)
+    return eager, fast
+
+
+def _rel(a, b):
+    return ((a - b).abs().max() / a.abs().max()).item()
+
+
+@cuda
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_dns_cuda_graph_matches_eager(dtype):
+    """Replaying the captured block of steps gives the eager state (the same kernels)."""
+    eager, graph = _pair("cuda", dtype=dtype, cuda_graph="on")
+    assert graph.acceleration["cuda_graph"] == 20
+    eager.advance(205)
+    graph.advance(205)  # Euler step, a warm-up block, replays, and 5 eager steps at the end
+    assert graph._graph is not None and graph.nstep == eager.nstep == 205 and graph.t == eager.t
+    tol = 1e-6 if dtype == torch.float32 else 1e-13
+    assert _rel(eager.omega_hat, graph.omega_hat) < tol and _rel(eager._H, graph._H) < tol
+    assert graph.max_cfl == pytest.approx(eager.max_cfl, rel=tol)
+
+
+def _compile_works_here() -> bool:
+    """Whether torch.compile makes CUDA kernels on this machine at all (Triton and a C
+    compiler): without them dns.compile: auto steps eagerly, and there is nothing to test."""
+    try:
+        return bool(torch.compile(lambda x: x * 2 + 1)(torch.ones(4, device="cuda")).sum() == 12)
+    except Exception:  # noqa: BLE001
+        return False
+
+
+@cuda
+def test_dns_cuda_compiled_and_graph_match_eager():
+    """The compiled update (with and without a CUDA graph) agrees with eager to round-off."""
+    if not _compile_works_here():
+        pytest.skip("torch.compile cannot make CUDA kernels here (Triton or a C compiler missing)")
+    for accel in (dict(compile="on"), dict(compile="on", cuda_graph="on")):
+        eager, fast = _pair("cuda", **accel)
+        eager.advance(200)
+        fast.advance(200)
+        assert fast.acceleration["compile"] and fast._fused is not None, "the compiled path fell back"
+        assert _rel(eager.omega_hat, fast.omega_hat) < 1e-4, accel
+
+
+@cuda
+def test_run_dns_on_cuda_resumes(tmp_path, monkeypatch):
+    """A crash on the GPU (CUDA graph on) keeps the last checkpoint; the rerun ends where an
+    uninterrupted GPU run ends (to round-off: the graph blocks fall differently)."""
+    import xarray as xr
+
+    from turbtl.solver import run_dns
+    from turbtl.stepper import Stepper
+
+    s = dict(name="g", Re=100.0, kf=4, beta=0.0, mu=0.1, n_dns=32, n_les=16, dt=4e-3, spinup_time=0.2,
+             sample_interval=0.08, snapshots_per_member=6, members=3, seed=5)
+    cfg = dict(precision="float32", cfl_max=1.0, check_every=10, resolution_decades=0.0, cuda_graph="on",
+               checkpoint_minutes=1e-9)
+    run_dns(s, tmp_path / "ref.nc", dns_cfg=cfg, device="cuda", progress=False)
+    check = Stepper.check
+
+    def crash(self):
+        if self.nstep == 140:
+            raise RuntimeError("simulated crash")
+        return check(self)
+
+    monkeypatch.setattr(Stepper, "check", crash)
+    with pytest.raises(RuntimeError):
+        run_dns(s, tmp_path / "g.nc", dns_cfg=cfg, device="cuda", progress=False)
+    monkeypatch.setattr(Stepper, "check", check)
+    info = run_dns(s, tmp_path / "g.nc", dns_cfg=cfg, device="cuda", progress=False)
+    assert info["resumes"] == 1 and info["acceleration"]["cuda_graph"] == 10
+    with xr.open_dataset(tmp_path / "ref.nc") as a, xr.open_dataset(tmp_path / "g.nc") as b:
+        np.testing.assert_allclose(b.omega.values, a.omega.values, rtol=0, atol=1e-5 * float(abs(a.omega).max()))
+
+
+def test_gpu_quick_preset_plans_the_full_dag(tmp_path):
+    """presets/gpu-quick.yaml (runs without a GPU): it validates, and plans every stage at the
+    study's LES grid and network, with the DNS jobs' GPU settings in the config."""
+    import re
+    import subprocess
+    import sys
+
+    import yaml
+
+    from helpers_workflow import REPO, snakemake
+
+    preset = REPO / "presets" / "gpu-quick.yaml"
+    r = subprocess.run([sys.executable, "-m", "turbtl.config", str(preset)], capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 0 and "config OK" in r.stdout, r.stdout + r.stderr
+    cfg = yaml.safe_load(preset.read_text())
+    assert {s["n_les"] for s in cfg["systems"].values()} == {128} and cfg["network"]["channels"] == 64
+    r = snakemake(tmp_path, preset, "-n", "--cores", "16")
+    assert r.returncode == 0, r.stderr[-3000:]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", r.stdout + r.stderr, re.M))
+    for rule in ("dns", "filter", "train_base", "transfer_layer", "transfer_baseline", "predict", "compare",
+                 "figures_target", "summary"):
+        assert int(counts.get(rule, 0)) >= 1, rule
+    assert counts["transfer_layer"] == "33" and not (tmp_path / "results").exists()
+
+
+def test_gpu_benchmark_scripts_dry_run_on_cpu(tmp_path):
+    """The scripts that benchmarks/device_check.sh runs on a GPU machine work end to end on
+    the CPU at tiny sizes (their GPU code path, minus CUDA), and the shell script parses."""
+    import json
+    import subprocess
+    import sys
+
+    from helpers_workflow import REPO
+
+    def run(*cmd):
+        r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+
+    run("bash", "-n", "benchmarks/device_check.sh")
+    run(sys.executable, "benchmarks/bench_dns.py", "--threads", "1", "--no-memory", "--gpu-code-on-cpu",
+        "--cpu-grids", "16x2", "--gpu-grids", "16x2", "--variants", "eager,graph", "--seconds", "0.01", "--repeats", "1",
+        "--json", str(tmp_path / "dns.json"))
+    d = json.loads((tmp_path / "dns.json").read_text())
+    assert [r["variant"] for r in d["gpu"]] == ["eager", "graph"] and d["cpu"][0]["ratio"] > 0
+    run(sys.executable, "benchmarks/bench_reference.py", "--quick", "--variants", "default", "--json", str(tmp_path / "ref.json"))
+    d = json.loads((tmp_path / "ref.json").read_text())
+    assert "predicted" in d["dns"]["12x64"] and d["training"]["base_none"]["samples_per_s"] > 0
+    assert set(d["filter"]) == {"base", "high_re", "high_kf", "beta"}
+
+
+@cuda
+def test_aposteriori_job_on_cuda_matches_cpu(tmp_path):
+    """The whole a-posteriori job (LES, Smagorinsky and network closures, scores) on the GPU:
+    same closures, stable, and the scores of the CPU run to float32 round-off over a short run
+    (the LES is chaotic: a long run would diverge)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_les import LES_CFG, _job_inputs
+
+    from turbtl.aposteriori import run_aposteriori_job
+
+    data, model, lw = _job_inputs(tmp_path)
+    cfg = dict(LES_CFG, time=0.4, spinup=0.1, cc_time=0.0)
+    out = {dev: run_aposteriori_job(data, model, lw, {}, tmp_path / f"{dev}.json", tmp_path / f"{dev}.nc", les_cfg=cfg,
+                                    seed=0, cfl_max=0.5, device=dev, progress=False)
+           for dev in ("cpu", "cuda")}
+    assert list(out["cuda"]["closures"]) == list(out["cpu"]["closures"])
+    for name, c in out["cuda"]["closures"].items():
+        assert c["stable"], name
+        assert c["energy_ratio"] == pytest.approx(out["cpu"]["closures"][name]["energy_ratio"], rel=1e-3), name

@@ -1,9 +1,13 @@
-"""DNS solver: linear physics, conservation, energy budget, guards, streaming output."""
+"""DNS solver: linear physics, conservation, energy budget, guards, streaming output, resume,
+the opt-in compiled step."""
+import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -274,3 +278,260 @@ def test_dns_output_streams_peak_memory_flat(tmp_path):
     assert rss[160] - rss[2] < 12, rss
     with xr.open_dataset(tmp_path / "160.nc", engine="netcdf4") as ds:
         assert ds.omega.shape == (4, 160, 128, 128)
+
+
+# --- resume ------------------------------------------------------------------------------
+_CHILD = textwrap.dedent("""
+    import json, logging, sys, time, torch
+    torch.set_num_threads(1)
+    from turbtl.solver import run_dns
+    from turbtl.stepper import Stepper
+    slow = float(sys.argv[3])
+    if slow:  # a slower step (same arithmetic), so that the parent can signal it mid-run
+        step = Stepper.step
+        def slow_step(self):
+            step(self)
+            time.sleep(slow)
+        Stepper.step = slow_step
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    info = run_dns(json.loads(sys.argv[1]), sys.argv[2], dns_cfg=json.loads(sys.argv[4]), progress=False)
+    print(json.dumps({"resumes": info["resumes"]}))
+""")
+
+RESUME_CFG = dict(DNS_CFG, checkpoint_minutes=1e-9)  # a checkpoint after every block of check_every steps
+
+
+def _child(system, out, slow=0.0, cfg=RESUME_CFG):
+    return subprocess.Popen([sys.executable, "-c", _CHILD, json.dumps(system), str(out), str(slow), json.dumps(cfg)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_snapshots(proc, state, k, timeout=120):
+    """Poll the child's checkpoint until it holds >= k snapshots."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        assert proc.poll() is None, "the DNS finished before it could be interrupted:\n" + proc.communicate()[1]
+        try:
+            if state.exists() and torch.load(state, weights_only=True)["written"] >= k:
+                return
+        except (EOFError, RuntimeError, FileNotFoundError):  # replaced while we read it
+            pass
+        time.sleep(0.01)
+    raise AssertionError("no checkpoint appeared")
+
+
+def _arrays(path):
+    with xr.open_dataset(path, engine="netcdf4") as ds:
+        return {v: ds[v].values.copy() for v in ("omega", "energy", "enstrophy", "time")}, dict(ds.attrs)
+
+
+def test_dns_resumes_after_sigkill_and_sigterm_bit_for_bit(tmp_path):
+    """Kill a running DNS (SIGKILL between checkpoints, then SIGTERM), rerun it twice: the
+    output equals an uninterrupted run's exactly (same thread count, CPU)."""
+    system = _system(name="r", snapshots_per_member=8, spinup_time=0.2, sample_interval=0.08)  # 50 + 7 x 20 steps
+    ref = tmp_path / "ref" / "r.nc"
+    p = _child(system, ref)
+    out_ref, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    out = tmp_path / "run" / "r.nc"
+    state = out.parent / ".r.nc.resume" / "state.pt"
+    # 1. a hard kill: the state of the last checkpoint and the snapshots it counts survive
+    p = _child(system, out, slow=0.01)
+    _wait_for_snapshots(p, state, 2)
+    p.kill()
+    p.wait()
+    assert not out.exists() and state.exists()
+    # 2. resumed, then stopped by SIGTERM (what Slurm sends at its time limit)
+    p = _child(system, out, slow=0.01)
+    _wait_for_snapshots(p, state, 4)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 128 + signal.SIGTERM, err
+    assert "resuming from the checkpoint" in err and "SIGTERM received" in err and "Rerun the same job" in err
+    assert not out.exists() and state.exists()
+    # 3. resumed to the end: the checkpoint is gone, the output is the uninterrupted one
+    p = _child(system, out)
+    stdout, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    assert json.loads(stdout.splitlines()[-1])["resumes"] == 2
+    assert not state.parent.exists()
+    (a, attrs_a), (b, attrs_b) = _arrays(ref), _arrays(out)
+    for v in a:
+        assert np.array_equal(a[v], b[v]), v
+    assert attrs_a["max_cfl"] == attrs_b["max_cfl"] and attrs_b["checkpoint_resumes"] == 2
+
+
+def test_dns_resumes_after_a_crash_in_process(tmp_path, monkeypatch, caplog):
+    """An exception in the middle of a block (a crash) keeps the last checkpoint; the rerun
+    continues from it, cuts the snapshots written after it, and ends bit-identical."""
+    from turbtl.stepper import Stepper
+
+    system = _system(name="c", snapshots_per_member=6, sample_interval=0.08)
+    ref = tmp_path / "ref" / "c.nc"
+    run_dns(system, ref, dns_cfg=DNS_CFG, progress=False)
+    out = tmp_path / "c.nc"
+    step = Stepper.step
+
+    def crash(self):
+        if self.nstep == 137:
+            raise RuntimeError("simulated crash")
+        step(self)
+
+    monkeypatch.setattr(Stepper, "step", crash)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run_dns(system, out, dns_cfg=RESUME_CFG, progress=False)
+    ck = out.parent / ".c.nc.resume"
+    assert not out.exists() and (ck / "state.pt").exists()
+    saved = torch.load(ck / "state.pt", weights_only=True)
+    assert saved["solver"]["nstep"] == 130 and saved["written"] == 4  # snapshots at steps 50, 70, 90, 110, 130
+    monkeypatch.setattr(Stepper, "step", step)
+    with caplog.at_level("INFO"):
+        info = run_dns(system, out, dns_cfg=RESUME_CFG, progress=False)
+    assert "resuming from the checkpoint" in caplog.text and info["resumes"] == 1
+    assert info["steps_this_run"] == 50 + 5 * 20 - 130
+    assert not ck.exists()
+    (a, attrs_a), (b, attrs_b) = _arrays(ref), _arrays(out)
+    for v in a:
+        assert np.array_equal(a[v], b[v]), v
+    assert attrs_a["max_cfl"] == attrs_b["max_cfl"]
+
+
+def test_dns_checkpoint_of_other_parameters_is_ignored(tmp_path, monkeypatch, caplog):
+    """A checkpoint left by a run with another config is logged, deleted, and not resumed."""
+    from turbtl.stepper import Stepper
+
+    out = tmp_path / "s.nc"
+    step = Stepper.step
+
+    def crash(self):
+        if self.nstep == 95:
+            raise RuntimeError("simulated crash")
+        step(self)
+
+    monkeypatch.setattr(Stepper, "step", crash)
+    with pytest.raises(RuntimeError):
+        run_dns(_system(name="s", seed=5), out, dns_cfg=RESUME_CFG, progress=False)
+    assert (out.parent / ".s.nc.resume" / "state.pt").exists()
+    monkeypatch.setattr(Stepper, "step", step)
+    ref = tmp_path / "ref" / "s.nc"
+    run_dns(_system(name="s", seed=6), ref, dns_cfg=DNS_CFG, progress=False)
+    with caplog.at_level("INFO"):
+        info = run_dns(_system(name="s", seed=6), out, dns_cfg=RESUME_CFG, progress=False)
+    assert "ignoring the DNS checkpoint" in caplog.text and "other parameters" in caplog.text
+    assert info["resumes"] == 0 and not (out.parent / ".s.nc.resume").exists()
+    a, b = _arrays(ref)[0], _arrays(out)[0]
+    assert all(np.array_equal(a[v], b[v]) for v in a)
+
+
+def test_run_dns_restores_signal_handlers_and_validates_options(tmp_path):
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    run_dns(_system(snapshots_per_member=1), tmp_path / "h.nc", dns_cfg=DNS_CFG, progress=False)
+    assert {s: signal.getsignal(s) for s in before} == before
+    with pytest.raises(TurbtlError, match="dns.cuda_graph = 'yes'; fix: use one of auto, on, off"):
+        run_dns(_system(), tmp_path / "o.nc", dns_cfg=dict(DNS_CFG, cuda_graph="yes"), progress=False)
+    with pytest.raises(TurbtlError, match="checkpoint_minutes"):
+        run_dns(_system(), tmp_path / "o.nc", dns_cfg=dict(DNS_CFG, checkpoint_minutes=-1), progress=False)
+
+
+def test_stepper_state_dict_round_trip_continues_bit_for_bit():
+    p = FlowParams(Re=1000.0, kf=4, beta=10.0, mu=0.1, n=32, dt=1e-3)
+    a = DNSSolver(p, 2, seed=3)
+    a.advance(30)
+    st = a.state_dict()
+    b = DNSSolver(p, 2, seed=99)
+    b.load_state_dict(st)
+    a.advance(40)
+    b.advance(40)
+    assert torch.equal(a.omega_hat, b.omega_hat) and torch.equal(a._H, b._H) and b.nstep == 70 and b.t == a.t
+    with pytest.raises(TurbtlError, match="does not fit"):
+        DNSSolver(FlowParams(Re=1000.0, kf=4, beta=0.0, mu=0.1, n=16, dt=1e-3), 2).load_state_dict(st)
+
+
+@pytest.mark.slow
+def test_snakemake_dns_job_resumes_after_sigterm(tmp_path):
+    """Through Snakemake: SIGTERM to the running dns job (as at a Slurm time limit) fails the
+    job but keeps results/dns/.base.nc.resume (not an output); the next `snakemake` resumes
+    from it and writes what an uninterrupted run writes."""
+    from helpers_workflow import REPO, snakemake, tiny_config, write_config
+
+    cfg = tiny_config()
+    cfg["systems"]["base"]["spinup_time"] = 60.0  # 15,000 steps: long enough to be stopped
+    cfg["dns"].update(checkpoint_minutes=0.002, resolution_decades=1.0)  # (the longer run is less resolved)
+    conf = write_config(cfg, tmp_path / "config.yaml")
+    work = tmp_path / "work"
+    work.mkdir()
+    state = work / "results" / "dns" / ".base.nc.resume" / "state.pt"
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(work),
+           "--configfile", str(conf), "--cores", "1", "results/dns/base.nc"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+    t0 = time.monotonic()
+    while not state.exists():
+        assert proc.poll() is None and time.monotonic() - t0 < 300, proc.communicate()[0][-3000:]
+        time.sleep(0.02)
+    os.kill(torch.load(state, weights_only=True)["pid"], signal.SIGTERM)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode != 0, out[-3000:]
+    log = (work / "logs" / "dns" / "base.log").read_text()
+    assert "SIGTERM received" in log, log[-3000:]
+    assert state.exists() and not (work / "results" / "dns" / "base.nc").exists()
+    r = snakemake(work, conf, "--cores", "1", "results/dns/base.nc")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    log = (work / "logs" / "dns" / "base.log").read_text()
+    assert "resuming from the checkpoint" in log and not state.parent.exists()
+    ref = tmp_path / "ref.nc"
+    run_dns(dict(cfg["systems"]["base"], name="base"), ref, dns_cfg=cfg["dns"], progress=False)
+    (a, _), (b, attrs) = _arrays(ref), _arrays(work / "results" / "dns" / "base.nc")
+    assert all(np.array_equal(a[v], b[v]) for v in a) and attrs["checkpoint_resumes"] == 1
+
+
+# --- the opt-in compiled update (on the CPU: its arithmetic and its fallback) -------------
+def test_fused_update_arithmetic_matches_the_step(monkeypatch):
+    """The real-view update that torch.compile fuses (run uncompiled here) makes the same
+    step as the complex eager update, to float32 round-off, with beta."""
+    import turbtl.fused as st
+
+    monkeypatch.setattr(st, "compiled", lambda fn: fn)
+    p = FlowParams(Re=1000.0, kf=4, beta=20.0, mu=0.1, n=32, dt=1e-3)
+    eager, fused = DNSSolver(p, 2, seed=4), DNSSolver(p, 2, seed=4, compile="on")
+    assert fused.acceleration == {"cuda_graph": 0, "compile": True}
+    eager.advance(100)
+    fused.advance(100)
+    assert fused._fused is not None and fused._compile_checked
+    d = (eager.omega_hat - fused.omega_hat).abs().max() / eager.omega_hat.abs().max()
+    assert 0 < d < 1e-5  # different rounding (real view), same step
+    assert torch.allclose(eager._H, fused._H, rtol=0, atol=1e-5 * eager._H.abs().max().item())
+
+
+def test_failed_compilation_falls_back_or_stops(monkeypatch, caplog):
+    import turbtl.fused as st
+
+    def broken(fn):
+        def f(*a):
+            raise RuntimeError("no compiler")
+        return f
+
+    monkeypatch.setattr(st, "compiled", broken)
+    p = FlowParams(Re=1000.0, kf=4, beta=0.0, mu=0.1, n=32, dt=1e-3)
+    with pytest.raises(TurbtlError, match="torch.compile of the step .* failed .*fix: set dns.compile: off"):
+        DNSSolver(p, 2, seed=4, compile="on").advance(5)
+    eager, fb = DNSSolver(p, 2, seed=4), DNSSolver(p, 2, seed=4, compile="on")
+    fb._compile_strict = False  # what compile: auto does on CUDA
+    with caplog.at_level("WARNING"):
+        eager.advance(30)
+        fb.advance(30)
+    assert "stepping eagerly" in caplog.text and fb._fused is None
+    assert torch.equal(eager.omega_hat, fb.omega_hat)  # nothing was written before the failure
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch's own, from inside torch.compile
+def test_compiled_update_on_cpu_matches_eager():
+    """torch.compile for real (inductor's C++ backend on the CPU; on CUDA it is Triton and
+    tests/test_device.py checks it): the compiled step agrees with the eager one."""
+    p = FlowParams(Re=1000.0, kf=4, beta=20.0, mu=0.1, n=32, dt=1e-3)
+    eager, comp = DNSSolver(p, 2, seed=4), DNSSolver(p, 2, seed=4, compile="on")
+    eager.advance(60)
+    comp.advance(60)
+    assert comp._fused is not None and comp.tendency._product is not None
+    assert ((eager.omega_hat - comp.omega_hat).abs().max() / eager.omega_hat.abs().max()).item() < 1e-5

@@ -3,7 +3,7 @@
 The equation, its parameters, forcing, initial condition and checks are in
 :mod:`turbtl.equation`; the time stepping (AB2 / Crank-Nicolson / implicit drag) and the
 CFL / finiteness guard in :mod:`turbtl.stepper`.  This module binds them into the DNS
-(:class:`DNSSolver`: the 2/3-dealiased advection of :class:`turbtl.stepper.Advection` on the
+(:class:`DNSSolver`: the 2/3-dealiased advection of :class:`Advection` on the
 2/3-masked state) and runs one flow to a netCDF file (:func:`run_dns`).
 
 Numerics: Fourier pseudo-spectral on the real FFT; the advection term is computed in the
@@ -17,10 +17,15 @@ Guards: :func:`check_timestep` rejects a clearly unstable ``dt`` before any work
 finiteness of the state; :func:`check_resolution` checks that the time-mean enstrophy
 spectrum at the 2/3 cut-off shell sits ``resolution_decades`` below its peak.  Each failure
 raises :class:`turbtl.TurbtlError` naming the cause and the fix.
+
+Resume: a long DNS saves its state every ``dns.checkpoint_minutes`` and on SIGTERM / SIGINT,
+and a rerun of the same job continues from it bit for bit (:mod:`turbtl.resume`).
 """
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import time as _time
 
 import numpy as np
@@ -32,7 +37,11 @@ from .grid import SpectralGrid
 from .io import atomic_path, nc_field_coords, nc_set_attrs, nc_snapshot_variables
 from .runtime import progress as _progress
 from .spectra import energy_enstrophy_spectra
-from .stepper import Advection, Stepper
+from . import fused
+from .fused import ACCELERATION_MODES, fused_product
+from .grid import advective_product
+from .resume import Checkpoint, StopSignals, resume_dir, trajectory_key
+from .stepper import Stepper
 
 __all__ = [
     "FlowParams",
@@ -41,10 +50,65 @@ __all__ = [
     "check_resolution",
     "laminar_velocity",
     "run_dns",
+    "resume_dir",
     "BETA_SIGN",
 ]
 
 _LOG = logging.getLogger("turbtl.solver")
+
+
+class Advection:
+    """The DNS's tendency: J(psi, omega) of a 2/3-dealiased state, with persistent buffers
+    (no allocation per call).  The four fields of the Jacobian come from precomputed
+    spectral factors on omega_hat (:meth:`turbtl.grid.SpectralGrid.jacobian_stack` of psi =
+    omega/|k|^2 and omega), four inverse and one forward transform per call."""
+
+    def __init__(self, grid: SpectralGrid, members: int):
+        g, n, nh, B = grid, grid.n, grid.n // 2 + 1, int(members)
+        g64 = SpectralGrid(n, dtype=torch.float64)
+        inv = grid.inv_lap.to(torch.float64).cpu().to(torch.complex128)
+        fac4 = g64.jacobian_stack(inv, torch.ones_like(inv)).unsqueeze(1)
+        cd = dict(device=g.device)
+        self.grid = g
+        self._fac4 = fac4.to(dtype=g.cdtype, **cd)
+        self._spec4 = torch.empty(4, B, n, nh, dtype=g.cdtype, **cd)
+        self._phys4 = torch.empty(4, B, n, n, dtype=g.dtype, **cd)
+        self._prod = torch.empty(B, n, n, dtype=g.dtype, **cd)
+        # the 4 inverse transforms u, v, omega_x, omega_y.  On CUDA one batched irfft2; on
+        # CPU (MKL) at n >= 96 four calls over (members, n, n//2+1) measured 1.5-3x faster
+        # than one batched call (benchmarks/bench_dns.py)
+        self.split_inverse = g.device.type == "cpu" and n >= 96
+        self._product = None  # the compiled advective product (Stepper.accelerate)
+
+    def __call__(self, omega_hat: torch.Tensor, out: torch.Tensor) -> None:
+        torch.mul(omega_hat.unsqueeze(0), self._fac4, out=self._spec4)
+        self._inverse4()
+        if self._product is not None:
+            self._product(self._phys4, self._prod)
+        else:
+            advective_product(self._phys4, out=self._prod)
+        torch.fft.rfft2(self._prod, out=out)
+
+    def compile(self) -> None:
+        """Make the advective product one compiled kernel (:func:`fused_product`); the
+        compilation itself happens on the first call."""
+        self._product = fused.compiled(fused_product)
+
+    def _inverse4(self) -> None:
+        s = (self.grid.n, self.grid.n)
+        if self.split_inverse:
+            for i in range(4):
+                torch.fft.irfft2(self._spec4[i], s=s, out=self._phys4[i])
+        else:
+            torch.fft.irfft2(self._spec4, s=s, out=self._phys4)
+
+    def fft_only(self, out: torch.Tensor) -> None:
+        """Exactly the FFTs of one call, on its buffers (for benchmarks)."""
+        self._inverse4()
+        torch.fft.rfft2(self._prod, out=out)
+
+    def max_velocity(self) -> torch.Tensor:
+        return self._phys4[:2].abs().amax(dim=(0, 2, 3))
 
 
 class DNSSolver(Stepper):
@@ -54,12 +118,13 @@ class DNSSolver(Stepper):
     ``omega_hat`` (members, n, n//2+1) is the state (rfft of the vorticity), ``t`` the model
     time.  :meth:`step` advances one step without allocating or synchronising with the
     device; :meth:`advance` runs many steps with the CFL / finiteness guard every
-    ``check_every`` steps.
+    ``check_every`` steps.  ``cuda_graph`` and ``compile`` (auto | on | off, default off):
+    the opt-in speed-ups of :meth:`turbtl.stepper.Stepper.accelerate`.
     """
 
     def __init__(self, params: FlowParams, members: int, *, device="cpu", dtype=torch.float32,
                  seed: int | None = 0, cfl_max: float = 1.0, check_every: int = 50,
-                 energy: float | None = None):
+                 energy: float | None = None, cuda_graph: str = "off", compile: str = "off"):
         self.p = params
         grid = SpectralGrid(params.n, device=device, dtype=dtype)
         fh = equation.forcing_hat(params.n, params.kf) if params.force else None
@@ -68,6 +133,7 @@ class DNSSolver(Stepper):
                          cfl_max=cfl_max, check_every=check_every)
         if seed is not None:
             self.set_random_state(seed, energy=energy)
+        self.acceleration = self.accelerate(cuda_graph=cuda_graph, compile=compile)
 
     def set_random_state(self, seed: int, energy: float | None = None) -> None:
         """Random-phase vorticity peaked at kf with energy ``energy`` per member (default
@@ -89,18 +155,20 @@ class DNSSolver(Stepper):
 
 # ----------------------------------------------------------------------------------------
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
-
 def run_dns(system: dict, out_path, *, dns_cfg: dict, device="cpu", progress: bool = True,
             log: logging.Logger | None = None) -> dict:
-    """Spin up and sample one flow; stream the snapshots of omega to ``out_path`` (netCDF4).
+    """Spin up and sample one flow; write the snapshots of omega to ``out_path`` (netCDF4).
 
     ``system``: the ``systems.<name>`` config (with ``name``); ``dns_cfg``: the ``dns``
-    config (precision, cfl_max, check_every, resolution_decades).  The first snapshot is
-    taken at t = spinup_time, then every sample_interval.  Each snapshot is written as it
-    comes into a temporary file that is renamed onto ``out_path`` only after the run and
-    the resolution check succeed; on any error no output file is left.  Returns a summary
-    dict (max CFL, resolution decades, timings).
+    config (precision, cfl_max, check_every, resolution_decades; checkpoint_minutes,
+    cuda_graph, compile).  The first snapshot is taken at t = spinup_time, then every
+    sample_interval.  Snapshots go to the checkpoint's raw file as they come; after the run
+    and the resolution check they are copied into the temporary netCDF (created at the start,
+    as every stage's output is) that is then renamed onto ``out_path``; on a failed guard no
+    output file and no checkpoint is left.  The run saves
+    its state and continues from it when rerun (module docstring, Resume); on SIGTERM it
+    saves and exits with status 143 (SIGINT: saves and raises KeyboardInterrupt).  Returns a
+    summary dict (max CFL, resolution decades, timings).
     """
     log = log or _LOG
     name = str(system.get("name", "flow"))
@@ -112,8 +180,18 @@ def run_dns(system: dict, out_path, *, dns_cfg: dict, device="cpu", progress: bo
     cfl_max = float(dns_cfg.get("cfl_max", 1.0))
     check_every = int(dns_cfg.get("check_every", 50))
     decades = float(dns_cfg.get("resolution_decades", 2.0))
+    minutes = float(dns_cfg.get("checkpoint_minutes", 10.0))
+    if not minutes >= 0:
+        raise TurbtlError(f"dns.checkpoint_minutes = {minutes}; fix: use a number >= 0 (0: only on SIGTERM)")
+    # YAML 1.1 reads an unquoted on/off as a boolean: take both spellings
+    accel = {k: {True: "on", False: "off"}.get(dns_cfg.get(k, d), dns_cfg.get(k, d))
+             for k, d in (("cuda_graph", "auto"), ("compile", "off"))}
+    for k, v in accel.items():
+        if v not in ACCELERATION_MODES:
+            raise TurbtlError(f"dns.{k} = {v!r}; fix: use one of {', '.join(ACCELERATION_MODES)}")
     members = int(system["members"])
     nsnap = int(system["snapshots_per_member"])
+    seed = int(system.get("seed", 0))
     est = check_timestep(p, cfl_max)
 
     n_spin = int(round(float(system["spinup_time"]) / p.dt))
@@ -126,63 +204,149 @@ def run_dns(system: dict, out_path, *, dns_cfg: dict, device="cpu", progress: bo
              "a-priori CFL estimate %.3f, %s on %s", name, p.n, members, p.Re, p.kf, p.beta, p.mu,
              p.dt, total, n_spin, est, precision, device)
 
-    solver = DNSSolver(p, members, device=device, dtype=dtype, seed=int(system.get("seed", 0)),
-                       cfl_max=cfl_max, check_every=check_every)
+    solver = DNSSolver(p, members, device=device, dtype=dtype, seed=seed, cfl_max=cfl_max,
+                       check_every=check_every, **accel)
+    if torch.device(device).type == "cuda":
+        log.info("DNS %s: CUDA graph of %d steps (dns.cuda_graph = %s), compiled update %s (dns.compile = %s)",
+                 name, solver.acceleration["cuda_graph"], accel["cuda_graph"],
+                 "on" if solver.acceleration["compile"] else "off", accel["compile"])
     n = p.n
-    zsum = None
+    key = trajectory_key(Re=p.Re, kf=p.kf, beta=p.beta, mu=p.mu, n=n, dt=p.dt, members=members, seed=seed,
+                          n_spin=n_spin, n_every=n_every, nsnap=nsnap, precision=precision,
+                          check_every=check_every, cfl_max=cfl_max, resolution_decades=decades)
+    ck = Checkpoint(out_path, key, members, n, log)
+    st = ck.load()
+    times = torch.zeros(nsnap, dtype=torch.float64)
+    energy = torch.zeros(members, nsnap, dtype=torch.float64)
+    enstrophy = torch.zeros(members, nsnap, dtype=torch.float64)
+    zsum, written, resumes = None, 0, 0
+    if st is not None:
+        solver.load_state_dict(st["solver"])
+        written, resumes = int(st["written"]), int(st["resumes"]) + 1
+        times, energy, enstrophy = st["time"], st["energy"], st["enstrophy"]
+        zsum = None if st["zsum"] is None else st["zsum"].numpy()
+        log.info("DNS %s: resuming from the checkpoint in %s: step %d of %d (t = %.6g), %d of %d snapshots "
+                 "written, saved %s on %s (resume %d)", name, ck.dir, solver.nstep, total, solver.t, written, nsnap,
+                 st["saved"], st["device"], resumes)
+
+    def state() -> dict:
+        return {"solver": solver.state_dict(), "written": written, "time": times, "energy": energy,
+                "enstrophy": enstrophy, "zsum": None if zsum is None else torch.from_numpy(zsum.copy()),
+                "resumes": resumes, "device": str(device), "name": name, "pid": os.getpid(),
+                "saved": _time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+    targets = [n_spin + j * n_every for j in range(nsnap)]
+    ce = solver.check_every
+    interval = 60.0 * minutes
     t0 = _time.perf_counter()
+    last_save = _time.monotonic()
+    step0 = solver.nstep
+    t_spin = None  # wall time of the spin-up, when this session made it
+    ck.open(written)
     import netCDF4
 
-    with atomic_path(out_path) as tmp:
-        ds = netCDF4.Dataset(str(tmp), "w", format="NETCDF4")
-        try:
-            vt = nc_field_coords(ds, members, nsnap, n,
-                                 time_long_name="model time since the start of the integration")
-            v = nc_snapshot_variables(ds, members, n, {
-                "omega": ("field", "vorticity (nondimensional)"),
-                "energy": ("series", "kinetic energy mean(|u|^2)/2 of the snapshot"),
-                "enstrophy": ("series", "enstrophy mean(omega^2)/2 of the snapshot")})
-            vw, ve, vz = v["omega"], v["energy"], v["enstrophy"]
-
-            bar = _progress(total=total, unit="step", desc=f"dns {name}", disable=not progress)
+    try:
+        # the output's temporary exists while the DNS runs, as every stage's does; the
+        # snapshots go into it at the end, from the checkpoint's raw file
+        with atomic_path(out_path) as tmp, StopSignals() as sig:
+            ds = netCDF4.Dataset(str(tmp), "w", format="NETCDF4")
             try:
-                solver.advance(n_spin, bar)
-                t_spin = _time.perf_counter() - t0
-                for j in range(nsnap):
-                    if j:
-                        solver.advance(n_every, bar)
-                    om = solver.omega.to("cpu", torch.float32).numpy()
-                    vw[:, j, :, :] = om
-                    vt[j] = solver.t
-                    ve[:, j] = solver.energy().cpu().double().numpy()
-                    vz[:, j] = solver.enstrophy().cpu().double().numpy()
-                    _, _, z = energy_enstrophy_spectra(om)
-                    zsum = z if zsum is None else zsum + z
+                nc = _dns_variables(ds, members, nsnap, n)
+                bar = _progress(total=total, initial=solver.nstep, unit="step", desc=f"dns {name}", disable=not progress)
+                try:
+                    for j in range(written, nsnap):
+                        while solver.nstep < targets[j]:
+                            # blocks that end on a multiple of check_every or on the snapshot: the
+                            # guard runs at the end of each (as in one advance call), and a
+                            # checkpoint can be taken between them
+                            m = min(ce - solver.nstep % ce, targets[j] - solver.nstep)
+                            solver.advance(m)
+                            bar.update(m)
+                            if sig.received is None and not (interval > 0 and _time.monotonic() - last_save >= interval):
+                                continue
+                            s0 = _time.perf_counter()
+                            ck.save(state())
+                            last_save = _time.monotonic()
+                            if sig.received is None:
+                                log.info("DNS %s: checkpoint at step %d of %d (t = %.6g, %d of %d snapshots) saved "
+                                         "in %.1f s to %s", name, solver.nstep, total, solver.t, written, nsnap,
+                                         _time.perf_counter() - s0, ck.dir)
+                                continue
+                            log.warning("DNS %s: %s received; state at step %d of %d (t = %.6g, %d of %d snapshots) "
+                                        "saved to %s; stopping. Rerun the same job (the same snakemake command) to "
+                                        "continue from there", name, signal.Signals(sig.received).name, solver.nstep,
+                                        total, solver.t, written, nsnap, ck.dir)
+                            if sig.received == signal.SIGINT:
+                                raise KeyboardInterrupt
+                            raise SystemExit(128 + int(sig.received))
+                        if j == 0:
+                            t_spin = _time.perf_counter() - t0
+                        om = solver.omega.to("cpu", torch.float32).numpy()
+                        ck.append(om)
+                        times[j] = solver.t
+                        energy[:, j] = solver.energy().cpu().double()
+                        enstrophy[:, j] = solver.enstrophy().cpu().double()
+                        _, _, z = energy_enstrophy_spectra(om)
+                        zsum = z if zsum is None else zsum + z
+                        written = j + 1
+                finally:
+                    bar.close()
+                k = np.arange(n // 2 + 1, dtype=np.float64)
+                got = check_resolution(k, zsum / nsnap, n, decades, name)
+                _fill_dns_file(ds, nc, ck, system, name, nsnap, times, energy, enstrophy, attrs={
+                    "precision": precision, "max_cfl": float(solver.max_cfl),
+                    "resolution_decades_measured": float(got), "cfl_max": cfl_max, "resolution_decades": decades,
+                    "checkpoint_resumes": resumes})
             finally:
-                bar.close()
-            k = np.arange(n // 2 + 1, dtype=np.float64)
-            got = check_resolution(k, zsum / nsnap, n, decades, name)
-            wall = _time.perf_counter() - t0
-            nc_set_attrs(ds, system, title=f"DNS of forced 2D turbulence, flow {system.get('name', '')}")
-            ds.setncattr("name", name)
-            ds.setncattr("precision", precision)
-            ds.setncattr("beta_sign", BETA_SIGN)
-            ds.setncattr("turbtl_version", __version__)
-            ds.setncattr("equation", EQUATION)
-            ds.setncattr("dealiasing", "2/3 rule, |kx| < n/3 and |ky| < n/3")
-            ds.setncattr("time_stepping", "AB2 (advection, beta, forcing; first step Euler), "
-                                          "Crank-Nicolson viscosity, implicit drag")
-            ds.setncattr("max_cfl", float(solver.max_cfl))
-            ds.setncattr("resolution_decades_measured", float(got))
-            ds.setncattr("cfl_max", cfl_max)
-            ds.setncattr("resolution_decades", decades)
-        finally:
-            ds.close()
+                ds.close()
+    except TurbtlError:
+        ck.remove()  # a failed guard fails again on a rerun: start anew then
+        raise
+    except BaseException:
+        ck.close()
+        if not ck.saved:
+            ck.remove()
+        raise
+    ck.remove()
     wall = _time.perf_counter() - t0
-    steps_s = total / max(wall, 1e-9)
-    info = {"name": name, "steps": total, "wall_s": wall, "spinup_s": t_spin, "max_cfl": solver.max_cfl,
-            "resolution_decades": got, "member_steps_per_s": steps_s * members}
+    steps_s = (total - step0) / max(wall, 1e-9)
+    info = {"name": name, "steps": total, "steps_this_run": total - step0, "wall_s": wall, "spinup_s": t_spin,
+            "max_cfl": solver.max_cfl, "resolution_decades": got, "member_steps_per_s": steps_s * members,
+            "resumes": resumes, "acceleration": dict(solver.acceleration)}
     log.info("DNS %s done: %.1f s (%.0f member-steps/s), max CFL %.3f, enstrophy spectrum at "
-             "k=%d is %.2f decades below its peak", name, wall, info["member_steps_per_s"],
-             solver.max_cfl, n // 3, got)
+             "k=%d is %.2f decades below its peak%s", name, wall, info["member_steps_per_s"],
+             solver.max_cfl, n // 3, got, f" (resumed {resumes} time(s))" if resumes else "")
     return info
+
+
+def _dns_variables(ds, members: int, nsnap: int, n: int) -> dict:
+    """The coordinates and variables of the DNS file (an open netCDF4.Dataset)."""
+    vt = nc_field_coords(ds, members, nsnap, n, time_long_name="model time since the start of the integration")
+    v = nc_snapshot_variables(ds, members, n, {
+        "omega": ("field", "vorticity (nondimensional)"),
+        "energy": ("series", "kinetic energy mean(|u|^2)/2 of the snapshot"),
+        "enstrophy": ("series", "enstrophy mean(omega^2)/2 of the snapshot")})
+    return dict(v, time=vt)
+
+
+def _fill_dns_file(ds, v: dict, ck: Checkpoint, system: dict, name: str, nsnap: int, times, energy, enstrophy, *,
+                   attrs: dict) -> None:
+    """Write the snapshots from the checkpoint's raw file (one at a time in memory), the
+    series and the attributes."""
+    buf = np.empty(v["omega"].shape[:1] + v["omega"].shape[2:], dtype=np.float32)
+    for j in range(nsnap):
+        ck.read(j, buf)
+        v["omega"][:, j, :, :] = buf
+    v["time"][:] = times.numpy()
+    v["energy"][:, :] = energy.numpy()
+    v["enstrophy"][:, :] = enstrophy.numpy()
+    nc_set_attrs(ds, system, title=f"DNS of forced 2D turbulence, flow {system.get('name', '')}")
+    ds.setncattr("name", name)
+    ds.setncattr("beta_sign", BETA_SIGN)
+    ds.setncattr("turbtl_version", __version__)
+    ds.setncattr("equation", EQUATION)
+    ds.setncattr("dealiasing", "2/3 rule, |kx| < n/3 and |ky| < n/3")
+    ds.setncattr("time_stepping", "AB2 (advection, beta, forcing; first step Euler), "
+                                  "Crank-Nicolson viscosity, implicit drag")
+    for key, val in attrs.items():
+        ds.setncattr(key, val)

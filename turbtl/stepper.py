@@ -5,7 +5,7 @@ The stepper integrates, for a batch of ``members`` fields on one grid,
     d(omega)/dt = -T(omega) - beta*v + nu lap(omega) - mu omega + F
 
 where ``T`` is the explicit nonlinear tendency supplied by the caller (a *tendency*
-object): the 2/3-dealiased Jacobian for the DNS (:class:`Advection`), the LES's resolved
+object): the 2/3-dealiased Jacobian for the DNS (:class:`turbtl.solver.Advection`), the LES's resolved
 Jacobian plus a closure's Pi for the a-posteriori LES (:mod:`turbtl.les`).  Scheme:
 Adams-Bashforth 2 for T, the beta term and the forcing (first step forward Euler),
 Crank-Nicolson for viscosity, implicit (backward Euler) linear drag:
@@ -24,62 +24,36 @@ The guard (:meth:`Stepper.check`, every ``check_every`` steps) measures the CFL 
 max(|u|, |v|) dt/dx and the finiteness of each member with one host sync; what happens on
 a failure is :meth:`Stepper.on_check`'s choice: the DNS raises :class:`TurbtlError` naming
 the cause and the fix, the LES records the member's blow-up and carries on with the others.
+
+State (:meth:`Stepper.state_dict` / :meth:`Stepper.load_state_dict`): ``omega_hat``, the AB2
+history ``_H`` (dt F - dt/2 N^{n-1}, already divided by the implicit factor), whether the next
+step is the first (Euler) one, ``nstep`` (t = nstep dt) and ``max_cfl``.  That is all a step
+depends on, so a run restored from it continues bit for bit (:func:`turbtl.solver.run_dns`
+checkpoints it).  The coefficients ``_a, _c0, _c1, _c2`` are real numbers stored in the
+complex dtype: the complex products then find their operand in the right dtype instead of
+converting a real array on every step (same values, same kernels: the results are unchanged;
+10-14% faster on those products on the CPU, a few percent of a step at most, benchmarks/README.md).
+
+Speed-ups, opt-in (:meth:`Stepper.accelerate`; the DNS turns them on from ``dns.cuda_graph``
+and ``dns.compile``, the LES does not: its closure allocates and syncs): a CUDA graph of a
+block of steps, and a compiled element-wise update (:mod:`turbtl.fused` states both).
 """
 from __future__ import annotations
 
+import logging
 import math
 
 import torch
 
 from . import TurbtlError
-from .grid import SpectralGrid, advective_product, complex_dtype
+from . import fused
+from .fused import ACCELERATION_MODES, fused_update
+from .grid import SpectralGrid, complex_dtype
 
-__all__ = ["Stepper", "Advection"]
+__all__ = ["Stepper"]
 
-
-class Advection:
-    """The DNS's tendency: J(psi, omega) of a 2/3-dealiased state, with persistent buffers
-    (no allocation per call).  The four fields of the Jacobian come from precomputed
-    spectral factors on omega_hat (:meth:`turbtl.grid.SpectralGrid.jacobian_stack` of psi =
-    omega/|k|^2 and omega), four inverse and one forward transform per call."""
-
-    def __init__(self, grid: SpectralGrid, members: int):
-        g, n, nh, B = grid, grid.n, grid.n // 2 + 1, int(members)
-        g64 = SpectralGrid(n, dtype=torch.float64)
-        inv = grid.inv_lap.to(torch.float64).cpu().to(torch.complex128)
-        fac4 = g64.jacobian_stack(inv, torch.ones_like(inv)).unsqueeze(1)
-        cd = dict(device=g.device)
-        self.grid = g
-        self._fac4 = fac4.to(dtype=g.cdtype, **cd)
-        self._spec4 = torch.empty(4, B, n, nh, dtype=g.cdtype, **cd)
-        self._phys4 = torch.empty(4, B, n, n, dtype=g.dtype, **cd)
-        self._prod = torch.empty(B, n, n, dtype=g.dtype, **cd)
-        # the 4 inverse transforms u, v, omega_x, omega_y.  On CUDA one batched irfft2; on
-        # CPU (MKL) at n >= 96 four calls over (members, n, n//2+1) measured 1.5-3x faster
-        # than one batched call (benchmarks/bench_dns.py)
-        self.split_inverse = g.device.type == "cpu" and n >= 96
-
-    def __call__(self, omega_hat: torch.Tensor, out: torch.Tensor) -> None:
-        torch.mul(omega_hat.unsqueeze(0), self._fac4, out=self._spec4)
-        self._inverse4()
-        advective_product(self._phys4, out=self._prod)
-        torch.fft.rfft2(self._prod, out=out)
-
-    def _inverse4(self) -> None:
-        s = (self.grid.n, self.grid.n)
-        if self.split_inverse:
-            for i in range(4):
-                torch.fft.irfft2(self._spec4[i], s=s, out=self._phys4[i])
-        else:
-            torch.fft.irfft2(self._spec4, s=s, out=self._phys4)
-
-    def fft_only(self, out: torch.Tensor) -> None:
-        """Exactly the FFTs of one call, on its buffers (for benchmarks)."""
-        self._inverse4()
-        torch.fft.rfft2(self._prod, out=out)
-
-    def max_velocity(self) -> torch.Tensor:
-        return self._phys4[:2].abs().amax(dim=(0, 2, 3))
+_LOG = logging.getLogger("turbtl.stepper")
+_GRAPH_MAX = 128  # longest captured block (steps); a longer check_every replays it several times
 
 
 class Stepper:
@@ -113,10 +87,11 @@ class Stepper:
         mask0[0, 0] = 0.0  # the mean of the tendency is never applied
         binv = 1.0 / (1.0 + 0.5 * dt * nu * k2 + dt * mu)
         cd = dict(device=g.device)
-        self._a = ((1.0 - 0.5 * dt * nu * k2) * binv * mask).to(dtype=self.dtype, **cd)
-        self._c1 = (-1.5 * dt * binv * mask0).to(dtype=self.dtype, **cd)  # AB2, current N
-        self._c2 = (0.5 * dt * binv * mask0).to(dtype=self.dtype, **cd)  # AB2, previous N
-        self._c0 = (-dt * binv * mask0).to(dtype=self.dtype, **cd)  # AB1 (first step)
+        # real coefficients in the complex dtype (module docstring: no conversion per step)
+        self._a = ((1.0 - 0.5 * dt * nu * k2) * binv * mask).to(dtype=self.cdtype, **cd)
+        self._c1 = (-1.5 * dt * binv * mask0).to(dtype=self.cdtype, **cd)  # AB2, current N
+        self._c2 = (0.5 * dt * binv * mask0).to(dtype=self.cdtype, **cd)  # AB2, previous N
+        self._c0 = (-dt * binv * mask0).to(dtype=self.cdtype, **cd)  # AB1 (first step)
         # beta term -beta v = beta i kx psi enters N as  -(T - i beta kx/k^2 omega)
         self._beta = None
         if beta:
@@ -132,6 +107,13 @@ class Stepper:
         self.t = 0.0
         self.nstep = 0
         self._first = True
+        # speed-ups (accelerate): off until asked for
+        self._fused = None  # compiled fused_update and its real-view operands
+        self._graph = None  # the captured block of graph_steps AB2 steps
+        self.graph_steps = 0  # 0: no CUDA graph
+        self._graph_strict = False
+        self._compile_checked = False
+        self._compile_strict = False
 
     # --- state ----------------------------------------------------------------------
     def set_state(self, omega: torch.Tensor) -> None:
@@ -146,6 +128,33 @@ class Stepper:
         self.omega_hat.copy_(omega_hat.to(self.device, self.cdtype) * self._mask)
         self._first = True
 
+    _STATE_KEYS = ("omega_hat", "H", "first", "nstep", "t", "max_cfl")
+
+    def state_dict(self) -> dict:
+        """Everything the next step depends on, on the host (module docstring): restoring it
+        with :meth:`load_state_dict` continues the run bit for bit on the same device."""
+        return {"omega_hat": self.omega_hat.detach().cpu().clone(), "H": self._H.detach().cpu().clone(),
+                "first": bool(self._first), "nstep": int(self.nstep), "t": float(self.t),
+                "max_cfl": float(self.max_cfl)}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict` (copied into the existing buffers, so a captured CUDA
+        graph stays valid).  A state of another shape or precision is refused."""
+        missing = [k for k in self._STATE_KEYS if k not in state]
+        oh, h = state.get("omega_hat"), state.get("H")
+        if missing or tuple(oh.shape) != tuple(self.omega_hat.shape) or oh.dtype != self.cdtype \
+                or tuple(h.shape) != tuple(self._H.shape) or h.dtype != self.cdtype:
+            got = "missing " + ", ".join(missing) if missing else f"omega_hat {tuple(oh.shape)} {oh.dtype}"
+            raise TurbtlError(f"stepper state of '{self.name}' does not fit ({got}; expected omega_hat "
+                              f"{tuple(self.omega_hat.shape)} {self.cdtype}); fix: restore a state saved by a "
+                              "stepper of the same grid, members and precision")
+        self.omega_hat.copy_(oh.to(self.device))
+        self._H.copy_(h.to(self.device))
+        self._first = bool(state["first"])
+        self.nstep = int(state["nstep"])
+        self.t = float(state["t"])
+        self.max_cfl = float(state["max_cfl"])
+
     @property
     def omega(self) -> torch.Tensor:
         """Vorticity in physical space (members, n, n)."""
@@ -158,21 +167,128 @@ class Stepper:
     # --- stepping -------------------------------------------------------------------
     def step(self) -> None:
         """One AB2 / CN / implicit-drag step, in place (no host sync)."""
+        self._step_tensors(self._first)
+        self._first = False
+        self.nstep += 1
+        self.t = self.nstep * self.dt
+
+    def _step_tensors(self, first: bool) -> None:
+        """The tensor work of one step, no Python state changed (what a CUDA graph captures)."""
+        if self._fused is not None and not self._compile_checked:
+            self._first_compiled_step(first)
+            return
         oh, G = self.omega_hat, self._G
         self.tendency(oh, G)  # G = T_hat (un-masked; the mask is in c0/c1/c2)
+        if self._fused is not None and not first:
+            f = self._fused
+            f["fn"](f["o"], f["G"], f["H"], f["a"], f["c1"], f["c2"], f["fb"], f["b"])
+            return
         if self._beta is not None:
             G.addcmul_(oh, self._beta)  # G = T_hat - i beta kx/k^2 omega_hat
         oh.mul_(self._a)
-        if self._first:
+        if first:
             oh.addcmul_(G, self._c0)
             oh.add_(self._fb)
-            self._first = False
         else:
             oh.addcmul_(G, self._c1)
             oh.add_(self._H)
         torch.addcmul(self._fb, G, self._c2, out=self._H)  # next step's share: dt F - dt/2 N^n
-        self.nstep += 1
-        self.t = self.nstep * self.dt
+
+    def _first_compiled_step(self, first: bool) -> None:
+        """A step whose compiled kernels run for the first time (and are compiled then).  A
+        compiler failure happens before they write: the state is untouched, the step is made
+        eagerly instead (``auto``) or the run stops (``on``)."""
+        try:
+            self._compile_checked = True  # (so that the step below runs the compiled kernels)
+            self._step_tensors(first)
+        except Exception as e:  # noqa: BLE001 - any compiler failure: fall back or stop
+            self._fused = None
+            if getattr(self.tendency, "_product", None) is not None:
+                self.tendency._product = None
+            if self._compile_strict:
+                raise TurbtlError(f"torch.compile of the step of '{self.name}' failed ({type(e).__name__}: "
+                                  f"{str(e)[:300]}); fix: set dns.compile: off (or auto)") from e
+            _LOG.warning("torch.compile of the step failed (%s: %s); stepping eagerly", type(e).__name__, str(e)[:300])
+            self._step_tensors(first)
+            return
+        # the Euler step does not run the compiled update: its first AB2 step is checked again
+        self._compile_checked = not first
+
+    # --- speed-ups ----------------------------------------------------------------------
+    def accelerate(self, *, cuda_graph: str = "off", compile: str = "off") -> dict:
+        """Turn on the opt-in speed-ups (module docstring).  ``auto``: on CUDA, with a
+        fallback to eager steps (and a warning) if capture or compilation fails; ``on``: the
+        same, but a failure raises :class:`TurbtlError`, and ``compile: on`` compiles on the
+        CPU too; ``off``: eager.  A CUDA graph needs CUDA (``on`` on the CPU steps eagerly).
+        Returns what is in effect: {"cuda_graph": graph_steps or 0, "compile": bool}."""
+        for key, v in (("cuda_graph", cuda_graph), ("compile", compile)):
+            if v not in ACCELERATION_MODES:
+                raise TurbtlError(f"dns.{key} = {v!r}; fix: use one of {', '.join(ACCELERATION_MODES)}")
+        cuda = self.device.type == "cuda"
+        if compile == "on" or (compile == "auto" and cuda):
+            self._compile_strict = compile == "on"
+            self._compile_checked = False
+            r = torch.view_as_real
+            real = {k: getattr(self, "_" + k).real.contiguous().unsqueeze(-1) for k in ("a", "c1", "c2")}
+            b = None if self._beta is None else self._beta.imag.contiguous().unsqueeze(-1)
+            self._fused = dict(fn=fused.compiled(fused_update), o=r(self.omega_hat), G=r(self._G), H=r(self._H),
+                               fb=r(self._fb), b=b, **real)
+            if hasattr(self.tendency, "compile"):
+                self.tendency.compile()
+        else:
+            self._fused = None
+            if getattr(self.tendency, "_product", None) is not None:
+                self.tendency._product = None
+        self._graph = None
+        self.graph_steps = 0
+        if cuda and cuda_graph in ("on", "auto"):
+            self._graph_strict = cuda_graph == "on"
+            self.graph_steps = max(d for d in range(1, min(self.check_every, _GRAPH_MAX) + 1) if self.check_every % d == 0)
+            if self.graph_steps < 8:  # a short block saves little; a graph of 1 step is pointless
+                self.graph_steps = min(self.check_every, _GRAPH_MAX) if self.check_every >= 8 else 0
+        return {"cuda_graph": self.graph_steps, "compile": self._fused is not None}
+
+    def _capture(self) -> None:
+        """Capture ``graph_steps`` AB2 steps (not executed: the state is unchanged)."""
+        try:
+            g = torch.cuda.CUDAGraph()
+            torch.cuda.synchronize(self.device)
+            with torch.cuda.graph(g):
+                for _ in range(self.graph_steps):
+                    self._step_tensors(False)
+            torch.cuda.synchronize(self.device)
+            self._graph = g
+        except Exception as e:  # noqa: BLE001 - any capture failure: fall back or stop
+            self.graph_steps = 0
+            self._graph = None
+            if self._graph_strict:
+                raise TurbtlError(f"CUDA graph capture of the step of '{self.name}' failed ({type(e).__name__}: "
+                                  f"{str(e)[:300]}); fix: set dns.cuda_graph: off (or auto)") from e
+            _LOG.warning("CUDA graph capture failed (%s: %s); stepping eagerly", type(e).__name__, str(e)[:300])
+
+    def _steps(self, m: int) -> None:
+        """``m`` steps: full blocks of ``graph_steps`` by graph replay where a graph is on,
+        the rest (and the Euler step) eagerly.  The first full block runs eagerly as the
+        warm-up (cuFFT plans, compiled kernels) before the capture."""
+        while m > 0 and self._first:
+            self.step()
+            m -= 1
+        gs = self.graph_steps
+        if gs and m >= gs:
+            if self._graph is None:
+                for _ in range(gs):
+                    self.step()
+                m -= gs
+                self._capture()
+            if self._graph is not None and m >= gs:
+                k = m // gs
+                for _ in range(k):
+                    self._graph.replay()
+                self.nstep += k * gs
+                self.t = self.nstep * self.dt
+                m -= k * gs
+        for _ in range(m):
+            self.step()
 
     def member_maxima(self) -> tuple[list[float], list[float]]:
         """Per-member max(|u|, |v|) of the last step's velocity (of the state before the
@@ -217,8 +333,7 @@ class Stepper:
         done = 0
         while done < nsteps:
             m = min(ce - self.nstep % ce, nsteps - done)
-            for _ in range(m):
-                self.step()
+            self._steps(m)
             done += m
             if self.nstep % ce == 0 or done == nsteps:
                 self.check()

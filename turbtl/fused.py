@@ -1,0 +1,56 @@
+"""Opt-in speed-ups of a time step (:meth:`turbtl.stepper.Stepper.accelerate`; the DNS turns
+them on from ``dns.cuda_graph`` and ``dns.compile``, the LES does not: its closure allocates
+and syncs).
+
+- CUDA graph: a block of ``graph_steps`` AB2 steps (the largest divisor of ``check_every``
+  up to 128) is captured once, after one block of eager warm-up steps, and replayed; a step
+  that is not part of a full block (the Euler step, a block cut by a snapshot) runs eagerly.
+  Replaying launches the same kernels on the same buffers, so the state equals the eager
+  one (tests/test_device.py).  On small grids the step is bound by kernel launches (issue
+  10: 128^2 x 8 on an H200, 0.122 ms eager, 0.057 ms in a graph).  A failed capture falls
+  back to eager steps with a warning (``auto``) or stops (``on``).  The capture itself is
+  :meth:`turbtl.stepper.Stepper._capture`.
+- compile: the element-wise part of a step, the update below and the advective product
+  u omega_x + v omega_y, each as one kernel made by ``torch.compile`` on real views of the
+  complex arrays (inductor does not generate complex code).  Per step this reads omega_hat,
+  G and H once and writes omega_hat and H once, where the eager update makes five passes;
+  the arithmetic is the same but the compiled kernels may contract a*b + c into one FMA,
+  so the state agrees with the eager one to round-off, not bit for bit.  The update, with
+  the beta coefficient i*b (b real) written as a rotation of the real pair:
+      G' = G + i b omega_hat,   omega_hat <- a omega_hat + c G' + A,   H <- fb + c2 G'
+  with (c, A) = (c1, H) for AB2; the first (Euler) step, (c0, fb), runs eagerly.
+"""
+from __future__ import annotations
+
+import torch
+
+__all__ = ["ACCELERATION_MODES", "fused_update", "fused_product", "compiled"]
+
+ACCELERATION_MODES = ("auto", "on", "off")
+
+
+def _rot(x: torch.Tensor) -> torch.Tensor:
+    """i*x for a complex array given as its real view (..., 2)."""
+    return torch.stack((-x[..., 1], x[..., 0]), dim=-1)
+
+
+def fused_update(o, g, h, a, c1, c2, fb, b) -> None:
+    """The element-wise part of an AB2 step on real views (module docstring), in place on
+    ``o`` (omega_hat) and ``h`` (the AB2 history): ``torch.compile`` makes it one kernel;
+    called uncompiled it is the same arithmetic (tests/test_solver.py checks it against
+    :meth:`Stepper.step`).  ``b`` is None without beta.  The Euler step stays eager."""
+    if b is not None:
+        g = g + b * _rot(o)
+    new_h = fb + c2 * g
+    o.copy_(a * o + c1 * g + h)
+    h.copy_(new_h)
+
+
+def fused_product(p: torch.Tensor, out: torch.Tensor) -> None:
+    """u omega_x + v omega_y from the stack (u, v, omega_x, omega_y), one kernel when compiled."""
+    out.copy_(p[0] * p[2] + p[1] * p[3])
+
+
+def compiled(fn):
+    """``torch.compile`` of one fused kernel (static shapes, one graph)."""
+    return torch.compile(fn, dynamic=False, fullgraph=True)
