@@ -187,7 +187,8 @@ def _closures(model_path, layer_weights: dict, baseline_weights: dict, seed: int
     from .transfer import load_tl_model
 
     base, norm, _ = load_checkpoint(model_path, device)
-    names, fns = ["no_closure", "smagorinsky", "zero_shot"], [None, smagorinsky(n, delta, cs), network_closure(base, norm)]
+    names = ["no_closure", "smagorinsky", "zero_shot"]
+    fns = [None, smagorinsky(n, delta, cs, device=device), network_closure(base, norm)]
     for layer, path in sorted(layer_weights.items()):
         names.append(f"tl_layer{int(layer)}")
         fns.append(network_closure(load_tl_model(model_path, path, seed, device), norm))

@@ -70,6 +70,9 @@ def smagorinsky(n: int, delta: float, cs: float = 0.17, *, device="cpu", dtype=t
     c2 = (float(cs) * float(delta)) ** 2
 
     def closure(psi: torch.Tensor, omega: torch.Tensor) -> torch.Tensor:
+        if psi.device.type != g.device.type:
+            raise TurbtlError(f"the Smagorinsky closure was built for {g.device} but the LES runs on {psi.device}; "
+                              "fix: build it with device=the LES's device")
         ph, oh = g.rfft(psi.to(dtype)), g.rfft(omega.to(dtype))
         kx, ky = g.kx, g.ky
         f = g.irfft(torch.stack([-kx * ky * ph, -(kx**2) * ph + ky**2 * ph, g.ddx(oh), g.ddy(oh)]))
