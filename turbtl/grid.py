@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["SpectralGrid", "dealias_mask", "wavenumbers", "complex_dtype", "advective_product"]
+__all__ = ["SpectralGrid", "band_mask", "dealias_mask", "wavenumbers", "complex_dtype", "advective_product"]
 
 
 def complex_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -33,16 +33,23 @@ def wavenumbers(n: int) -> tuple[np.ndarray, np.ndarray]:
     return ky, kx
 
 
+def band_mask(n: int, divisor: int, *, full: bool = False) -> np.ndarray:
+    """Boolean mask of the modes with ``divisor*|kx| < n`` and ``divisor*|ky| < n`` (strict,
+    tested in integers, so the cut-off is exact for every n).  ``full=False``: rfft layout
+    (n, n//2+1); ``full=True``: full FFT layout (n, n), symmetric under k -> -k.  Divisor 3 is
+    the 2/3 rule (:func:`dealias_mask`); divisor 2 drops only the Nyquist modes (the LES)."""
+    ky = np.rint(np.fft.fftfreq(n, d=1.0 / n)).astype(np.int64)
+    kx = ky if full else np.rint(np.fft.rfftfreq(n, d=1.0 / n)).astype(np.int64)
+    return (divisor * np.abs(ky)[:, None] < n) & (divisor * np.abs(kx)[None, :] < n)
+
+
 def dealias_mask(n: int, *, full: bool = False) -> np.ndarray:
     """Boolean 2/3-rule mask: True where ``|kx| < n/3`` and ``|ky| < n/3`` (strict).
 
     ``full=False``: rfft layout (n, n//2+1); ``full=True``: full FFT layout (n, n), which is
-    symmetric under k -> -k (conjugate-symmetric).  The test ``3*|k| < n`` is done in
-    integers, so the cut-off is exact for every n.
+    symmetric under k -> -k (conjugate-symmetric).  See :func:`band_mask`.
     """
-    ky = np.rint(np.fft.fftfreq(n, d=1.0 / n)).astype(np.int64)
-    kx = ky if full else np.rint(np.fft.rfftfreq(n, d=1.0 / n)).astype(np.int64)
-    return (3 * np.abs(ky)[:, None] < n) & (3 * np.abs(kx)[None, :] < n)
+    return band_mask(n, 3, full=full)
 
 
 def advective_product(phys4: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:

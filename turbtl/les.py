@@ -36,7 +36,8 @@ import torch
 
 from . import TurbtlError
 from .filters import coarse_grain, filter_width, jacobian_les_hat, transfer_function
-from .grid import SpectralGrid
+from .equation import forcing_hat
+from .grid import SpectralGrid, band_mask
 from .stepper import Stepper
 
 __all__ = ["les_mask", "filtered_forcing_hat", "smagorinsky", "network_closure", "LESTendency", "LES"]
@@ -45,15 +46,11 @@ __all__ = ["les_mask", "filtered_forcing_hat", "smagorinsky", "network_closure",
 def les_mask(n: int) -> torch.Tensor:
     """The modes an LES state keeps: |kx|, |ky| < n/2 (the Nyquist row and column dropped,
     as the coarse-graining drops them), rfft layout, 0/1 float64."""
-    ky = np.rint(np.fft.fftfreq(n, d=1.0 / n)).astype(np.int64)
-    kx = np.rint(np.fft.rfftfreq(n, d=1.0 / n)).astype(np.int64)
-    return torch.tensor(((2 * np.abs(ky)[:, None] < n) & (2 * np.abs(kx)[None, :] < n)).astype(np.float64))
+    return torch.tensor(band_mask(n, 2).astype(np.float64))
 
 
 def filtered_forcing_hat(kf: int, n_dns: int, n_les: int, kind: str, width_factor: float) -> torch.Tensor:
     """rfft of the filtered forcing G(k) F on the LES grid (complex128, host)."""
-    from .equation import forcing_hat
-
     g = SpectralGrid(n_dns, dtype=torch.float64)
     G = transfer_function(kind, g.kx, g.ky, filter_width(n_les, width_factor))
     return coarse_grain(G * forcing_hat(n_dns, kf), n_les)
@@ -87,11 +84,12 @@ def network_closure(model, norm):
     """A trained network as a closure, in inference mode with the normaliser of its
     checkpoint: Pi = norm^-1(model(norm(psi, omega)))."""
     model = model.eval()
+    device = next(model.parameters()).device
 
     def closure(psi: torch.Tensor, omega: torch.Tensor) -> torch.Tensor:
         x = torch.stack([psi, omega], dim=1).float()
         with torch.inference_mode():
-            y = model(norm.x(x).to(next(model.parameters()).device))
+            y = model(norm.x(x).to(device))
         return norm.y_inv(y)[:, 0].to(omega.dtype)
 
     return closure

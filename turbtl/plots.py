@@ -22,7 +22,8 @@ from .io import atomic_path  # noqa: E402
 from .paths import BASELINE_METHODS  # noqa: E402
 from .verdict import interval  # noqa: E402
 
-__all__ = ["DPI", "save", "best_layer", "kernels", "activations", "system_spectra", "summary"]
+__all__ = ["DPI", "save", "theme", "logk_axis", "predictor_colors", "best_layer", "kernels", "activations",
+           "system_spectra", "summary"]
 
 DPI = 120
 PREDICTOR_MARKERS = {"spectral": "v", "marginal": "<", "framework": ">", "gradient": "^",
@@ -32,7 +33,7 @@ BASELINE_NAMES = dict(zip(BASELINE_METHODS, ("zero shot (base net)", "scratch (s
                                              "fine-tune all layers", "full target data"), strict=True))
 
 
-def _theme():
+def theme():
     sns.set_theme(style="whitegrid", context="notebook", font_scale=0.9)
 
 
@@ -43,7 +44,7 @@ def save(fig, path, dpi: int = DPI) -> None:
     plt.close(fig)
 
 
-def _logk(ax):
+def logk_axis(ax):
     """Log wavenumber axis without the crowded minor-tick labels of a sub-decade range."""
     from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
@@ -53,7 +54,7 @@ def _logk(ax):
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
-def _pred_colors(names):
+def predictor_colors(names):
     pal = sns.color_palette("colorblind", n_colors=max(3, len(names)) + 3)
     return {n: pal[i + 3] for i, n in enumerate(names)}
 
@@ -72,12 +73,12 @@ def _layer_stats(sweep_df: pd.DataFrame) -> pd.DataFrame:
 def best_layer(sweep_df: pd.DataFrame, summary: dict, prediction: dict, comparison: dict | None,
                path, *, target: str = "") -> None:
     """Per-layer test nmse and CC (mean +- std over seeds), baselines, best and predicted layers."""
-    _theme()
+    theme()
     tab = _layer_stats(sweep_df)
     layers = tab.index.to_numpy()
     best = int(summary.get("best_layer", tab["nmse"].idxmin()))
     preds = prediction["predictors"]
-    colors = _pred_colors(list(preds))
+    colors = predictor_colors(list(preds))
     base_pal = sns.color_palette("dark", n_colors=len(BASELINE_NAMES))
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.6), gridspec_kw={"width_ratios": [1.2, 1.2, 1]})
     for ax, col, lab in ((axes[0], "nmse", "test nMSE (lower is better)"),
@@ -137,7 +138,7 @@ def best_layer(sweep_df: pd.DataFrame, summary: dict, prediction: dict, comparis
 
 def kernels(tl_ds, path, *, layer: int | None = None, target: str = "", max_kernels: int = 4) -> None:
     """2D spectra of the most-changed kernels of ``layer`` before/after TL; label counts per layer."""
-    _theme()
+    theme()
     layers = [int(L) for L in tl_ds["tl_layer"].values]
     layer = layers[0] if layer is None or int(layer) not in layers else int(layer)
     sel = tl_ds.sel(tl_layer=layer)
@@ -167,7 +168,7 @@ def kernels(tl_ds, path, *, layer: int | None = None, target: str = "", max_kern
     pos = k > 0
     ax.plot(k[pos], sel["radial_before"].values[pos], "o-", label="base")
     ax.plot(k[pos], sel["radial_after"].values[pos], "s--", label="after TL")
-    _logk(ax)
+    logk_axis(ax)
     ax.set_xlabel("wavenumber k")
     ax.set_ylabel("shell-RMS |K|, mean over the layer's kernels")
     ax.set_title(f"layer {layer}: mean radial transfer function", fontsize=8)
@@ -201,7 +202,7 @@ def kernels(tl_ds, path, *, layer: int | None = None, target: str = "", max_kern
 
 def activations(act_ds, path, *, tl_layer: int | None = None, stage: str = "post", target: str = "") -> None:
     """Activation spectra per layer: base net on base data, base net on target, TL net on target."""
-    _theme()
+    theme()
     layers = [int(L) for L in act_ds["layer"].values]
     k = act_ds["k"].values
     pos = k > 0
@@ -221,7 +222,7 @@ def activations(act_ds, path, *, tl_layer: int | None = None, stage: str = "post
         if tl_layers:
             y = act_ds["tl_on_target"].sel(tl_layer=tl_layer, layer=L, stage=st).values
             ax.loglog(k[pos], y[pos], color=pal[2], ls="--", label=f"TL net (layer {tl_layer}), target data")
-        _logk(ax)
+        logk_axis(ax)
         ax.set_title(f"layer {L} ({st}-activation)" + (" ← re-trained" if L == tl_layer else ""), fontsize=9)
         ax.set_xlabel("wavenumber k")
         ax.set_ylabel("power spectrum")
@@ -235,7 +236,7 @@ def activations(act_ds, path, *, tl_layer: int | None = None, stage: str = "post
 
 def system_spectra(ds, path, *, base: str = "base", target: str = "target") -> None:
     """P_psi, P_omega, P_pi of base and target (top) and their ratio target/base (bottom)."""
-    _theme()
+    theme()
     k = ds["k"].values
     pos = k > 0
     names = {"P_psi": r"filtered $\psi$", "P_omega": r"filtered $\omega$", "P_pi": r"SGS term $\Pi$"}
@@ -245,7 +246,7 @@ def system_spectra(ds, path, *, base: str = "base", target: str = "target") -> N
         ax = axes[0, j]
         ax.loglog(k[pos], ds[f"{v}_base"].values[pos], color=pal[0], label=f"base ({base})")
         ax.loglog(k[pos], ds[f"{v}_target"].values[pos], color=pal[1], label=f"target ({target})")
-        _logk(ax)
+        logk_axis(ax)
         ax.set_title(title)
         ax.set_ylabel(f"power spectrum of {title}")
         ax.legend(fontsize=8)
@@ -254,7 +255,7 @@ def system_spectra(ds, path, *, base: str = "base", target: str = "target") -> N
         ok = np.isfinite(r) & (r > 0)
         ax.loglog(k[pos][ok], r[ok], color="k", marker=".")
         ax.axhline(1.0, color="grey", ls="--", lw=1)
-        _logk(ax)
+        logk_axis(ax)
         ax.set_xlabel("wavenumber k")
         ax.set_ylabel("ratio target / base")
     fig.suptitle(f"System spectra: {base} vs {target}")
@@ -268,10 +269,10 @@ def summary(by_target: pd.DataFrame, table: pd.DataFrame, path) -> None:
     ``by_target`` has the columns of ``turbtl.verdict.SUMMARY_COLUMNS``, ``table`` those of
     ``AGGREGATE_COLUMNS`` (one row per predictor).
     """
-    _theme()
+    theme()
     targets = list(dict.fromkeys(by_target["target"]))
     preds = list(dict.fromkeys(by_target["predictor"]))
-    colors = _pred_colors(preds)
+    colors = predictor_colors(preds)
     # two rows: regret against cost and the regret heat map on top, the choices per target below
     fig = plt.figure(figsize=(max(14.0, 1.0 * len(targets) + 8), 10.0))
     gs = fig.add_gridspec(2, 2, width_ratios=[1, max(1.0, 0.12 * len(targets) + 0.4)], height_ratios=[1, 1])

@@ -1,13 +1,12 @@
 """The a-posteriori leaf figure of one target (caption: workflow/report/aposteriori.rst)."""
 from __future__ import annotations
 
-import re
-
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .plots import PREDICTOR_MARKERS, _logk, _pred_colors, _theme, save
+from .plots import PREDICTOR_MARKERS, logk_axis, predictor_colors, save, theme
 from .spectra import log_rmse
+from .verdict import closure_layer, tl_closure
 
 __all__ = ["aposteriori", "layer_errors"]
 
@@ -22,26 +21,26 @@ def layer_errors(ds, ap: dict) -> dict[int, tuple[float, float, float]]:
     out = {}
     ref = ds["dns_energy_spectrum"].values
     for name in ds["closure"].values.tolist():
-        m = re.fullmatch(r"tl_layer(\d+)", name)
-        if not m:
+        layer = closure_layer(name)
+        if layer is None:
             continue
         c = ap["closures"][name]
         if not c["stable"]:
-            out[int(m.group(1))] = (np.inf, np.inf, np.inf)
+            out[layer] = (np.inf, np.inf, np.inf)
             continue
         per = [log_rmse(s, ref) for s in ds["energy_spectrum"].sel(closure=name).values]
-        out[int(m.group(1))] = (float(c["spec_err"]), min(per), max(per))
+        out[layer] = (float(c["spec_err"]), min(per), max(per))
     return out
 
 
 def aposteriori(ds, ap: dict, summary: dict, comparison: dict, path, *, target: str = "") -> None:
-    _theme()
+    theme()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
     best = int(summary["best_layer"])
     k = ds["k"].values
     sel = (k >= 1) & (k <= len(k) - 2)
     shown = dict(SHOWN)
-    shown[f"tl_layer{best}"] = (f"TL layer {best} (a-priori best)", "tab:orange", "-")
+    shown[tl_closure(best)] = (f"TL layer {best} (a-priori best)", "tab:orange", "-")
     ax = axes[0]
     ax.loglog(k[sel], ds["dns_energy_spectrum"].values[sel], color="k", lw=2.2, label="filtered DNS")
     x = ds["bin"].values
@@ -59,7 +58,7 @@ def aposteriori(ds, ap: dict, summary: dict, comparison: dict, path, *, target: 
         ax.loglog(k[sel], e[sel], color=col, ls=ls, label=f"{lab}: {c['spec_err']:.3f}")
         p = ds["vorticity_pdf"].sel(closure=name).values
         axes[1].semilogy(x, np.where(p > 0, p, np.nan), color=col, ls=ls, label=f"{lab}: {c['pdf_err']:.3f}")
-    _logk(ax)
+    logk_axis(ax)
     ax.set(xlabel="k", ylabel="E(k)", title="energy spectra (legend: spec_err)")
     ax.legend(fontsize=7)
     axes[1].set(xlabel=r"$\omega/\sigma_{DNS}$", ylabel="PDF", title="vorticity PDF (legend: pdf_err)")
@@ -93,7 +92,7 @@ def aposteriori(ds, ap: dict, summary: dict, comparison: dict, path, *, target: 
         ax.plot([best], [errs[best][0]], marker="*", ms=13, color="gold", mec="k", zorder=6,
                 label=f"a-priori best: {best}")
     preds = comparison.get("predictors", {})
-    colors = _pred_colors(list(preds))
+    colors = predictor_colors(list(preds))
     for j, (pname, pc) in enumerate(preds.items()):
         ax.plot([pc["choice"]], [top * (1 - 0.03 * (j + 1))], marker=PREDICTOR_MARKERS.get(pname, "D"), ls="none",
                 color=colors[pname], label=f"{pname} choice")

@@ -28,7 +28,7 @@ import pandas as pd
 
 from . import paths as P
 from .io import read_json
-from .verdict import aggregate
+from .verdict import aggregate, tl_closure
 
 __all__ = ["build", "replace_block", "main"]
 
@@ -195,7 +195,7 @@ def _aposteriori_section(root: Path, targets: list[str], by: pd.DataFrame, agg: 
         best = int(row["empirical_best"])
         cl = ap["closures"]
         out.append(f"| {t} | {_fmt(ap['les']['turnovers_per_start'], 1)} | {cell(cl.get('no_closure'))} | "
-                   f"{cell(cl.get('smagorinsky'))} | {cell(cl.get('zero_shot'))} | {best}: {cell(cl.get(f'tl_layer{best}'))} | "
+                   f"{cell(cl.get('smagorinsky'))} | {cell(cl.get('zero_shot'))} | {best}: {cell(cl.get(tl_closure(best)))} | "
                    f"{cell(cl.get('finetune_all'))} | {cell(cl.get('full_target'))} | {_fmt(row['ap_best'], 0)} | "
                    f"{_fmt(row['apriori_best_ap_regret'], 2)} |")
     out += ["", "| predictor | a-posteriori hit rate | mean a-posteriori regret |", "|---|---|---|"]

@@ -42,6 +42,7 @@ the same paired test (p >= alpha).
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -219,6 +220,17 @@ AGGREGATE_COLUMNS = ["predictor", "n_targets", "hit_rate", "mean_regret", "worst
                      "ap_hit_rate", "mean_ap_regret"]
 
 
+def tl_closure(layer: int) -> str:
+    """Name of the LES closure "the base network with layer L re-trained" (``aposteriori.json``)."""
+    return f"tl_layer{int(layer)}"
+
+
+def closure_layer(name: str) -> int | None:
+    """The re-trained layer of a closure named by :func:`tl_closure`; None for any other closure."""
+    m = re.fullmatch(r"tl_layer(\d+)", str(name))
+    return int(m.group(1)) if m else None
+
+
 def aposteriori_verdict(ap: dict, comparison: dict) -> dict:
     """The a-posteriori counterpart of the best-layer verdict (``aposteriori.json`` of
     :mod:`turbtl.aposteriori`): per re-trained layer L the LES's ``spec_err`` e_L (a closure
@@ -230,8 +242,9 @@ def aposteriori_verdict(ap: dict, comparison: dict) -> dict:
     per-start spread of e_L is in ``aposteriori.json`` and the figure."""
     err = {}
     for name, c in ap["closures"].items():
-        if name.startswith("tl_layer"):
-            err[int(name[len("tl_layer"):])] = c["spec_err"] if c["stable"] and c["spec_err"] is not None else math.inf
+        layer = closure_layer(name)
+        if layer is not None:
+            err[layer] = c["spec_err"] if c["stable"] and c["spec_err"] is not None else math.inf
     zs = ap["closures"].get("zero_shot", {})
     e_zs = zs.get("spec_err") if zs.get("stable") else None
     if not err:
