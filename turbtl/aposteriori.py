@@ -55,6 +55,9 @@ from .io import atomic_path, cf_globals, write_json
 from .les import LES, filtered_forcing_hat, network_closure, smagorinsky
 from .runtime import progress as _progress
 from .spectra import energy_enstrophy_spectra, log_rmse
+from .training import load_checkpoint
+from .transfer import load_baseline_model, load_tl_model
+from .verdict import tl_closure
 
 __all__ = ["choose_starts", "pdf_bins", "run_les_batch", "scores", "run_aposteriori_job", "SCORE_KEYS"]
 
@@ -95,12 +98,12 @@ def _cc(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def run_les_batch(les: LES, dns_omega: np.ndarray, starts: list[tuple[int, int]], *, steps: int, spinup_steps: int,
-                  stats_every: int, sample_every: int, window: int, progress: bool = False) -> dict:
+                  stats_every: int, sample_every: int, window: int, sigma: float, progress: bool = False) -> dict:
     """Advance ``les`` ``steps`` steps; return per-member statistics after spin-up (spectra
-    summed, PDF counts, energy and enstrophy series) and the correlation with the filtered
-    DNS ``dns_omega`` (members, time, n, n) of each start at lags 0 .. window."""
+    summed, PDF counts of omega / ``sigma`` (the filtered DNS's, :func:`dns_reference`),
+    energy and enstrophy series) and the correlation with the filtered DNS ``dns_omega``
+    (members, time, n, n) of each start at lags 0 .. window."""
     C, S = les.members // les.starts, les.starts
-    sigma = float(np.std(dns_omega))
     nk = les.grid.n // 2 + 1
     acc = {"spec": np.zeros((les.members, nk)), "pdf": np.zeros((les.members, len(PDF_EDGES) - 1)),
            "energy": [], "enstrophy": [], "time": [], "n": 0}
@@ -134,7 +137,7 @@ def run_les_batch(les: LES, dns_omega: np.ndarray, starts: list[tuple[int, int]]
     bar.close()
     acc["energy"], acc["enstrophy"] = np.array(acc["energy"]).T, np.array(acc["enstrophy"]).T
     acc["time"] = np.array(acc["time"])
-    return {"stats": acc, "cc": cc, "sigma": sigma}
+    return {"stats": acc, "cc": cc}
 
 
 def dns_reference(omega: np.ndarray) -> dict:
@@ -183,18 +186,13 @@ def scores(run: dict, ref: dict, names: list[str], starts: int, sample_interval:
 
 def _closures(model_path, layer_weights: dict, baseline_weights: dict, seed: int, n: int, delta: float, cs: float,
               device) -> tuple[list[str], list]:
-    from .training import load_checkpoint
-    from .transfer import load_tl_model
-
     base, norm, _ = load_checkpoint(model_path, device)
     names = ["no_closure", "smagorinsky", "zero_shot"]
     fns = [None, smagorinsky(n, delta, cs, device=device), network_closure(base, norm)]
     for layer, path in sorted(layer_weights.items()):
-        names.append(f"tl_layer{int(layer)}")
+        names.append(tl_closure(layer))
         fns.append(network_closure(load_tl_model(model_path, path, seed, device), norm))
     for method, path in baseline_weights.items():
-        from .transfer import load_baseline_model
-
         names.append(str(method))
         fns.append(network_closure(load_baseline_model(model_path, path, seed, device), norm))
     return names, fns
@@ -235,7 +233,7 @@ def run_aposteriori_job(data_path, model_path, layer_weights: dict, baseline_wei
     log.info("LES %s: %d closures x %d starts on %d^2, dt %g, %d steps (%.1f turnover times of %.3g), spin-up %d",
              name, len(names), len(starts), n, dt, steps, steps * dt / tau, tau, spin)
     run = run_les_batch(les, dns_om, starts, steps=steps, spinup_steps=spin, stats_every=int(les_cfg["stats_every"]),
-                        sample_every=sample_every, window=window, progress=progress)
+                        sample_every=sample_every, window=window, sigma=ref["sigma"], progress=progress)
     res = scores(run, ref, names, len(starts), si, les.alive.tolist(), les.blowup_time)
     for m in range(les.members):
         if not les.alive[m]:
