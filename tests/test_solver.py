@@ -361,6 +361,22 @@ def test_dns_resumes_after_sigkill_and_sigterm_bit_for_bit(tmp_path):
     assert attrs_a["max_cfl"] == attrs_b["max_cfl"] and attrs_b["checkpoint_resumes"] == 2
 
 
+def _crash_at(monkeypatch, nstep: int):
+    """Make every DNS step raise once the stepper reaches ``nstep`` (a crash in the middle of a
+    block); returns the real ``Stepper.step`` for undoing it."""
+    from turbtl.stepper import Stepper
+
+    step = Stepper.step
+
+    def crash(self):
+        if self.nstep == nstep:
+            raise RuntimeError("simulated crash")
+        step(self)
+
+    monkeypatch.setattr(Stepper, "step", crash)
+    return step
+
+
 def test_dns_resumes_after_a_crash_in_process(tmp_path, monkeypatch, caplog):
     """An exception in the middle of a block (a crash) keeps the last checkpoint; the rerun
     continues from it, cuts the snapshots written after it, and ends bit-identical."""
@@ -370,14 +386,7 @@ def test_dns_resumes_after_a_crash_in_process(tmp_path, monkeypatch, caplog):
     ref = tmp_path / "ref" / "c.nc"
     run_dns(system, ref, dns_cfg=DNS_CFG, progress=False)
     out = tmp_path / "c.nc"
-    step = Stepper.step
-
-    def crash(self):
-        if self.nstep == 137:
-            raise RuntimeError("simulated crash")
-        step(self)
-
-    monkeypatch.setattr(Stepper, "step", crash)
+    step = _crash_at(monkeypatch, 137)
     with pytest.raises(RuntimeError, match="simulated crash"):
         run_dns(system, out, dns_cfg=RESUME_CFG, progress=False)
     ck = out.parent / ".c.nc.resume"
@@ -401,14 +410,7 @@ def test_dns_checkpoint_of_other_parameters_is_ignored(tmp_path, monkeypatch, ca
     from turbtl.stepper import Stepper
 
     out = tmp_path / "s.nc"
-    step = Stepper.step
-
-    def crash(self):
-        if self.nstep == 95:
-            raise RuntimeError("simulated crash")
-        step(self)
-
-    monkeypatch.setattr(Stepper, "step", crash)
+    step = _crash_at(monkeypatch, 95)
     with pytest.raises(RuntimeError):
         run_dns(_system(name="s", seed=5), out, dns_cfg=RESUME_CFG, progress=False)
     assert (out.parent / ".s.nc.resume" / "state.pt").exists()
