@@ -1,9 +1,9 @@
 """Cost of the spectral diagnostics against their FFT time and against a naive way.
 
 One run, ratios printed.  Sizes: the default config (11 layers, 32 channels, 5x5 kernels,
-32^2 LES grid, 16 activation samples) and the reference width (64 channels).
+32^2 LES grid, 16 activation samples) and the study's width and LES grid (64 channels, n 128).
 
-    python benchmarks/bench_diagnostics.py [--channels 32] [--n 32] [--samples 16]
+    python benchmarks/bench_diagnostics.py [--channels 32] [--n 32] [--samples 16] [--seeds 3]
 """
 from __future__ import annotations
 
@@ -41,6 +41,19 @@ def naive_kernel_spectra(w, n):
     return out
 
 
+def full_spectra_tl_change(base_w, tl, n):
+    """What tl_kernels_dataset computes, the way it did before kernel_shell_stats: full
+    (out, in, n, n) spectra of base and TL kernels per seed, full-plane shell statistics."""
+    sb = D.kernel_spectra(base_w, n)
+    lb = D.classify_kernels(sb)
+    rb = D.radial_profile(sb)
+    out = []
+    for s in tl.values():
+        st = D.kernel_spectra(s["weight"], n)
+        out.append((np.sqrt(((st - sb) ** 2).sum(axis=(-2, -1))) / n, D.classify_kernels(st), D.radial_profile(st)))
+    return lb, rb, out
+
+
 def naive_activation_spectra(model, x, layers):
     """Per sample and channel, one power_spectrum call each (no batching)."""
     acts = model.activations(x)
@@ -64,6 +77,7 @@ def main():
     ap.add_argument("--depth", type=int, default=11)
     ap.add_argument("--n", type=int, default=32)
     ap.add_argument("--samples", type=int, default=16)
+    ap.add_argument("--seeds", type=int, default=3, help="TL seeds per layer for tl_kernels_dataset")
     a = ap.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -79,13 +93,28 @@ def main():
     t_naive, _ = timeit(lambda: [naive_kernel_spectra(w, a.n) for w in ws], repeat=1)
     specs = [D.kernel_spectra(w, a.n) for w in ws]
     t_cls, _ = timeit(lambda: [D.classify_kernels(s) for s in specs])
+    t_stats, _ = timeit(lambda: [D.kernel_shell_stats(w, a.n) for w in ws])
     t_all, _ = timeit(lambda: DF.base_kernels_dataset(model, a.n), repeat=1)
     np.testing.assert_allclose(naive_kernel_spectra(ws[1], a.n), D.kernel_spectra(ws[1], a.n), atol=1e-12)
+    np.testing.assert_allclose(D.kernel_shell_stats(ws[1], a.n)[1], D.shell_stats(specs[1])[1], rtol=1e-10)
     print(f"kernel spectra (batched FFT, all layers): {t_batched * 1e3:8.1f} ms")
     print(f"  pure FFT of the padded kernels:         {t_fft * 1e3:8.1f} ms   batched / FFT   = {t_batched / t_fft:6.2f}")
     print(f"  naive per-kernel numpy loop:            {t_naive * 1e3:8.1f} ms   naive / batched = {t_naive / t_batched:6.1f}")
     print(f"classify_kernels (all layers):            {t_cls * 1e3:8.1f} ms   classify / FFT  = {t_cls / t_fft:6.2f}")
+    print(f"kernel_shell_stats (no spectra):          {t_stats * 1e3:8.1f} ms   stats / FFT     = {t_stats / t_fft:6.2f}"
+          f"   (spectra + shell_stats) / stats = {(t_batched + t_cls) / t_stats:5.1f}")
     print(f"base_kernels_dataset (everything):        {t_all * 1e3:8.1f} ms   total / FFT     = {t_all / t_fft:6.2f}")
+
+    seeds = a.seeds
+    g = torch.Generator().manual_seed(1)
+    tl = {L: {s: {"weight": model.layer(L).weight.detach() + 0.01 * torch.randn(model.layer(L).weight.shape,
+                                                                                 generator=g)}
+              for s in range(seeds)} for L in range(1, model.depth + 1)}
+    t_tl, _ = timeit(lambda: DF.tl_kernels_dataset(model, tl, a.n), repeat=1)
+    t_full, _ = timeit(lambda: [full_spectra_tl_change(model.layer(L).weight, tl[L], a.n)
+                                for L in range(1, model.depth + 1)], repeat=1)
+    print(f"tl_kernels_dataset ({seeds} seeds, all layers): {t_tl * 1e3:8.1f} ms   "
+          f"/ FFT of base + TL kernels = {t_tl / ((seeds + 1) * t_fft):5.2f}   full-spectra way / this = {t_full / t_tl:5.1f}")
 
     x = torch.randn(a.samples, 2, a.n, a.n)
     layers = list(range(1, model.depth + 1))

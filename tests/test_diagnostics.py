@@ -74,6 +74,29 @@ def test_tl_change_picks_perturbed_kernels():
     assert list(zip(ch["top_out"], ch["top_in"])) == [(3, 2)]
 
 
+@pytest.mark.parametrize("n,k", [(16, 5), (15, 3), (12, 5), (9, 4)])
+def test_kernel_shell_stats_equal_those_of_the_full_spectra(n, k):
+    """The half-plane, spectrum-free shell statistics are those of the full |FFT2| (even and odd
+    grids, odd and even kernels), and so are the labels and the per-seed TL changes."""
+    rng = np.random.default_rng(n + k)
+    w = rng.standard_normal((3, 4, k, k))
+    w[0, 0] = 0.0  # a dead kernel
+    m1, m2 = D.kernel_shell_stats(w, n)
+    r1, r2, _ = D.shell_stats(D.kernel_spectra(w, n))
+    assert m1.shape == (3, 4, n // 2 + 1)
+    np.testing.assert_allclose(m1, r1, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(m2, r2, rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(D.classify_weights(w, n), D.classify_kernels(D.kernel_spectra(w, n)))
+    tls = [w + 0.1 * rng.standard_normal(w.shape) for _ in range(2)]
+    sb = D.kernel_spectra(w, n)
+    for tl, ch in zip(tls, D.tl_changes(w, tls, n, percentile=50.0)):
+        st = D.kernel_spectra(tl, n)
+        np.testing.assert_allclose(ch["dspec_norm"], np.sqrt(((st - sb) ** 2).sum(axis=(-2, -1))) / n, rtol=1e-10)
+        np.testing.assert_array_equal(ch["labels_after"], D.classify_kernels(st))
+        np.testing.assert_allclose(ch["radial_after"], D.radial_profile(st), rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(ch["spec_after"], st[ch["top_out"], ch["top_in"]], atol=1e-13)
+
+
 def _one_channel_net(kernel, n_in=2):
     net = F.tiny_net(depth=2, channels=1, dtype=torch.float64)
     with torch.no_grad():

@@ -9,7 +9,7 @@ import torch
 import xarray as xr
 
 from .diagnostics import (ANISOTROPY_THRESHOLD, HIGH_PASS_FRACTION, LABELS, activation_spectra, fftshift_k,
-                          kernel_spectra, label_counts, layer_kernel_summary, radial_profile, tl_change)
+                          label_counts, layer_kernel_summary, tl_changes)
 
 __all__ = ["SYSTEM_FIELDS", "system_spectra", "with_layer", "base_kernels_dataset", "tl_kernels_dataset",
            "activations_dataset"]
@@ -159,10 +159,11 @@ def tl_kernels_dataset(model, layer_weights: dict, n: int, *, percentile: float 
     for a, L in enumerate(tls):
         bw = model.layer(L).weight.detach()
         o, i = bw.shape[:2]
-        for b, s in enumerate(seeds):
-            if s not in layer_weights[L]:
-                continue
-            ch = tl_change(bw, layer_weights[L][s]["weight"], n, percentile=percentile, max_kernels=max_kernels)
+        have = [s for s in seeds if s in layer_weights[L]]
+        changes = tl_changes(bw, [layer_weights[L][s]["weight"] for s in have], n, percentile=percentile,
+                             max_kernels=max_kernels)
+        for s, ch in zip(have, changes):
+            b = seeds.index(s)
             dw[a, b, :o, :i] = ch["dw_norm"]
             dsp[a, b, :o, :i] = ch["dspec_norm"]
             thr[a, b] = ch["threshold"]
@@ -177,8 +178,8 @@ def tl_kernels_dataset(model, layer_weights: dict, n: int, *, percentile: float 
                 sa[a, :m] = np.fft.fftshift(ch["spec_after"], axes=(-2, -1))
                 cb[a] = label_counts(ch["labels_before"])
                 ca[a] = label_counts(ch["labels_after"])
-                rb[a] = radial_profile(kernel_spectra(bw, n)).reshape(-1, nk).mean(0)
-                ra[a] = radial_profile(kernel_spectra(layer_weights[L][s]["weight"], n)).reshape(-1, nk).mean(0)
+                rb[a] = ch["radial_before"].reshape(-1, nk).mean(0)
+                ra[a] = ch["radial_after"].reshape(-1, nk).mean(0)
     kc = fftshift_k(n)
     one = {"units": "1"}
     ds = xr.Dataset(

@@ -115,7 +115,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from .diagnostics import channel_spectra, kernel_spectra, radial_profile
+from .diagnostics import channel_spectra, kernel_shell_stats
 from .probe import probe_scores, probe_split
 from .spectra import power_spectrum
 
@@ -223,7 +223,7 @@ def framework_scores(model, weights, layers, shifts) -> dict:
     out = {}
     for L in layers:
         L = int(L)
-        r = radial_profile(kernel_spectra(model.layer(L).weight, n))  # (out, in, nk)
+        r = np.sqrt(kernel_shell_stats(model.layer(L).weight, n)[1])  # shell-RMS |K|, (out, in, nk)
         r = np.sqrt((r ** 2).reshape(-1, r.shape[-1]).mean(axis=0))
         r = r / r.max() if r.max() > 0 else r
         d = _input_shift(shifts, L)
