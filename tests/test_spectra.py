@@ -1,5 +1,7 @@
 """The shared shell spectrum: placement of a mode, Parseval, energy/enstrophy relations."""
 import numpy as np
+import pytest
+import torch
 
 from turbtl.spectra import energy_enstrophy_spectra, log_spectrum_error, power_spectrum
 
@@ -42,3 +44,26 @@ def test_log_spectrum_error():
     a = rng.standard_normal((4, 16, 16))
     assert log_spectrum_error(a, a) == 0.0
     assert np.isclose(log_spectrum_error(10 * a, a), 2.0)  # power x100 = 2 decades everywhere
+
+
+@pytest.mark.parametrize("n", [16, 15])
+def test_power_spectrum_equals_the_full_fft_shell_sum(n):
+    """The half-plane (rfft) shell sum with column multiplicities is the full complex FFT's,
+    on even and odd grids, for numpy arrays and (float32, non-contiguous) tensors alike."""
+    from turbtl.spectra import shell_index
+
+    f = np.random.default_rng(n).standard_normal((2, 3, n, n))
+    p2 = np.abs(np.fft.fft2(f)) ** 2 / n**4
+    idx = shell_index(n)
+    ref = np.stack([[np.bincount(idx.ravel(), weights=p2[a, b].ravel())[: n // 2 + 1] for b in range(3)]
+                    for a in range(2)])
+    k, p = power_spectrum(f, average=False)
+    np.testing.assert_array_equal(k, np.arange(n // 2 + 1))
+    np.testing.assert_allclose(p, ref, rtol=1e-12, atol=1e-16)
+    np.testing.assert_allclose(power_spectrum(f)[1], ref.reshape(-1, n // 2 + 1).mean(0), rtol=1e-12)
+    t = torch.from_numpy(f).float().transpose(-2, -1)  # a strided view
+    np.testing.assert_allclose(power_spectrum(t, average=False)[1], power_spectrum(t.numpy(), average=False)[1],
+                               rtol=1e-12)
+    np.testing.assert_allclose(power_spectrum(f[0, 0])[1], ref[0, 0], rtol=1e-12, atol=1e-16)
+    with pytest.raises(ValueError, match="square"):
+        power_spectrum(f[..., :-1])

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from .arrays import as_float64_numpy
-from .spectra import power_spectrum, shell_index
+from .spectra import power_spectrum, rfft_column_weights, shell_index
 
 __all__ = [
     "LABELS", "LABEL_CODES", "HIGH_PASS_FRACTION", "ANISOTROPY_THRESHOLD",
@@ -147,11 +147,7 @@ def _half_plane(n: int, k: int) -> _HalfPlane:
     nk = n // 2 + 1
     ky = np.broadcast_to(np.fft.fftfreq(n, d=1.0 / n)[:, None], (n, h)).ravel()
     kx = np.broadcast_to(np.arange(h, dtype=np.float64)[None, :], (n, h)).ravel()
-    wc = np.full(h, 2.0)
-    wc[0] = 1.0
-    if n % 2 == 0:
-        wc[-1] = 1.0  # kx = n/2 is its own mirror
-    wc = np.broadcast_to(wc[None, :], (n, h)).ravel()
+    wc = np.broadcast_to(rfft_column_weights(n)[None, :], (n, h)).ravel()
     shell = shell_index(n)[:, :h].ravel()
     order = np.argsort(shell, kind="stable")
     shell, ky, kx, wc = shell[order], ky[order], kx[order], np.ascontiguousarray(wc[order])
