@@ -182,3 +182,27 @@ def test_aposteriori_job_blow_up_of_the_les_itself_leaves_no_output(tmp_path):
         run_aposteriori_job(data, model, lw, {}, tmp_path / "ap.json", tmp_path / "ap.nc", les_cfg=LES_CFG, seed=0,
                             cfl_max=0.5, progress=False)
     assert not list(tmp_path.glob("ap.*")) and not list(tmp_path.glob(".ap.*"))
+
+
+def test_best_layer_per_start_reads_each_start_alone(tmp_path):
+    """Each start's own best re-trained layer, from les_stats.nc: non-network closures are
+    ignored, a blown-up (zeroed) member ranks last, and all blown up gives None."""
+    import xarray as xr
+
+    from turbtl.aposteriori import best_layer_per_start
+
+    k = np.arange(9.0)
+    ref = np.exp(-k / 3.0) + 1e-3
+    names = ["no_closure", "zero_shot", "tl_layer1", "tl_layer2", "tl_layer3"]
+    spec = np.empty((5, 3, 9))
+    off = {"no_closure": (0.0, 0.0, 0.0), "zero_shot": (0.01, 0.01, 0.01),  # better than every layer: ignored
+           "tl_layer1": (0.3, 0.2, 0.0), "tl_layer2": (0.1, 0.05, 0.0), "tl_layer3": (0.2, 0.1, 0.0)}
+    for i, c in enumerate(names):
+        for s in range(3):
+            spec[i, s] = ref * 10 ** off[c][s]
+    spec[3, 1] = 0.0  # start 1: tl_layer2, the best there, blew up: tl_layer3 is that start's best
+    spec[:, 2] = 0.0  # start 2: every member blew up
+    ds = xr.Dataset({"energy_spectrum": (("closure", "start", "k"), spec), "dns_energy_spectrum": (("k",), ref)},
+                    coords={"closure": names, "start": np.arange(3), "k": k})
+    ds.to_netcdf(tmp_path / "s.nc", engine="netcdf4")
+    assert best_layer_per_start(tmp_path / "s.nc") == [2, 3, None]

@@ -51,15 +51,16 @@ import torch
 from . import TurbtlError
 from .data import FilteredData
 from .equation import FlowParams, check_timestep
-from .io import atomic_path, cf_globals, write_json
+from .io import atomic_path, cf_globals, open_netcdf, write_json
 from .les import LES, filtered_forcing_hat, network_closure, smagorinsky
 from .runtime import progress as _progress
 from .spectra import energy_enstrophy_spectra, log_rmse
 from .training import load_checkpoint
 from .transfer import load_baseline_model, load_tl_model
-from .verdict import tl_closure
+from .verdict import closure_layer, tl_closure
 
-__all__ = ["choose_starts", "pdf_bins", "run_les_batch", "scores", "run_aposteriori_job", "SCORE_KEYS"]
+__all__ = ["choose_starts", "pdf_bins", "run_les_batch", "scores", "run_aposteriori_job", "best_layer_per_start",
+           "SCORE_KEYS"]
 
 _LOG = logging.getLogger("turbtl.aposteriori")
 SCORE_KEYS = ("spec_err", "pdf_err", "energy_ratio", "enstrophy_ratio", "cc_t1", "decorrelation_time")
@@ -277,3 +278,23 @@ def _write_nc(path, run: dict, ref: dict, names: list[str], starts: int, sample_
         v.attrs.setdefault("units", "1")
     with atomic_path(path) as tmp:
         ds.to_netcdf(tmp, engine="netcdf4")
+
+
+def best_layer_per_start(stats_path) -> list[int | None]:
+    """Per start of ``les_stats.nc``: the re-trained layer whose LES has the lowest
+    ``spec_err`` on that start alone (its time-mean energy spectrum against the filtered DNS;
+    a blown-up member, whose spectrum is zero, ranks last; None if all blew up).  When the
+    starts name different layers, the pooled a-posteriori ranking of the layers is within the
+    start-to-start spread: more ``les.starts`` or a longer ``les.time`` would resolve it."""
+    with open_netcdf(stats_path) as ds:
+        names = [str(c) for c in ds["closure"].values]
+        spec = ds["energy_spectrum"].values  # (closure, start, k)
+        ref = ds["dns_energy_spectrum"].values
+    layers = {i: closure_layer(c) for i, c in enumerate(names) if closure_layer(c) is not None}
+    out = []
+    for s in range(spec.shape[1]):
+        err = {L: log_rmse(spec[i, s], ref) if np.all(np.isfinite(spec[i, s])) and np.any(spec[i, s] > 0)
+               else math.inf for i, L in layers.items()}
+        best = min(err, key=lambda L: (err[L], L)) if err else None
+        out.append(None if best is None or math.isinf(err[best]) else int(best))
+    return out
