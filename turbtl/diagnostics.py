@@ -190,8 +190,8 @@ def kernel_shell_stats(weight, n: int) -> tuple[np.ndarray, np.ndarray]:
     Equal to :func:`shell_stats` of :func:`kernel_spectra` (to 1e-15 relative, tested) without
     making the (..., n, n) spectra: each kernel's transfer function is evaluated as a k*k-term
     sum (one matrix product) on the half plane kx >= 0 only (|K(-k)| = |K(k)| for a real
-    kernel), in chunks that stay in cache.  64 x 64 kernels at n = 128: about 5x faster than
-    the FFT of the padded kernels alone (benchmarks/README.md).
+    kernel), in chunks that stay in cache.  All 11 layers of the 64-channel net at n = 128 on
+    one CPU thread: 1.4 s, against 12.9 s for their full spectra alone (benchmarks/README.md).
     """
     wf, lead = _flat_kernels(weight, n)
     hp = _half_plane(n, int(round(np.sqrt(wf.shape[1]))))
@@ -294,7 +294,8 @@ def tl_changes(base_w, tl_ws, n: int, *, percentile: float = 99.9, max_kernels: 
             raise ValueError(f"base and TL weights differ in shape: {as_float64_numpy(base_w).shape} vs "
                              f"{as_float64_numpy(tw).shape}")
         tfs.append(tf)
-    hp = _half_plane(n, int(round(np.sqrt(bf.shape[1]))))
+    k = int(round(np.sqrt(bf.shape[1])))
+    hp = _half_plane(n, k)
     nk = n // 2 + 1
     nb = bf.shape[0]
     mb1, mb2 = np.empty((nb, nk)), np.empty((nb, nk))
@@ -317,7 +318,6 @@ def tl_changes(base_w, tl_ws, n: int, *, percentile: float = 99.9, max_kernels: 
             dspec[j, sl] = kt @ hp.weight
     dspec = np.sqrt(dspec) / n
     lab_b = _classify_stats(mb1, mb2, n, HIGH_PASS_FRACTION, ANISOTROPY_THRESHOLD, False).reshape(lead)
-    k = int(round(np.sqrt(bf.shape[1])))
     out = []
     for j, tf in enumerate(tfs):
         dw = np.sqrt(((tf - bf) ** 2).sum(axis=-1)).reshape(lead)

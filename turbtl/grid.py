@@ -19,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .spectra import rfft_column_weights
+
 __all__ = ["SpectralGrid", "band_mask", "dealias_mask", "wavenumbers", "complex_dtype", "advective_product"]
 
 
@@ -145,10 +147,7 @@ class SpectralGrid:
     def rfft_weights(self) -> torch.Tensor:
         """Multiplicity of each rfft mode in the full spectrum: 2, except 1 on kx = 0 and
         on the Nyquist column kx = n/2."""
-        w = torch.full((1, self.n // 2 + 1), 2.0, device=self.device, dtype=self.dtype)
-        w[0, 0] = 1.0
-        w[0, -1] = 1.0
-        return w
+        return torch.tensor(rfft_column_weights(self.n), device=self.device, dtype=self.dtype).reshape(1, -1)
 
     def inner(self, a_hat: torch.Tensor, b_hat: torch.Tensor) -> torch.Tensor:
         """Grid mean of a*b for real fields a, b given by their rfft (Parseval), summed over
