@@ -44,6 +44,26 @@ def test_sgs_cuda_matches_cpu():
 
 
 @cuda
+def test_spectra_on_cuda_match_cpu():
+    """power_spectrum of a CUDA tensor (transformed and shell-summed on the GPU) and the
+    kernel/activation diagnostics built on it give the CPU's numbers."""
+    from turbtl.diagnostics import activation_spectra
+    from turbtl.network import NetConfig, SGSNet
+    from turbtl.spectra import power_spectrum
+
+    x = torch.randn(3, 5, 32, 32)
+    np.testing.assert_allclose(power_spectrum(x.cuda(), average=False)[1], power_spectrum(x, average=False)[1],
+                               rtol=1e-10)
+    torch.manual_seed(0)
+    net = SGSNet(NetConfig(depth=3, channels=4)).double().eval()
+    xi = torch.randn(2, 2, 16, 16, dtype=torch.float64)
+    with torch.no_grad():
+        cpu = activation_spectra(net, xi, [1, 2, 3])[1]
+        gpu = activation_spectra(net.cuda(), xi, [1, 2, 3])[1]
+    np.testing.assert_allclose(gpu, cpu, rtol=1e-9, atol=1e-14)
+
+
+@cuda
 def test_network_and_retraining_on_cuda_match_cpu():
     from turbtl.data import Normaliser
     from turbtl.network import SGSNet
