@@ -131,6 +131,19 @@ def test_report_writes_the_readme_block_from_results(tiny_run, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "turbtl.report", "--results-root", str(work),
                           "--readme", str(tmp_path / "none.md"), "--name", "x"], capture_output=True, text=True)
     assert bad.returncode != 0
+    # the LES tables alone, into their own block, each start's best layer beside the pooled one
+    readme.write_text("<!-- report:les:start -->\n<!-- report:les:end -->\n")
+    r = subprocess.run([sys.executable, "-m", "turbtl.report", "--results-root", str(work), "--readme", str(readme),
+                        "--name", "les", "--aposteriori-only"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    text = readme.read_text()
+    assert "**A posteriori**" in text and "(each start's)" in text and "Base network" not in text
+    from turbtl.aposteriori import best_layer_per_start
+
+    t0 = tiny_config()["targets"][0]
+    each = best_layer_per_start(work / P.LES_STATS.format(target=t0))
+    assert len(each) == tiny_config()["les"]["starts"]
+    assert f"({', '.join(str(b) for b in each)})" in text
 
 
 def test_one_more_target_needs_no_code_change(tiny_run, tmp_path):

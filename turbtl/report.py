@@ -89,8 +89,11 @@ def _wall(root: Path) -> tuple[float | None, str]:
     return None, "no complete Snakemake log"
 
 
-def build(root=".", name: str = "default", gain_threshold: float | None = 0.05) -> str:
-    """The markdown block of one run (its tables, commit, machine, wall time)."""
+def build(root=".", name: str = "default", gain_threshold: float | None = 0.05, *,
+          aposteriori_only: bool = False) -> str:
+    """The markdown block of one run (its tables, commit, machine, wall time); with
+    ``aposteriori_only`` the header and the a-posteriori tables only (a rerun of the LES
+    stage on a finished run's results)."""
     root = Path(root)
     agg = pd.read_csv(root / P.SUMMARY_CSV)
     by = pd.read_csv(root / P.SUMMARY_BY_TARGET)
@@ -102,6 +105,8 @@ def build(root=".", name: str = "default", gain_threshold: float | None = 0.05) 
     out = [f"_Written by `python -m turbtl.report --name {name}` from `results/` of a run of commit "
            f"`{commit}`{dirty}; machine: {_machine()}; wall time "
            f"{_fmt(wall / 60, 1) + ' min' if wall else 'n/a'} ({wall_src})._", ""]
+    if aposteriori_only:
+        return "\n".join(out + _aposteriori_section(root, targets, by, agg)[1:]) + "\n"
     out += [f"Base network: test CC {_fmt(base.get('test_cc'))}, nMSE {_fmt(base.get('test_nmse'))} "
             "on held-out base members.", ""]
     # --- per target: the empirical verdict
@@ -252,8 +257,10 @@ def main(argv=None) -> None:
     ap.add_argument("--gain-threshold", type=float, default=0.05,
                     help="also tabulate the predictors on targets whose TL gain over zero shot is at "
                          "least this share (post hoc; default 0.05)")
+    ap.add_argument("--aposteriori-only", action="store_true",
+                    help="only the a-posteriori tables (for a rerun of the LES stage with other les.* settings)")
     a = ap.parse_args(argv)
-    block = build(a.results_root, a.name, a.gain_threshold)
+    block = build(a.results_root, a.name, a.gain_threshold, aposteriori_only=a.aposteriori_only)
     out = Path(a.results_root) / P.RESULTS / f"report_{a.name}.md"
     out.write_text(block)
     readme = Path(a.readme) if a.readme else Path(__file__).resolve().parent.parent / "README.md"
