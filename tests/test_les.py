@@ -189,7 +189,7 @@ def test_best_layer_per_start_reads_each_start_alone(tmp_path):
     ignored, a blown-up (zeroed) member ranks last, and all blown up gives None."""
     import xarray as xr
 
-    from turbtl.aposteriori import best_layer_per_start
+    from turbtl.aposteriori import best_layer_per_start, per_start_errors
 
     k = np.arange(9.0)
     ref = np.exp(-k / 3.0) + 1e-3
@@ -206,3 +206,7 @@ def test_best_layer_per_start_reads_each_start_alone(tmp_path):
                     coords={"closure": names, "start": np.arange(3), "k": k})
     ds.to_netcdf(tmp_path / "s.nc", engine="netcdf4")
     assert best_layer_per_start(tmp_path / "s.nc") == [2, 3, None]
+    err = per_start_errors(tmp_path / "s.nc")
+    assert sorted(err) == [1, 2, 3]  # the network closures without a re-trained layer are not layers
+    np.testing.assert_allclose(err[1][:2], [0.3, 0.2], rtol=1e-12)  # a uniform factor 10^a: log error |a|
+    assert np.isinf(err[2][1]) and np.isinf(err[3][2])

@@ -60,7 +60,7 @@ from .transfer import load_baseline_model, load_tl_model
 from .verdict import closure_layer, tl_closure
 
 __all__ = ["choose_starts", "pdf_bins", "run_les_batch", "scores", "run_aposteriori_job", "best_layer_per_start",
-           "SCORE_KEYS"]
+           "per_start_errors", "SCORE_KEYS"]
 
 _LOG = logging.getLogger("turbtl.aposteriori")
 SCORE_KEYS = ("spec_err", "pdf_err", "energy_ratio", "enstrophy_ratio", "cc_t1", "decorrelation_time")
@@ -280,21 +280,33 @@ def _write_nc(path, run: dict, ref: dict, names: list[str], starts: int, sample_
         ds.to_netcdf(tmp, engine="netcdf4")
 
 
-def best_layer_per_start(stats_path) -> list[int | None]:
-    """Per start of ``les_stats.nc``: the re-trained layer whose LES has the lowest
-    ``spec_err`` on that start alone (its time-mean energy spectrum against the filtered DNS;
-    a blown-up member, whose spectrum is zero, ranks last; None if all blew up).  When the
-    starts name different layers, the pooled a-posteriori ranking of the layers is within the
-    start-to-start spread: more ``les.starts`` or a longer ``les.time`` would resolve it."""
+def per_start_errors(stats_path) -> dict[int, np.ndarray]:
+    """Per re-trained layer, from ``les_stats.nc``: the ``spec_err`` of each start alone (its
+    time-mean energy spectrum against the filtered DNS), shape (starts,); inf where the
+    member blew up (its spectrum is zero)."""
     with open_netcdf(stats_path) as ds:
         names = [str(c) for c in ds["closure"].values]
         spec = ds["energy_spectrum"].values  # (closure, start, k)
         ref = ds["dns_energy_spectrum"].values
-    layers = {i: closure_layer(c) for i, c in enumerate(names) if closure_layer(c) is not None}
+    out = {}
+    for i, c in enumerate(names):
+        L = closure_layer(c)
+        if L is not None:
+            out[L] = np.array([log_rmse(e, ref) if np.all(np.isfinite(e)) and np.any(e > 0) else math.inf
+                               for e in spec[i]])
+    return out
+
+
+def best_layer_per_start(stats_path) -> list[int | None]:
+    """Per start: the re-trained layer with the lowest :func:`per_start_errors` (None if all
+    blew up).  Starts that name different layers show how much of the pooled a-posteriori
+    ranking is start-to-start spread."""
+    err = per_start_errors(stats_path)
+    if not err:
+        return []
+    starts = len(next(iter(err.values())))
     out = []
-    for s in range(spec.shape[1]):
-        err = {L: log_rmse(spec[i, s], ref) if np.all(np.isfinite(spec[i, s])) and np.any(spec[i, s] > 0)
-               else math.inf for i, L in layers.items()}
-        best = min(err, key=lambda L: (err[L], L)) if err else None
-        out.append(None if best is None or math.isinf(err[best]) else int(best))
+    for s in range(starts):
+        best = min(err, key=lambda L: (err[L][s], L))
+        out.append(None if math.isinf(err[best][s]) else int(best))
     return out
