@@ -2,6 +2,11 @@
 
     python -m turbtl.report                      # default run -> README block "default"
     python -m turbtl.report --name study         # predictor study (presets/predictor-study.yaml)
+    python -m turbtl.report --name default-les8 --aposteriori-only   # after a rerun of the LES stage
+
+A rerun of the LES stage alone (``--config 'les={...}'`` with more starts) rewrites only the
+``aposteriori`` outputs: ``--aposteriori-only`` then writes the header (commit, machine and
+wall time of that rerun) and the LES tables, compared with the a-priori results on disk.
 
 Run it in the directory where the pipeline ran (it reads ``results/``, ``.snakemake/log`` and
 ``git``).  It replaces the text between ``<!-- report:NAME:start -->`` and
