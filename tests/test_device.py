@@ -46,7 +46,7 @@ def test_sgs_cuda_matches_cpu():
 @cuda
 def test_spectra_on_cuda_match_cpu():
     """power_spectrum of a CUDA tensor (transformed and shell-summed on the GPU) and the
-    kernel/activation diagnostics built on it give the CPU's numbers."""
+    activation spectra built on it give the CPU's numbers."""
     from turbtl.diagnostics import activation_spectra
     from turbtl.network import NetConfig, SGSNet
     from turbtl.spectra import power_spectrum
