@@ -202,9 +202,7 @@ class Stepper:
             self._compile_checked = True  # (so that the step below runs the compiled kernels)
             self._step_tensors(first)
         except Exception as e:  # noqa: BLE001 - any compiler failure: fall back or stop
-            self._fused = None
-            if getattr(self.tendency, "_product", None) is not None:
-                self.tendency._product = None
+            self._eager_update()
             if self._compile_strict:
                 raise TurbtlError(f"torch.compile of the step of '{self.name}' failed ({type(e).__name__}: "
                                   f"{str(e)[:300]}); fix: set dns.compile: off (or auto)") from e
@@ -236,9 +234,7 @@ class Stepper:
             if hasattr(self.tendency, "compile"):
                 self.tendency.compile()
         else:
-            self._fused = None
-            if getattr(self.tendency, "_product", None) is not None:
-                self.tendency._product = None
+            self._eager_update()
         self._graph = None
         self.graph_steps = 0
         if cuda and cuda_graph in ("on", "auto"):
@@ -247,6 +243,12 @@ class Stepper:
             if self.graph_steps < 8:  # a short block saves little; a graph of 1 step is pointless
                 self.graph_steps = min(self.check_every, _GRAPH_MAX) if self.check_every >= 8 else 0
         return {"cuda_graph": self.graph_steps, "compile": self._fused is not None}
+
+    def _eager_update(self) -> None:
+        """No compiled kernels: the eager update, and the tendency's eager product."""
+        self._fused = None
+        if getattr(self.tendency, "_product", None) is not None:
+            self.tendency._product = None
 
     def _capture(self) -> None:
         """Capture ``graph_steps`` AB2 steps (not executed: the state is unchanged)."""
