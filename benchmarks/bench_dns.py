@@ -40,12 +40,11 @@ from pathlib import Path
 
 import torch
 
-from turbtl.solver import DNSSolver, FlowParams
+from turbtl.solver import PRECISIONS, DNSSolver, FlowParams
 
 README = Path(__file__).with_name("README.md")
 VARIANTS = {"eager": dict(), "graph": dict(cuda_graph="on"), "compiled": dict(compile="on"),
             "compiled+graph": dict(compile="on", cuda_graph="on")}
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def interleaved_min(fns: dict, repeats: int = 15, inner: int = 10) -> dict:
@@ -99,7 +98,7 @@ def params(n: int) -> FlowParams:
 def bench_cpu(grid_list, precision: str, repeats: int) -> list[dict]:
     rows = []
     for n, members in grid_list:
-        s = DNSSolver(params(n), members, seed=1, dtype=_DTYPES[precision])
+        s = DNSSolver(params(n), members, seed=1, dtype=PRECISIONS[precision])
         for _ in range(20):
             s.step()
         r = interleaved_min({"step": s.step, "fft": s.fft_only}, repeats=repeats)
@@ -109,11 +108,18 @@ def bench_cpu(grid_list, precision: str, repeats: int) -> list[dict]:
     return rows
 
 
-def _timed(fn, sync) -> float:
-    sync()
+def sync(device) -> None:
+    """Wait for the device's queued work (CUDA); nothing on the CPU."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(fn, device) -> float:
+    """Wall time of ``fn()``, the device synchronised before and after."""
+    sync(device)
     t = time.perf_counter()
     fn()
-    sync()
+    sync(device)
     return time.perf_counter() - t
 
 
@@ -136,15 +142,14 @@ def bench_gpu(grid_list, precisions, variants, seconds: float, repeats: int, log
 
 def _bench_gpu_grid(n, members, precision, variants, seconds, repeats, log, device) -> list[dict]:
     cuda = device == "cuda"
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
     rows, solvers, setup = [], {}, {}
     for v in variants:
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         try:  # the warm-up: Euler step, an eager block, the capture and the compilation
-            s = DNSSolver(params(n), members, device=device, dtype=_DTYPES[precision], seed=1, check_every=100,
+            s = DNSSolver(params(n), members, device=device, dtype=PRECISIONS[precision], seed=1, check_every=100,
                           **VARIANTS[v])
-            setup[v] = _timed(lambda: s.advance(300), sync)  # ends on a block: timed runs are whole blocks
+            setup[v] = timed(lambda: s.advance(300), device)  # ends on a block: timed runs are whole blocks
         except Exception as e:  # noqa: BLE001 - one failed variant must not stop the others
             log(f"  {n}^2 x {members} {precision} {v}: FAILED ({type(e).__name__}: {str(e)[:200]})")
             rows.append(dict(device=device, grid=n, members=members, precision=precision, variant=v,
@@ -155,7 +160,7 @@ def _bench_gpu_grid(n, members, precision, variants, seconds, repeats, log, devi
         return rows
     ref = next(iter(solvers.values()))[0]
     # steps per repeat: about `seconds` of the first variant, a multiple of check_every
-    per_step = _timed(lambda: ref.advance(100), sync) / 100
+    per_step = timed(lambda: ref.advance(100), device) / 100
     nsteps = max(100, int(round(seconds / per_step / 100)) * 100)
 
     def ffts():
@@ -165,8 +170,8 @@ def _bench_gpu_grid(n, members, precision, variants, seconds, repeats, log, devi
     best = {k: float("inf") for k in [*solvers, "fft"]}
     for _ in range(repeats):
         for v, (s, _) in solvers.items():
-            best[v] = min(best[v], _timed(lambda: s.advance(nsteps), sync) / nsteps)
-        best["fft"] = min(best["fft"], _timed(ffts, sync) / nsteps)
+            best[v] = min(best[v], timed(lambda: s.advance(nsteps), device) / nsteps)
+        best["fft"] = min(best["fft"], timed(ffts, device) / nsteps)
     for v, (s, mem) in solvers.items():
         row = dict(device=device, grid=n, members=members, precision=precision, variant=v,
                    step_ms=best[v] * 1e3, fft_ms=best["fft"] * 1e3, ratio=best[v] / best["fft"],

@@ -44,25 +44,12 @@ import numpy as np
 import torch
 import yaml
 
-from turbtl.solver import DNSSolver, FlowParams
+from bench_dns import sync, timed  # (this directory)
+from turbtl.solver import PRECISIONS, DNSSolver, FlowParams
 
 PRESET = Path(__file__).resolve().parent.parent / "presets" / "reference.yaml"
 VARIANTS = {"default": dict(cuda_graph="auto"), "eager": dict(), "graph": dict(cuda_graph="on"),
             "compiled+graph": dict(compile="on", cuda_graph="on")}
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
-
-def _sync(device):
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
-
-
-def _timed(fn, device) -> float:
-    _sync(device)
-    t = time.perf_counter()
-    fn()
-    _sync(device)
-    return time.perf_counter() - t
 
 
 def _steps(system: dict) -> tuple[int, int, int]:
@@ -77,7 +64,7 @@ def _steps(system: dict) -> tuple[int, int, int]:
 def bench_dns(cfg: dict, device, variants, nsteps: int, tmp: Path, log) -> dict:
     out = {}
     dns = cfg["dns"]
-    dtype = _DTYPES[dns.get("precision", "float32")]
+    dtype = PRECISIONS[dns.get("precision", "float32")]
     ce = int(dns.get("check_every", 100))
     minutes = float(dns.get("checkpoint_minutes", 10.0))
     shapes = {}  # flows of one shape share the step measurement
@@ -104,8 +91,8 @@ def _bench_dns_shape(cfg, names, n, members, device, dtype, ce, minutes, variant
         try:
             solver = DNSSolver(p, members, device=device, dtype=dtype, seed=int(s.get("seed", 0)),
                                cfl_max=float(dns.get("cfl_max", 1.0)), check_every=ce, **VARIANTS[v])
-            setup = _timed(lambda: solver.advance(3 * ce), device)  # Euler step, warm-up block, capture
-            t = _timed(lambda: solver.advance(nsteps), device) / nsteps
+            setup = timed(lambda: solver.advance(3 * ce), device)  # Euler step, warm-up block, capture
+            t = timed(lambda: solver.advance(nsteps), device) / nsteps
             row["variants"][v] = {"step_ms": t * 1e3, "setup_s": setup, "graph_steps": solver.acceleration["cuda_graph"],
                                   "compiled": solver._fused is not None}
             log(f"  DNS {name} ({members} x {n}^2) {v}: {t * 1e3:.3f} ms/step (setup {setup:.1f} s)")
@@ -123,7 +110,7 @@ def _bench_dns_shape(cfg, names, n, members, device, dtype, ce, minutes, variant
                 solver.energy().cpu()
                 solver.enstrophy().cpu()
                 energy_enstrophy_spectra(om)
-            row["snapshot_s"] = min(_timed(snapshot, device) for _ in range(2))
+            row["snapshot_s"] = min(timed(snapshot, device) for _ in range(2))
         raw.unlink()
 
         def save():
@@ -131,7 +118,7 @@ def _bench_dns_shape(cfg, names, n, members, device, dtype, ce, minutes, variant
                 torch.save(solver.state_dict(), f)
                 f.flush()
                 os.fsync(f.fileno())
-        row["checkpoint_save_s"] = min(_timed(save, device) for _ in range(2))
+        row["checkpoint_save_s"] = min(timed(save, device) for _ in range(2))
         row["checkpoint_mib"] = (tmp / "state.pt").stat().st_size / 2**20
         row["netcdf_snapshot_s"] = _netcdf_write(tmp, members, n) / 2
     except Exception as e:  # noqa: BLE001
@@ -187,7 +174,7 @@ def bench_filter(cfg: dict, device, threads: int, log) -> dict:
                     torch.set_num_threads(threads)
                     x = om.to(dev)
                     sgs_fields(x[:1], n_les)  # warm-up (plans)
-                    per[dev] = _timed(lambda: sgs_fields(x, n_les), dev) / len(om)
+                    per[dev] = timed(lambda: sgs_fields(x, n_les), dev) / len(om)
                     torch.set_num_threads(old)
                 except Exception as e:  # noqa: BLE001
                     per[dev] = None
@@ -231,7 +218,7 @@ def bench_training(cfg: dict, device, amps, epochs: int, samples: int, log) -> d
                 t0 = time.perf_counter()
                 fit(model, norm, (X, Y), epochs=epochs, batch_size=int(tr["batch_size"]), lr=float(tr["lr"]), seed=0,
                     device=device, params=params, amp=amp, progress=False,
-                    on_epoch_end=lambda e, h: stamps.append(_sync(device) or time.perf_counter()))
+                    on_epoch_end=lambda e, h: stamps.append(sync(device) or time.perf_counter()))
                 ep = np.diff([t0] + stamps)
                 rate = samples / statistics.median(ep[1:] if len(ep) > 1 else ep)
                 row = {"samples_per_s": rate, "epoch_s": ep.tolist()}
