@@ -205,8 +205,8 @@ def test_best_layer_per_start_reads_each_start_alone(tmp_path):
     ds = xr.Dataset({"energy_spectrum": (("closure", "start", "k"), spec), "dns_energy_spectrum": (("k",), ref)},
                     coords={"closure": names, "start": np.arange(3), "k": k})
     ds.to_netcdf(tmp_path / "s.nc", engine="netcdf4")
-    assert best_layer_per_start(tmp_path / "s.nc") == [2, 3, None]
     err = per_start_errors(tmp_path / "s.nc")
+    assert best_layer_per_start(err) == [2, 3, None]
     assert sorted(err) == [1, 2, 3]  # the network closures without a re-trained layer are not layers
     np.testing.assert_allclose(err[1][:2], [0.3, 0.2], rtol=1e-12)  # a uniform factor 10^a: log error |a|
     assert np.isinf(err[2][1]) and np.isinf(err[3][2])

@@ -138,10 +138,10 @@ def test_report_writes_the_readme_block_from_results(tiny_run, tmp_path):
     assert r.returncode == 0, r.stderr
     text = readme.read_text()
     assert "**A posteriori**" in text and "(each start's)" in text and "Base network" not in text
-    from turbtl.aposteriori import best_layer_per_start
+    from turbtl.aposteriori import best_layer_per_start, per_start_errors
 
     t0 = tiny_config()["targets"][0]
-    each = best_layer_per_start(work / P.LES_STATS.format(target=t0))
+    each = best_layer_per_start(per_start_errors(work / P.LES_STATS.format(target=t0)))
     assert len(each) == tiny_config()["les"]["starts"]
     assert f"({', '.join(str(b) for b in each)})" in text
 

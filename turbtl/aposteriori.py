@@ -280,14 +280,16 @@ def _write_nc(path, run: dict, ref: dict, names: list[str], starts: int, sample_
         ds.to_netcdf(tmp, engine="netcdf4")
 
 
-def per_start_errors(stats_path) -> dict[int, np.ndarray]:
-    """Per re-trained layer, from ``les_stats.nc``: the ``spec_err`` of each start alone (its
-    time-mean energy spectrum against the filtered DNS), shape (starts,); inf where the
-    member blew up (its spectrum is zero)."""
-    with open_netcdf(stats_path) as ds:
-        names = [str(c) for c in ds["closure"].values]
-        spec = ds["energy_spectrum"].values  # (closure, start, k)
-        ref = ds["dns_energy_spectrum"].values
+def per_start_errors(stats) -> dict[int, np.ndarray]:
+    """Per re-trained layer, from ``les_stats.nc`` (its path or the open dataset): the
+    ``spec_err`` of each start alone (its time-mean energy spectrum against the filtered
+    DNS), shape (starts,); inf where the member blew up (its spectrum is zero)."""
+    if not hasattr(stats, "data_vars"):
+        with open_netcdf(stats) as ds:
+            return per_start_errors(ds)
+    names = [str(c) for c in stats["closure"].values]
+    spec = stats["energy_spectrum"].values  # (closure, start, k)
+    ref = stats["dns_energy_spectrum"].values
     out = {}
     for i, c in enumerate(names):
         L = closure_layer(c)
@@ -297,11 +299,10 @@ def per_start_errors(stats_path) -> dict[int, np.ndarray]:
     return out
 
 
-def best_layer_per_start(stats_path) -> list[int | None]:
-    """Per start: the re-trained layer with the lowest :func:`per_start_errors` (None if all
-    blew up).  Starts that name different layers show how much of the pooled a-posteriori
-    ranking is start-to-start spread."""
-    err = per_start_errors(stats_path)
+def best_layer_per_start(err: dict[int, np.ndarray]) -> list[int | None]:
+    """Per start: the layer with the lowest of :func:`per_start_errors`'s ``err`` (None if
+    all blew up).  Starts that name different layers show how much of the pooled
+    a-posteriori ranking is start-to-start spread."""
     if not err:
         return []
     starts = len(next(iter(err.values())))

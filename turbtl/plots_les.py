@@ -4,9 +4,9 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
+from .aposteriori import per_start_errors
 from .plots import PREDICTOR_MARKERS, logk_axis, predictor_colors, save, theme
-from .spectra import log_rmse
-from .verdict import closure_layer, tl_closure
+from .verdict import tl_closure
 
 __all__ = ["aposteriori", "layer_errors"]
 
@@ -19,17 +19,9 @@ def layer_errors(ds, ap: dict) -> dict[int, tuple[float, float, float]]:
     """Per re-trained layer: (pooled a-posteriori spec_err, min and max over starts); inf
     for a closure that blew up."""
     out = {}
-    ref = ds["dns_energy_spectrum"].values
-    for name in ds["closure"].values.tolist():
-        layer = closure_layer(name)
-        if layer is None:
-            continue
-        c = ap["closures"][name]
-        if not c["stable"]:
-            out[layer] = (np.inf, np.inf, np.inf)
-            continue
-        per = [log_rmse(s, ref) for s in ds["energy_spectrum"].sel(closure=name).values]
-        out[layer] = (float(c["spec_err"]), min(per), max(per))
+    for layer, per in per_start_errors(ds).items():
+        c = ap["closures"][tl_closure(layer)]
+        out[layer] = (float(c["spec_err"]), float(per.min()), float(per.max())) if c["stable"] else (np.inf,) * 3
     return out
 
 

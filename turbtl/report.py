@@ -209,7 +209,7 @@ def _aposteriori_section(root: Path, targets: list[str], by: pd.DataFrame, agg: 
         cl = ap["closures"]
         stats = root / P.LES_STATS.format(target=t)
         err = per_start_errors(stats) if stats.exists() else {}
-        each = best_layer_per_start(stats) if err else []
+        each = best_layer_per_start(err)
         per = f" ({', '.join(_fmt(b, 0) for b in each)})" if each else ""
         p = None
         if err and pd.notna(row["ap_best"]) and int(row["ap_best"]) != best and best in err:
