@@ -318,6 +318,7 @@ def tl_changes(base_w, tl_ws, n: int, *, percentile: float = 99.9, max_kernels: 
             dspec[j, sl] = kt @ hp.weight
     dspec = np.sqrt(dspec) / n
     lab_b = _classify_stats(mb1, mb2, n, HIGH_PASS_FRACTION, ANISOTROPY_THRESHOLD, False).reshape(lead)
+    rad_b = np.sqrt(mb2).reshape(*lead, nk)
     out = []
     for j, tf in enumerate(tfs):
         dw = np.sqrt(((tf - bf) ** 2).sum(axis=-1)).reshape(lead)
@@ -339,7 +340,7 @@ def tl_changes(base_w, tl_ws, n: int, *, percentile: float = 99.9, max_kernels: 
             "labels_before": lab_b,
             "labels_after": _classify_stats(mt1[j], mt2[j], n, HIGH_PASS_FRACTION, ANISOTROPY_THRESHOLD,
                                             False).reshape(lead),
-            "radial_before": np.sqrt(mb2).reshape(*lead, nk),
+            "radial_before": rad_b,
             "radial_after": np.sqrt(mt2[j]).reshape(*lead, nk),
         })
     return out
