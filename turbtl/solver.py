@@ -185,10 +185,8 @@ def run_dns(system: dict, out_path, *, dns_cfg: dict, device="cpu", progress: bo
     minutes = float(dns_cfg.get("checkpoint_minutes", 10.0))
     if not minutes >= 0:
         raise TurbtlError(f"dns.checkpoint_minutes = {minutes}; fix: use a number >= 0 (0: only on SIGTERM)")
-    # YAML 1.1 reads an unquoted on/off as a boolean: take both spellings (the values are
-    # checked by Stepper.accelerate, when the solver is built, before any step)
-    accel = {k: {True: "on", False: "off"}.get(dns_cfg.get(k, d), dns_cfg.get(k, d))
-             for k, d in (("cuda_graph", "auto"), ("compile", "off"))}
+    # checked (and YAML's on/off booleans read) by Stepper.accelerate when the solver is built
+    accel = {k: dns_cfg.get(k, d) for k, d in (("cuda_graph", "auto"), ("compile", "off"))}
     members = int(system["members"])
     nsnap = int(system["snapshots_per_member"])
     seed = int(system.get("seed", 0))

@@ -217,8 +217,10 @@ class Stepper:
         """Turn on the opt-in speed-ups (module docstring).  ``auto``: on CUDA, with a
         fallback to eager steps (and a warning) if capture or compilation fails; ``on``: the
         same, but a failure raises :class:`TurbtlError`, and ``compile: on`` compiles on the
-        CPU too; ``off``: eager.  A CUDA graph needs CUDA (``on`` on the CPU steps eagerly).
+        CPU too; ``off``: eager (True / False: on / off).  A CUDA graph needs CUDA (``on`` on the CPU steps eagerly).
         Returns what is in effect: {"cuda_graph": graph_steps or 0, "compile": bool}."""
+        # YAML 1.1 reads an unquoted on/off as a boolean: take both spellings
+        cuda_graph, compile = ({True: "on", False: "off"}.get(v, v) for v in (cuda_graph, compile))
         for key, v in (("cuda_graph", cuda_graph), ("compile", compile)):
             if v not in ACCELERATION_MODES:
                 raise TurbtlError(f"dns.{key} = {v!r}; fix: use one of {', '.join(ACCELERATION_MODES)}")
