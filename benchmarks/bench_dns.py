@@ -7,13 +7,16 @@ peak memory of run_dns at two snapshot counts (it must not grow: snapshots strea
 CPU: per grid (``--cpu-grids``, default 128^2 x 8 and 256^2 x 4 members), the minimum over
 interleaved repeats of ``DNSSolver.step`` and ``DNSSolver.fft_only`` (the 4 inverse + 1
 forward transforms of a step, on its buffers), measured alternately in the same run, which
-is robust to other processes on a shared machine.  The CPU path is the eager step.
+is robust to other processes on a shared machine.  The CPU path is the eager step; the
+``band`` row is the same step with dns.band: on (the element-wise passes on the
+2/3-dealiased blocks only), which the pipeline uses on CUDA only.
 
 GPU (when torch sees CUDA): per grid (``--gpu-grids``, default 128^2 x 8, 1024^2 x 12 and
 2048^2 x 4, the issue's shapes) and precision, the variants of ``--variants``:
 ``eager``, ``graph`` (dns.cuda_graph: blocks of check_every steps replayed as a CUDA
 graph), ``compiled`` (dns.compile: the element-wise update and the advective product as
-torch.compile kernels) and ``compiled+graph``.  Each is timed through ``advance`` with
+torch.compile kernels), ``compiled+graph``, and ``graph+band`` / ``compiled+graph+band``
+(dns.band: the element-wise passes on the 2/3-dealiased blocks only).  Each is timed through ``advance`` with
 check_every = 100 (the reference preset's), so the guard's host sync every 100 steps is
 included, as in a run; the FFT time is that of ``fft_only`` over the same number of steps.
 Minimum over interleaved repeats of ``--seconds`` each, after a warm-up that includes the
@@ -44,7 +47,9 @@ from turbtl.solver import PRECISIONS, DNSSolver, FlowParams
 
 README = Path(__file__).with_name("README.md")
 VARIANTS = {"eager": dict(), "graph": dict(cuda_graph="on"), "compiled": dict(compile="on"),
-            "compiled+graph": dict(compile="on", cuda_graph="on")}
+            "compiled+graph": dict(compile="on", cuda_graph="on"),
+            "graph+band": dict(cuda_graph="on", band="on"),
+            "compiled+graph+band": dict(compile="on", cuda_graph="on", band="on")}
 
 
 def interleaved_min(fns: dict, repeats: int = 15, inner: int = 10) -> dict:
@@ -99,12 +104,15 @@ def bench_cpu(grid_list, precision: str, repeats: int) -> list[dict]:
     rows = []
     for n, members in grid_list:
         s = DNSSolver(params(n), members, seed=1, dtype=PRECISIONS[precision])
+        b = DNSSolver(params(n), members, seed=1, dtype=PRECISIONS[precision], band="on")  # dns.band: on
         for _ in range(20):
             s.step()
-        r = interleaved_min({"step": s.step, "fft": s.fft_only}, repeats=repeats)
-        rows.append(dict(device="cpu", grid=n, members=members, precision=precision, variant="eager",
-                         step_ms=r["step"] * 1e3, fft_ms=r["fft"] * 1e3, ratio=r["step"] / r["fft"],
-                         member_steps_per_s=members / r["step"]))
+            b.step()
+        r = interleaved_min({"eager": s.step, "band": b.step, "fft": s.fft_only}, repeats=repeats)
+        for v in ("eager", "band"):
+            rows.append(dict(device="cpu", grid=n, members=members, precision=precision, variant=v,
+                             step_ms=r[v] * 1e3, fft_ms=r["fft"] * 1e3, ratio=r[v] / r["fft"],
+                             member_steps_per_s=members / r[v]))
     return rows
 
 
@@ -178,7 +186,7 @@ def _bench_gpu_grid(n, members, precision, variants, seconds, repeats, log, devi
                    member_steps_per_s=members / best[v], speedup_vs_eager=best.get("eager", float("nan")) / best[v],
                    steps_timed=nsteps, setup_s=setup[v], peak_mem_mib=mem,
                    graph_steps=s.acceleration["cuda_graph"], graph_captured=s._graph is not None,
-                   compiled=s._fused is not None)
+                   compiled=s._fused is not None, banded=s.banded)
         rows.append(row)
         log(f"  {n}^2 x {members} {precision} {v:15s} step {row['step_ms']:.4f} ms, FFTs {row['fft_ms']:.4f} ms, "
             f"ratio {row['ratio']:.2f}, x{row['speedup_vs_eager']:.2f} vs eager, setup {setup[v]:.1f} s")

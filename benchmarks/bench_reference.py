@@ -48,7 +48,7 @@ from bench_dns import sync, timed  # (this directory)
 from turbtl.solver import PRECISIONS, DNSSolver, FlowParams
 
 PRESET = Path(__file__).resolve().parent.parent / "presets" / "reference.yaml"
-VARIANTS = {"default": dict(cuda_graph="auto"), "eager": dict(), "graph": dict(cuda_graph="on"),
+VARIANTS = {"default": dict(cuda_graph="auto", band="auto"), "eager": dict(), "graph": dict(cuda_graph="on"),
             "compiled+graph": dict(compile="on", cuda_graph="on")}
 
 

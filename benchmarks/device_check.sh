@@ -5,7 +5,8 @@
 #
 #   OUT=/some/dir bash benchmarks/device_check.sh            # on the GPU machine, ~7 min
 #   OUT=/tmp/dc bash benchmarks/device_check.sh --dry-run    # anywhere: tiny sizes, CPU
-#   PARTS="tests reference" ...                               # only these parts (setup always first)
+#   PARTS="gpu_quick tests" ...      # only these parts, in this order (setup always first)
+#   BENCH_DNS_GRIDS=1024x12,2048x4 ... # the grids of the compiled bench_dns variants
 #
 # Parts (each under `timeout`, each logged to $OUT/<part>.log with its exit status and wall
 # time in $OUT/parts.tsv; a failed part does not stop the others):
@@ -15,7 +16,8 @@
 #   tests      python -m pytest -q tests/test_device.py (the CUDA tests: GPU = CPU, CUDA
 #              graph = eager, compiled = eager, a DNS that resumes on the GPU)
 #   bench_dns  benchmarks/bench_dns.py: step / FFT ratio at 128^2 x 8, 1024^2 x 12 and
-#              2048^2 x 4, float32, eager / graph / compiled / compiled+graph -> bench_dns.json
+#              2048^2 x 4, float32, eager / graph / graph+band, then compiled+graph and
+#              compiled+graph+band -> bench_dns.json, bench_dns_compiled.json
 #   gpu_quick  snakemake --cores 16 --configfile presets/gpu-quick.yaml in a fresh directory;
 #              copies results/summary.csv, results/benchmarks/ and the Snakemake log to $OUT
 #   les        benchmarks/bench_les.py: one LES step of the default batch and of the reference
@@ -123,10 +125,11 @@ bench_dns() {
     else
         # eager and CUDA graph on every grid first; then the compiled variants (each shape compiles
         # for tens of seconds) on the grid that matters most, the reference DNS's
-        "$PY" benchmarks/bench_dns.py --threads 1 --no-memory --no-cpu --gpu-grids 128x8,1024x12,2048x4 --precisions float32 \
-            --variants eager,graph --seconds 0.15 --repeats 3 --json "$OUT/bench_dns.json"
-        "$PY" benchmarks/bench_dns.py --threads 1 --no-memory --no-cpu --gpu-grids 1024x12,128x8 --precisions float32 \
-            --variants eager,compiled,compiled+graph --seconds 0.15 --repeats 2 --json "$OUT/bench_dns_compiled.json"
+        "$PY" benchmarks/bench_dns.py --threads 1 --no-memory --no-cpu --gpu-grids 1024x12,2048x4,128x8 --precisions float32 \
+            --variants eager,graph,graph+band --seconds 0.15 --repeats 3 --json "$OUT/bench_dns.json"
+        "$PY" benchmarks/bench_dns.py --threads 1 --no-memory --no-cpu --gpu-grids "${BENCH_DNS_GRIDS:-1024x12,2048x4}" \
+            --precisions float32 --variants compiled+graph,compiled+graph+band --seconds 0.15 --repeats 2 \
+            --json "$OUT/bench_dns_compiled.json"
     fi
 }
 
@@ -140,17 +143,23 @@ gpu_quick() {
         cfg=$ROOT/tests/config.tiny.yaml
     fi
     local t; t=$(date +%s)
-    # (-j is --cores' alias in a local run: 16 cores, jobs side by side on the one GPU)
+    # (-j is --cores' alias in a local run: 16 cores, jobs side by side on the one GPU);
+    # --keep-going: one failed job does not hide the cost of the others.  GPU_QUICK_CONFIG:
+    # extra --config overrides (e.g. "les={...}")
     timeout --kill-after=15 "${GPU_QUICK_LIMIT:-210}" "$PY" -m snakemake --snakefile "$ROOT/Snakefile" --directory "$work" \
-        --configfile "$cfg" --cores 16 --rerun-incomplete
+        --configfile "$cfg" --cores 16 --rerun-incomplete --keep-going ${GPU_QUICK_CONFIG:+--config "$GPU_QUICK_CONFIG"}
     rc=$?
     echo "snakemake exit $rc after $(( $(date +%s) - t )) s"
+    # the logs of failed jobs (their last lines), so that the reason comes back in the output
+    for f in $(grep -l -E "Traceback|Error" "$work"/logs/*/*.log 2>/dev/null | head -n 4); do
+        echo "--- ${f#$work/}"; tail -n 15 "$f"
+    done
+    # few files come back from a device machine: the tables, the Snakemake log and one archive
     mkdir -p "$OUT/gpu_quick"
     cp "$work/results/summary.csv" "$work/results/summary_by_target.csv" "$OUT/gpu_quick/" 2>/dev/null
-    cp -r "$work/results/benchmarks" "$OUT/gpu_quick/" 2>/dev/null
     cp "$work"/.snakemake/log/*.snakemake.log "$OUT/gpu_quick/" 2>/dev/null
-    cp "$work/results/models/base_metrics.json" "$OUT/gpu_quick/" 2>/dev/null
-    (cd "$work" && tar czf "$OUT/gpu_quick/logs.tgz" logs 2>/dev/null)
+    (cd "$work" && tar czf "$OUT/gpu_quick/logs_benchmarks_json.tgz" logs results/benchmarks \
+        $(find results -name "*.json" -size -200k 2>/dev/null) 2>/dev/null)
     ls -la "$work/results/dns" "$OUT/gpu_quick" 2>/dev/null
     return $rc
 }
@@ -171,21 +180,21 @@ les() {   # the a-posteriori LES step against its CNN forward passes and FFTs (b
     "$PY" benchmarks/bench_les.py --device $dev --n 128 --starts 4 --channels 64 --repeats 5 --json "$OUT/les_reference.json"
 }
 
-want() { [ -z "${PARTS:-}" ] || [[ " $PARTS " == *" $1 "* ]]; }   # PARTS="tests reference": only those
+declare -A LIMIT=([tests]=75 [bench_dns]=${BENCH_DNS_PART:-150} [les]=45 [reference]=75 [gpu_quick]=${GPU_QUICK_PART:-230})
 
 echo "device check: $ROOT -> $OUT (dry run: $DRY), $(date -Is)"
 if [ -d "$ROOT/.device/wheels" ]; then
-    want setup && part setup 90 setup
+    part setup 90 setup
 else
     echo "no .device/wheels: using the packages installed here" | tee "$OUT/setup.log"
 fi
 export PYTHONPATH=$SITE:$ROOT${PYTHONPATH:+:$PYTHONPATH}
-# most valuable first (one device session is 15 min in all): correctness, the step, the LES,
-# the reference stages, then the whole gpu-quick DAG with what time is left
-want tests && part tests 75 tests
-want bench_dns && part bench_dns 90 bench_dns
-want les && part les 45 les
-want reference && part reference 75 reference
-want gpu_quick && part gpu_quick "${GPU_QUICK_PART:-230}" gpu_quick
+# by default most valuable first (one device session is 15 min in all): correctness, the
+# step, the LES, the reference stages, then the whole gpu-quick DAG with what time is left;
+# PARTS gives its own order
+for p in ${PARTS:-tests bench_dns les reference gpu_quick}; do
+    [ -n "${LIMIT[$p]:-}" ] || { echo "unknown part $p (choose among ${!LIMIT[*]})"; continue; }
+    part "$p" "${LIMIT[$p]}" "$p"
+done
 echo "device check done in $(( $(elapsed "$T0") / 1000 )) s; parts (name, exit, seconds):"
 cat "$OUT/parts.tsv"

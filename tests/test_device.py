@@ -136,6 +136,22 @@ def test_dns_cuda_compiled_and_graph_match_eager():
 
 
 @cuda
+def test_dns_cuda_banded_passes_match_eager():
+    """dns.band on the GPU (with the CUDA graph; and compiled, if torch.compile works here):
+    the state of the full eager step."""
+    variants = [dict(band="on", cuda_graph="on")]
+    if _compile_works_here():
+        variants.append(dict(band="on", cuda_graph="on", compile="on"))
+    for accel in variants:
+        eager, fast = _pair("cuda", **accel)
+        assert fast.acceleration["band"], accel
+        eager.advance(200)
+        fast.advance(200)
+        tol = 1e-4 if accel.get("compile") else 1e-6
+        assert _rel(eager.omega_hat, fast.omega_hat) < tol and _rel(eager._H, fast._H) < tol, accel
+
+
+@cuda
 def test_run_dns_on_cuda_resumes(tmp_path, monkeypatch):
     """A crash on the GPU (CUDA graph on) keeps the last checkpoint; the rerun ends where an
     uninterrupted GPU run ends (to round-off: the graph blocks fall differently)."""

@@ -496,13 +496,78 @@ def test_fused_update_arithmetic_matches_the_step(monkeypatch):
     monkeypatch.setattr(st, "compiled", lambda fn: fn)
     p = FlowParams(Re=1000.0, kf=4, beta=20.0, mu=0.1, n=32, dt=1e-3)
     eager, fused = DNSSolver(p, 2, seed=4), DNSSolver(p, 2, seed=4, compile="on")
-    assert fused.acceleration == {"cuda_graph": 0, "compile": True}
+    assert fused.acceleration == {"cuda_graph": 0, "compile": True, "band": False}
     eager.advance(100)
     fused.advance(100)
     assert fused._fused is not None and fused._compile_checked
     d = (eager.omega_hat - fused.omega_hat).abs().max() / eager.omega_hat.abs().max()
     assert 0 < d < 1e-5  # different rounding (real view), same step
     assert torch.allclose(eager._H, fused._H, rtol=0, atol=1e-5 * eager._H.abs().max().item())
+
+
+# --- dns.band: the element-wise passes on the 2/3-dealiased blocks only -----------------
+@pytest.mark.parametrize("n", [48, 64, 96])
+def test_band_slices_hold_exactly_the_dealiased_modes(n):
+    """Two row blocks (ky >= 0 and ky < 0) times the columns kx <= kmax: every mode of the
+    2/3 mask is inside, and the blocks are the mask's bounding rows and columns (n = 64:
+    kmax = 21, rows 0..21 and 43..63; 44% of the rfft layout)."""
+    from turbtl.fused import band_slices
+    from turbtl.grid import dealias_mask
+
+    m = torch.as_tensor(dealias_mask(n))
+    sl = band_slices(m)
+    kmax = (n - 1) // 3
+    assert [(r.start, r.stop, c.start, c.stop) for r, c in sl] == [(0, kmax + 1, 0, kmax + 1),
+                                                                  (n - kmax, n, 0, kmax + 1)]
+    inside = torch.zeros_like(m)
+    for r, c in sl:
+        inside[r, c] = True
+    assert torch.equal(inside, m)  # the square mask is exactly its blocks
+    assert band_slices(torch.zeros(n, n // 2 + 1, dtype=torch.bool)) == []
+
+
+@pytest.mark.parametrize("beta", [0.0, 20.0])
+def test_banded_step_equals_the_full_step_bit_for_bit(beta):
+    """dns.band: on computes only inside the blocks; outside them the state, the history and
+    the spectral fields are zero anyway, so the state is identical (Euler step, AB2 steps,
+    beta, forcing), also after a state_dict round trip."""
+    p = FlowParams(Re=1000.0, kf=4, beta=beta, mu=0.1, n=64, dt=1e-3)
+    full, band = DNSSolver(p, 2, seed=4), DNSSolver(p, 2, seed=4, band="on")
+    assert band.acceleration["band"] and band.banded and len(band._parts) == 2 and not full.banded
+    full.advance(60)
+    band.advance(60)
+    assert torch.equal(full.omega_hat, band.omega_hat) and torch.equal(full._H, band._H)
+    assert full.omega_hat.abs().max() > 0 and full.max_cfl == band.max_cfl
+    restored = DNSSolver(p, 2, seed=None, band="on")
+    restored.load_state_dict(band.state_dict())
+    full.advance(7)
+    restored.advance(7)
+    assert torch.equal(full.omega_hat, restored.omega_hat)
+
+
+def test_banded_fused_update_equals_the_full_fused_update(monkeypatch):
+    """The compiled update's real-view arithmetic (run uncompiled) on the two blocks gives
+    the same state as on the whole arrays."""
+    import turbtl.fused as st
+
+    monkeypatch.setattr(st, "compiled", lambda fn: fn)
+    p = FlowParams(Re=1000.0, kf=4, beta=20.0, mu=0.1, n=48, dt=1e-3)
+    full, band = DNSSolver(p, 2, seed=4, compile="on"), DNSSolver(p, 2, seed=4, compile="on", band="on")
+    assert len(band._fused["parts"]) == 2 and len(full._fused["parts"]) == 1
+    full.advance(40)
+    band.advance(40)
+    assert torch.equal(full.omega_hat, band.omega_hat) and torch.equal(full._H, band._H)
+
+
+def test_band_mode_is_checked_and_skipped_where_it_saves_little():
+    p = FlowParams(Re=1000.0, kf=4, beta=0.0, mu=0.1, n=32, dt=1e-3)
+    with pytest.raises(TurbtlError, match="dns.band = 'fast'; fix: use one of auto, on, off"):
+        DNSSolver(p, 1, seed=0, band="fast")
+    assert DNSSolver(p, 1, seed=0, band="auto").acceleration["band"] is False  # auto: CUDA only
+    assert DNSSolver(p, 1, seed=0, band=True).acceleration["band"] is True  # YAML's unquoted on
+    s = DNSSolver(p, 1, seed=0)
+    s.band_slices = [(slice(0, 32), slice(0, 16))]  # 94% of the layout: not worth two passes
+    assert s.accelerate(band="on")["band"] is False and len(s._parts) == 1
 
 
 def test_failed_compilation_falls_back_or_stops(monkeypatch, caplog):

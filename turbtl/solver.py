@@ -70,7 +70,8 @@ class Advection:
         cd = dict(device=g.device)
         self.grid = g
         self._fac4 = fac4.to(dtype=g.cdtype, **cd)
-        self._spec4 = torch.empty(4, B, n, nh, dtype=g.cdtype, **cd)
+        # zeros: the banded factors (set_bands) never write outside the state's blocks
+        self._spec4 = torch.zeros(4, B, n, nh, dtype=g.cdtype, **cd)
         self._phys4 = torch.empty(4, B, n, n, dtype=g.dtype, **cd)
         self._prod = torch.empty(B, n, n, dtype=g.dtype, **cd)
         # the 4 inverse transforms u, v, omega_x, omega_y.  On CUDA one batched irfft2; on
@@ -78,9 +79,22 @@ class Advection:
         # than one batched call (benchmarks/bench_dns.py)
         self.split_inverse = g.device.type == "cpu" and n >= 96
         self._product = None  # the compiled advective product (Stepper.accelerate)
+        self._bands = None  # (state view, factor view, spectra view) per block (set_bands)
+
+    def set_bands(self, slices) -> None:
+        """Form the spectral fields on the blocks ``slices`` of the state only
+        (:func:`turbtl.fused.band_slices`; None: the whole layout).  The state is zero outside
+        them, so the fields are the same; the rest of ``_spec4`` keeps its zeros."""
+        self._spec4.zero_()
+        self._bands = None if slices is None else [
+            (r, c, self._fac4[..., r, c], self._spec4[..., r, c]) for r, c in slices]
 
     def __call__(self, omega_hat: torch.Tensor, out: torch.Tensor) -> None:
-        torch.mul(omega_hat.unsqueeze(0), self._fac4, out=self._spec4)
+        if self._bands is None:
+            torch.mul(omega_hat.unsqueeze(0), self._fac4, out=self._spec4)
+        else:
+            for r, c, fac, spec in self._bands:
+                torch.mul(omega_hat[:, r, c].unsqueeze(0), fac, out=spec)
         self._inverse4()
         if self._product is not None:
             self._product(self._phys4, self._prod)
@@ -117,13 +131,14 @@ class DNSSolver(Stepper):
     ``omega_hat`` (members, n, n//2+1) is the state (rfft of the vorticity), ``t`` the model
     time.  :meth:`step` advances one step without allocating or synchronising with the
     device; :meth:`advance` runs many steps with the CFL / finiteness guard every
-    ``check_every`` steps.  ``cuda_graph`` and ``compile`` (auto | on | off, default off):
-    the opt-in speed-ups of :meth:`turbtl.stepper.Stepper.accelerate`.
+    ``check_every`` steps.  ``cuda_graph``, ``compile`` and ``band`` (auto | on | off,
+    default off): the opt-in speed-ups of :meth:`turbtl.stepper.Stepper.accelerate`.
     """
 
     def __init__(self, params: FlowParams, members: int, *, device="cpu", dtype=torch.float32,
                  seed: int | None = 0, cfl_max: float = 1.0, check_every: int = 50,
-                 energy: float | None = None, cuda_graph: str = "off", compile: str = "off"):
+                 energy: float | None = None, cuda_graph: str = "off", compile: str = "off",
+                 band: str = "off"):
         self.p = params
         grid = SpectralGrid(params.n, device=device, dtype=dtype)
         fh = equation.forcing_hat(params.n, params.kf) if params.force else None
@@ -132,7 +147,7 @@ class DNSSolver(Stepper):
                          cfl_max=cfl_max, check_every=check_every)
         if seed is not None:
             self.set_random_state(seed, energy=energy)
-        self.acceleration = self.accelerate(cuda_graph=cuda_graph, compile=compile)
+        self.acceleration = self.accelerate(cuda_graph=cuda_graph, compile=compile, band=band)
 
     def set_random_state(self, seed: int, energy: float | None = None) -> None:
         """Random-phase vorticity peaked at kf with energy ``energy`` per member (default
@@ -163,7 +178,7 @@ def run_dns(system: dict, out_path, *, dns_cfg: dict, device="cpu", progress: bo
 
     ``system``: the ``systems.<name>`` config (with ``name``); ``dns_cfg``: the ``dns``
     config (precision, cfl_max, check_every, resolution_decades; checkpoint_minutes,
-    cuda_graph, compile).  The first snapshot is taken at t = spinup_time, then every
+    cuda_graph, compile, band).  The first snapshot is taken at t = spinup_time, then every
     sample_interval.  Snapshots go to the checkpoint's raw file as they come; after the run
     and the resolution check they are copied into the temporary netCDF (created at the start,
     as every stage's output is) that is then renamed onto ``out_path``; on a failed guard no
@@ -186,7 +201,7 @@ def run_dns(system: dict, out_path, *, dns_cfg: dict, device="cpu", progress: bo
     if not minutes >= 0:
         raise TurbtlError(f"dns.checkpoint_minutes = {minutes}; fix: use a number >= 0 (0: only on SIGTERM)")
     # checked (and YAML's on/off booleans read) by Stepper.accelerate when the solver is built
-    accel = {k: dns_cfg.get(k, d) for k, d in (("cuda_graph", "auto"), ("compile", "off"))}
+    accel = {k: dns_cfg.get(k, d) for k, d in (("cuda_graph", "auto"), ("compile", "off"), ("band", "auto"))}
     members = int(system["members"])
     nsnap = int(system["snapshots_per_member"])
     seed = int(system.get("seed", 0))
@@ -205,9 +220,10 @@ def run_dns(system: dict, out_path, *, dns_cfg: dict, device="cpu", progress: bo
     solver = DNSSolver(p, members, device=device, dtype=dtype, seed=seed, cfl_max=cfl_max,
                        check_every=check_every, **accel)
     if torch.device(device).type == "cuda":
-        log.info("DNS %s: CUDA graph of %d steps (dns.cuda_graph = %s), compiled update %s (dns.compile = %s)",
-                 name, solver.acceleration["cuda_graph"], accel["cuda_graph"],
-                 "on" if solver.acceleration["compile"] else "off", accel["compile"])
+        log.info("DNS %s: CUDA graph of %d steps (dns.cuda_graph = %s), compiled update %s (dns.compile = %s), "
+                 "banded passes %s (dns.band = %s)", name, solver.acceleration["cuda_graph"], accel["cuda_graph"],
+                 "on" if solver.acceleration["compile"] else "off", accel["compile"],
+                 "on" if solver.acceleration["band"] else "off", accel["band"])
     n = p.n
     key = trajectory_key(Re=p.Re, kf=p.kf, beta=p.beta, mu=p.mu, n=n, dt=p.dt, members=members, seed=seed,
                           n_spin=n_spin, n_every=n_every, nsnap=nsnap, precision=precision,

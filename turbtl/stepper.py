@@ -103,12 +103,18 @@ class Stepper:
         # persistent buffers (no per-step allocation)
         self.omega_hat = torch.zeros(self.members, n, nh, dtype=self.cdtype, **cd)
         self._G = torch.empty(self.members, n, nh, dtype=self.cdtype, **cd)
-        self._H = torch.empty(self.members, n, nh, dtype=self.cdtype, **cd)
+        # zeros: outside the state's support (below) the banded update never writes H
+        self._H = torch.zeros(self.members, n, nh, dtype=self.cdtype, **cd)
+        # the blocks of the rfft layout that hold every mode a step can change: the mask and
+        # the forcing's modes (fused.band_slices); the banded update works on these alone
+        self.band_slices = fused.band_slices((mask != 0) | (fh.abs() != 0))
         self.t = 0.0
         self.nstep = 0
         self._first = True
         # speed-ups (accelerate): off until asked for
-        self._fused = None  # compiled fused_update and its real-view operands
+        self._fused = None  # compiled fused_update and its real-view operands, per part
+        self.banded = False
+        self._parts = self._part_views(None)  # the eager update's operands: the whole arrays
         self._graph = None  # the captured block of graph_steps AB2 steps
         self.graph_steps = 0  # 0: no CUDA graph
         self._graph_strict = False
@@ -177,22 +183,31 @@ class Stepper:
         if self._fused is not None and not self._compile_checked:
             self._first_compiled_step(first)
             return
-        oh, G = self.omega_hat, self._G
-        self.tendency(oh, G)  # G = T_hat (un-masked; the mask is in c0/c1/c2)
+        self.tendency(self.omega_hat, self._G)  # G = T_hat (un-masked; the mask is in c0/c1/c2)
         if self._fused is not None and not first:
-            f = self._fused
-            f["fn"](f["o"], f["G"], f["H"], f["a"], f["c1"], f["c2"], f["fb"], f["b"])
+            fn = self._fused["fn"]
+            for f in self._fused["parts"]:
+                fn(f["o"], f["G"], f["H"], f["a"], f["c1"], f["c2"], f["fb"], f["b"])
             return
-        if self._beta is not None:
-            G.addcmul_(oh, self._beta)  # G = T_hat - i beta kx/k^2 omega_hat
-        oh.mul_(self._a)
-        if first:
-            oh.addcmul_(G, self._c0)
-            oh.add_(self._fb)
-        else:
-            oh.addcmul_(G, self._c1)
-            oh.add_(self._H)
-        torch.addcmul(self._fb, G, self._c2, out=self._H)  # next step's share: dt F - dt/2 N^n
+        for oh, G, H, a, c0, c1, c2, fb, beta in self._parts:
+            if beta is not None:
+                G.addcmul_(oh, beta)  # G = T_hat - i beta kx/k^2 omega_hat
+            oh.mul_(a)
+            if first:
+                oh.addcmul_(G, c0)
+                oh.add_(fb)
+            else:
+                oh.addcmul_(G, c1)
+                oh.add_(H)
+            torch.addcmul(fb, G, c2, out=H)  # next step's share: dt F - dt/2 N^n
+
+    def _part_views(self, slices) -> list[tuple]:
+        """The update's operands (omega_hat, G, H, a, c0, c1, c2, fb, beta), whole
+        (``slices`` None) or as views of each block of ``slices`` (the banded update)."""
+        arrays = (self.omega_hat, self._G, self._H, self._a, self._c0, self._c1, self._c2, self._fb, self._beta)
+        if slices is None:
+            return [arrays]
+        return [tuple(None if x is None else x[..., r, c] for x in arrays) for r, c in slices]
 
     def _first_compiled_step(self, first: bool) -> None:
         """A step whose compiled kernels run for the first time (and are compiled then).  A
@@ -213,26 +228,38 @@ class Stepper:
         self._compile_checked = not first
 
     # --- speed-ups ----------------------------------------------------------------------
-    def accelerate(self, *, cuda_graph: str = "off", compile: str = "off") -> dict:
+    def accelerate(self, *, cuda_graph: str = "off", compile: str = "off", band: str = "off") -> dict:
         """Turn on the opt-in speed-ups (module docstring).  ``auto``: on CUDA, with a
         fallback to eager steps (and a warning) if capture or compilation fails; ``on``: the
         same, but a failure raises :class:`TurbtlError`, and ``compile: on`` compiles on the
         CPU too; ``off``: eager (True / False: on / off).  A CUDA graph needs CUDA (``on`` on the CPU steps eagerly).
-        Returns what is in effect: {"cuda_graph": graph_steps or 0, "compile": bool}."""
+        ``band`` (auto: on CUDA): the element-wise passes touch only :attr:`band_slices`
+        (:func:`turbtl.fused.band_slices`; same state, fewer bytes), where those cover less
+        than ``fused.BAND_MAX_FRACTION`` of the rfft layout.
+        Returns what is in effect: {"cuda_graph": graph_steps or 0, "compile": bool, "band": bool}."""
         # YAML 1.1 reads an unquoted on/off as a boolean: take both spellings
-        cuda_graph, compile = ({True: "on", False: "off"}.get(v, v) for v in (cuda_graph, compile))
-        for key, v in (("cuda_graph", cuda_graph), ("compile", compile)):
+        cuda_graph, compile, band = ({True: "on", False: "off"}.get(v, v) for v in (cuda_graph, compile, band))
+        for key, v in (("cuda_graph", cuda_graph), ("compile", compile), ("band", band)):
             if v not in ACCELERATION_MODES:
                 raise TurbtlError(f"dns.{key} = {v!r}; fix: use one of {', '.join(ACCELERATION_MODES)}")
         cuda = self.device.type == "cuda"
+        n, nh = self.grid.n, self.grid.n // 2 + 1
+        covered = sum((r.stop - r.start) * (c.stop - c.start) for r, c in self.band_slices) / (n * nh)
+        self.banded = (band == "on" or (band == "auto" and cuda)) and covered < fused.BAND_MAX_FRACTION
+        slices = self.band_slices if self.banded else None
+        self._parts = self._part_views(slices)
+        if hasattr(self.tendency, "set_bands"):
+            self.tendency.set_bands(slices)
         if compile == "on" or (compile == "auto" and cuda):
             self._compile_strict = compile == "on"
             self._compile_checked = False
             r = torch.view_as_real
-            real = {k: getattr(self, "_" + k).real.contiguous().unsqueeze(-1) for k in ("a", "c1", "c2")}
-            b = None if self._beta is None else self._beta.imag.contiguous().unsqueeze(-1)
-            self._fused = dict(fn=fused.compiled(fused_update), o=r(self.omega_hat), G=r(self._G), H=r(self._H),
-                               fb=r(self._fb), b=b, **real)
+            parts = []
+            for o, G, H, a, _, c1, c2, fb, beta in self._parts:
+                parts.append(dict(o=r(o), G=r(G), H=r(H), fb=r(fb), a=a.real.contiguous().unsqueeze(-1),
+                                  c1=c1.real.contiguous().unsqueeze(-1), c2=c2.real.contiguous().unsqueeze(-1),
+                                  b=None if beta is None else beta.imag.contiguous().unsqueeze(-1)))
+            self._fused = dict(fn=fused.compiled(fused_update), parts=parts)
             if hasattr(self.tendency, "compile"):
                 self.tendency.compile()
         else:
@@ -244,7 +271,7 @@ class Stepper:
             self.graph_steps = max(d for d in range(1, min(self.check_every, _GRAPH_MAX) + 1) if self.check_every % d == 0)
             if self.graph_steps < 8:  # a short block saves little; a graph of 1 step is pointless
                 self.graph_steps = min(self.check_every, _GRAPH_MAX) if self.check_every >= 8 else 0
-        return {"cuda_graph": self.graph_steps, "compile": self._fused is not None}
+        return {"cuda_graph": self.graph_steps, "compile": self._fused is not None, "band": self.banded}
 
     def _eager_update(self) -> None:
         """No compiled kernels: the eager update, and the tendency's eager product."""
