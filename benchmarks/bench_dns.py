@@ -206,6 +206,18 @@ def table(rows: list[dict]) -> list[str]:
     return out
 
 
+def render(paths) -> None:
+    """The table of the rows of earlier ``--json`` files, each file's machine named above it."""
+    rows = []
+    for p in paths:
+        d = json.loads(Path(p).read_text())
+        m = d["machine"]
+        print(f"{Path(p).name}: {m['date']}, {m.get('gpu', 'no GPU')} (CUDA {m.get('cuda')}), torch {m['torch']}, "
+              f"{m['cpu_count']}-core {m['machine']} host")
+        rows += d["cpu"] + d["gpu"]
+    print("\n".join(table(rows)))
+
+
 def machine() -> dict:
     m = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "machine": platform.machine(),
          "processor": platform.processor(), "cpu_count": os.cpu_count(), "python": platform.python_version(),
@@ -230,9 +242,14 @@ def main(argv=None):
     ap.add_argument("--variants", default=",".join(VARIANTS), help=f"GPU variants among {', '.join(VARIANTS)}")
     ap.add_argument("--seconds", type=float, default=0.3, help="GPU: length of one timed repeat")
     ap.add_argument("--repeats", type=int, default=3, help="GPU repeats (CPU: 15)")
+    ap.add_argument("--render", type=Path, nargs="+", metavar="JSON",
+                    help="print the table of earlier --json runs (e.g. from a GPU machine) and exit")
     ap.add_argument("--gpu-code-on-cpu", action="store_true",
                     help="without CUDA, run the GPU section on the CPU (a dry run of the script, not a measurement)")
     a = ap.parse_args(argv)
+    if a.render:
+        render(a.render)
+        return
     torch.set_num_threads(a.threads)
     info = machine()
     result = {"machine": info, "cpu": [], "gpu": [], "rss_mib": None}

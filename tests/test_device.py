@@ -226,6 +226,11 @@ def test_gpu_benchmark_scripts_dry_run_on_cpu(tmp_path):
         "--json", str(tmp_path / "dns.json"))
     d = json.loads((tmp_path / "dns.json").read_text())
     assert [r["variant"] for r in d["gpu"]] == ["eager", "graph"] and d["cpu"][0]["ratio"] > 0
+    assert [r["variant"] for r in d["cpu"]] == ["eager", "band"]
+    r = subprocess.run([sys.executable, "benchmarks/bench_dns.py", "--render", str(tmp_path / "dns.json")], cwd=REPO,
+                       capture_output=True, text=True, timeout=60)
+    rows = [ln for ln in r.stdout.splitlines() if ln.startswith("| cpu | 16^2 | 2 |")]
+    assert r.returncode == 0 and len(rows) == 4 and "dns.json: " in r.stdout, r.stdout + r.stderr
     run(sys.executable, "benchmarks/bench_reference.py", "--quick", "--variants", "default", "--json", str(tmp_path / "ref.json"))
     d = json.loads((tmp_path / "ref.json").read_text())
     assert "predicted" in d["dns"]["12x64"] and d["training"]["base_none"]["samples_per_s"] > 0

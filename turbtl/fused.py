@@ -23,17 +23,24 @@ and syncs).
   compiled) run on the blocks of :func:`band_slices` only: with the 2/3 mask 44% of the
   rfft layout, in two blocks (ky >= 0, ky < 0).  Nothing outside them is ever nonzero, so the
   state is the same (tests/test_solver.py checks it bit for bit on the CPU); what changes is
-  the bytes the passes move, and twice the kernel launches (which a CUDA graph hides).
+  the bytes the passes move, and twice the kernel launches: it pays on large CUDA batches
+  only (``BAND_AUTO_POINTS``), which is where ``band: auto`` turns it on.
 """
 from __future__ import annotations
 
 import torch
 
-__all__ = ["ACCELERATION_MODES", "BAND_MAX_FRACTION", "band_slices", "fused_update", "fused_product", "compiled"]
+__all__ = ["ACCELERATION_MODES", "BAND_MAX_FRACTION", "BAND_AUTO_POINTS", "band_slices", "fused_update", "fused_product", "compiled"]
 
 ACCELERATION_MODES = ("auto", "on", "off")
 #: the banded passes are used only where the blocks cover less than this share of the layout
 BAND_MAX_FRACTION = 0.75
+#: band: auto turns them on for a CUDA batch of at least this many grid points (members x
+#: n^2).  Measured on one H100 with the CUDA graph (2026-11-26, benchmarks/README.md): the
+#: step at 128^2 x 8 is 1.41x slower with them (launch-bound: twice the kernels), 256^2 x 8
+#: 1.27x and 512^2 x 4 1.15x slower, 512^2 x 8 equal, 1024^2 x 12 1.17x and 2048^2 x 4 1.25x
+#: faster (bandwidth-bound: 56% fewer bytes in those passes)
+BAND_AUTO_POINTS = 2**22
 
 
 def band_slices(support) -> list[tuple[slice, slice]]:

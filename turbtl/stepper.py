@@ -233,7 +233,8 @@ class Stepper:
         fallback to eager steps (and a warning) if capture or compilation fails; ``on``: the
         same, but a failure raises :class:`TurbtlError`, and ``compile: on`` compiles on the
         CPU too; ``off``: eager (True / False: on / off).  A CUDA graph needs CUDA (``on`` on the CPU steps eagerly).
-        ``band`` (auto: on CUDA): the element-wise passes touch only :attr:`band_slices`
+        ``band`` (auto: on CUDA with at least ``fused.BAND_AUTO_POINTS`` grid points per
+        step): the element-wise passes touch only :attr:`band_slices`
         (:func:`turbtl.fused.band_slices`; same state, fewer bytes), where those cover less
         than ``fused.BAND_MAX_FRACTION`` of the rfft layout.
         Returns what is in effect: {"cuda_graph": graph_steps or 0, "compile": bool, "band": bool}."""
@@ -245,7 +246,8 @@ class Stepper:
         cuda = self.device.type == "cuda"
         n, nh = self.grid.n, self.grid.n // 2 + 1
         covered = sum((r.stop - r.start) * (c.stop - c.start) for r, c in self.band_slices) / (n * nh)
-        self.banded = (band == "on" or (band == "auto" and cuda)) and covered < fused.BAND_MAX_FRACTION
+        big = self.members * n * n >= fused.BAND_AUTO_POINTS
+        self.banded = (band == "on" or (band == "auto" and cuda and big)) and covered < fused.BAND_MAX_FRACTION
         slices = self.band_slices if self.banded else None
         self._parts = self._part_views(slices)
         if hasattr(self.tendency, "set_bands"):
