@@ -110,6 +110,21 @@ def test_a_blow_up_is_recorded_per_member_and_stops_the_les_without_closure():
         fast.advance(50)
 
 
+def test_les_dt_probe_separates_a_blowing_up_step_from_a_stable_one():
+    """benchmarks/les_dt_probe.py (the check behind the presets' les.dt): on a 16^2 LES of a
+    64^2 DNS, a step at CFL ~2 blows up the LES without closure, one at ~0.3 runs through."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from les_dt_probe import probe
+
+    rows = probe(1000.0, 4, 0.0, 0.1, 64, 16, 2e-3, 1.0, [0.2, 0.05], 2.0, log=lambda s: None)
+    big, small = rows
+    assert not big["stable"] and big["blew_up_at"] is not None and big["max_cfl_none"] > 5
+    assert small["stable"] and small["smagorinsky_stable"] and 0.05 < small["max_cfl_none"] < 1
+
+
 def test_network_closure_uses_the_normaliser():
     from turbtl.data import Normaliser
     from turbtl.network import SGSNet

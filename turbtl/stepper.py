@@ -34,9 +34,10 @@ complex dtype: the complex products then find their operand in the right dtype i
 converting a real array on every step (same values, same kernels: the results are unchanged;
 10-14% faster on those products on the CPU, a few percent of a step at most, benchmarks/README.md).
 
-Speed-ups, opt-in (:meth:`Stepper.accelerate`; the DNS turns them on from ``dns.cuda_graph``
-and ``dns.compile``, the LES does not: its closure allocates and syncs): a CUDA graph of a
-block of steps, and a compiled element-wise update (:mod:`turbtl.fused` states both).
+Speed-ups, opt-in (:meth:`Stepper.accelerate`; the DNS turns them on from ``dns.cuda_graph``,
+``dns.compile`` and ``dns.band``, the LES does not: its closure allocates and syncs): a CUDA
+graph of a block of steps, a compiled element-wise update, and element-wise passes on the
+blocks of the state's support only (:mod:`turbtl.fused` states all three).
 """
 from __future__ import annotations
 
