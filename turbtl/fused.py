@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["ACCELERATION_MODES", "BAND_MAX_FRACTION", "BAND_AUTO_POINTS", "band_slices", "fused_update", "fused_product", "compiled"]
+__all__ = ["ACCELERATION_MODES", "BAND_MAX_FRACTION", "BAND_AUTO_POINTS", "band_slices", "fused_update", "fused_product",
+           "compiled"]
 
 ACCELERATION_MODES = ("auto", "on", "off")
 #: the banded passes are used only where the blocks cover less than this share of the layout
