@@ -6,19 +6,25 @@ peak memory of run_dns at two snapshot counts (it must not grow: snapshots strea
 
 CPU: per grid (``--cpu-grids``, default 128^2 x 8 and 256^2 x 4 members), the minimum over
 interleaved repeats of ``DNSSolver.step`` and ``DNSSolver.fft_only`` (the 4 inverse + 1
-forward transforms of a step, on its buffers), measured alternately in the same run, which
+forward 2D transforms of a step, on its buffers), measured alternately in the same run, which
 is robust to other processes on a shared machine.  The CPU path is the eager step; the
-``band`` row is the same step with dns.band: on (the element-wise passes on the
-2/3-dealiased blocks only), which the pipeline uses on CUDA only.
+rows (``--cpu-variants``): ``eager`` (no speed-up), ``band`` (dns.band: on, the element-wise
+passes on the 2/3-dealiased blocks only, which the pipeline uses on CUDA only),
+``prune_inv`` (dns.prune: inverse, what ``auto`` does on the CPU: the 4 inverse transforms
+skip the columns the 2/3 rule zeroes), ``prune`` (dns.prune: both) and ``band+prune_inv``.
+Every row's ratio is against the 2D transforms of the unpruned step (the issue's baseline);
+the pruned transforms' own time is the ``own FFTs`` column.
 
 GPU (when torch sees CUDA): per grid (``--gpu-grids``, default 128^2 x 8, 1024^2 x 12 and
 2048^2 x 4, the issue's shapes) and precision, the variants of ``--variants``:
 ``eager``, ``graph`` (dns.cuda_graph: blocks of check_every steps replayed as a CUDA
 graph), ``compiled`` (dns.compile: the element-wise update and the advective product as
 torch.compile kernels), ``compiled+graph``, and ``graph+band`` / ``compiled+graph+band``
-(dns.band: the element-wise passes on the 2/3-dealiased blocks only).  Each is timed through ``advance`` with
+(dns.band: the element-wise passes on the 2/3-dealiased blocks only), and the same with
+``+prune_inv`` / ``+prune`` (dns.prune: inverse / both).  Each is timed through ``advance`` with
 check_every = 100 (the reference preset's), so the guard's host sync every 100 steps is
-included, as in a run; the FFT time is that of ``fft_only`` over the same number of steps.
+included, as in a run; the FFT time is that of an unpruned solver's ``fft_only`` over the
+same number of steps (and, for a pruned variant, its own ``fft_only`` too).
 Minimum over interleaved repeats of ``--seconds`` each, after a warm-up that includes the
 capture and the compilation (their one-off cost is reported as ``setup_s``).  The time step
 is scaled as 0.128/n so that every grid runs at the same CFL number.
@@ -49,7 +55,14 @@ README = Path(__file__).with_name("README.md")
 VARIANTS = {"eager": dict(), "graph": dict(cuda_graph="on"), "compiled": dict(compile="on"),
             "compiled+graph": dict(compile="on", cuda_graph="on"),
             "graph+band": dict(cuda_graph="on", band="on"),
-            "compiled+graph+band": dict(compile="on", cuda_graph="on", band="on")}
+            "compiled+graph+band": dict(compile="on", cuda_graph="on", band="on"),
+            "graph+band+prune_inv": dict(cuda_graph="on", band="on", prune="inverse"),
+            "graph+band+prune": dict(cuda_graph="on", band="on", prune="both"),
+            "compiled+graph+band+prune_inv": dict(compile="on", cuda_graph="on", band="on", prune="inverse"),
+            "compiled+graph+band+prune": dict(compile="on", cuda_graph="on", band="on", prune="both")}
+#: the CPU rows: the eager step with each speed-up that works on the CPU
+CPU_VARIANTS = {"eager": dict(), "band": dict(band="on"), "prune_inv": dict(prune="inverse"),
+                "prune": dict(prune="both"), "band+prune_inv": dict(band="on", prune="inverse")}
 
 
 def interleaved_min(fns: dict, repeats: int = 15, inner: int = 10) -> dict:
@@ -100,19 +113,28 @@ def params(n: int) -> FlowParams:
     return FlowParams(Re=1000.0, kf=4, beta=0.0, mu=0.1, n=n, dt=min(1e-3, 0.128 / n), name=f"bench{n}")
 
 
-def bench_cpu(grid_list, precision: str, repeats: int) -> list[dict]:
+def bench_cpu(grid_list, precision: str, repeats: int, variants=tuple(CPU_VARIANTS)) -> list[dict]:
+    """Per grid: the eager step with each of ``variants`` (:data:`CPU_VARIANTS`), the 2D
+    FFTs of a step (``fft_ms``, the ratio's denominator in every row) and, for a variant
+    with pruned transforms, its own FFTs (``own_fft_ms``), all interleaved."""
     rows = []
     for n, members in grid_list:
-        s = DNSSolver(params(n), members, seed=1, dtype=PRECISIONS[precision])
-        b = DNSSolver(params(n), members, seed=1, dtype=PRECISIONS[precision], band="on")  # dns.band: on
+        solvers = {v: DNSSolver(params(n), members, seed=1, dtype=PRECISIONS[precision], **CPU_VARIANTS[v])
+                   for v in ("eager", *[v for v in variants if v != "eager"])}
         for _ in range(20):
-            s.step()
-            b.step()
-        r = interleaved_min({"eager": s.step, "band": b.step, "fft": s.fft_only}, repeats=repeats)
-        for v in ("eager", "band"):
+            for s in solvers.values():
+                s.step()
+        fns = {v: s.step for v, s in solvers.items()}
+        fns["fft"] = solvers["eager"].fft_only
+        fns.update({f"fft:{v}": s.fft_only for v, s in solvers.items() if s.pruned != "off"})
+        r = interleaved_min(fns, repeats=repeats)
+        for v, s in solvers.items():
+            if v not in variants:
+                continue
             rows.append(dict(device="cpu", grid=n, members=members, precision=precision, variant=v,
                              step_ms=r[v] * 1e3, fft_ms=r["fft"] * 1e3, ratio=r[v] / r["fft"],
-                             member_steps_per_s=members / r[v]))
+                             own_fft_ms=r.get(f"fft:{v}", r["fft"]) * 1e3, member_steps_per_s=members / r[v],
+                             speedup_vs_eager=r["eager"] / r[v]))
     return rows
 
 
@@ -166,23 +188,33 @@ def _bench_gpu_grid(n, members, precision, variants, seconds, repeats, log, devi
         solvers[v] = (s, torch.cuda.max_memory_allocated() / 2**20 if cuda else None)
     if not solvers:
         return rows
-    ref = next(iter(solvers.values()))[0]
+    first = next(iter(solvers.values()))[0]
     # steps per repeat: about `seconds` of the first variant, a multiple of check_every
-    per_step = timed(lambda: ref.advance(100), device) / 100
+    per_step = timed(lambda: first.advance(100), device) / 100
     nsteps = max(100, int(round(seconds / per_step / 100)) * 100)
+    # the ratio's denominator: the 2D transforms of a step (a solver without pruned ones); a
+    # variant with pruned transforms also gets its own FFTs timed
+    unpruned = [s for s, _ in solvers.values() if s.pruned == "off"]
+    ref = unpruned[0] if unpruned else DNSSolver(params(n), members, device=device, dtype=PRECISIONS[precision],
+                                                 seed=1, check_every=100)
+    fft_of = {"fft": ref, **{f"fft:{v}": s for v, (s, _) in solvers.items() if s.pruned != "off"}}
 
-    def ffts():
-        for _ in range(nsteps):
-            ref.fft_only()
+    def ffts(s):
+        def run():
+            for _ in range(nsteps):
+                s.fft_only()
+        return run
 
-    best = {k: float("inf") for k in [*solvers, "fft"]}
+    best = {k: float("inf") for k in [*solvers, *fft_of]}
     for _ in range(repeats):
         for v, (s, _) in solvers.items():
             best[v] = min(best[v], timed(lambda: s.advance(nsteps), device) / nsteps)
-        best["fft"] = min(best["fft"], timed(ffts, device) / nsteps)
+        for k, s in fft_of.items():
+            best[k] = min(best[k], timed(ffts(s), device) / nsteps)
     for v, (s, mem) in solvers.items():
         row = dict(device=device, grid=n, members=members, precision=precision, variant=v,
                    step_ms=best[v] * 1e3, fft_ms=best["fft"] * 1e3, ratio=best[v] / best["fft"],
+                   own_fft_ms=best.get(f"fft:{v}", best["fft"]) * 1e3, pruned=s.pruned,
                    member_steps_per_s=members / best[v], speedup_vs_eager=best.get("eager", float("nan")) / best[v],
                    steps_timed=nsteps, setup_s=setup[v], peak_mem_mib=mem,
                    graph_steps=s.acceleration["cuda_graph"], graph_captured=s._graph is not None,
@@ -194,15 +226,20 @@ def _bench_gpu_grid(n, members, precision, variants, seconds, repeats, log, devi
 
 
 def table(rows: list[dict]) -> list[str]:
-    out = ["| device | grid | members | precision | variant | step (ms) | its FFTs (ms) | step / FFTs | member-steps/s |",
-           "|---|---|---|---|---|---|---|---|---|"]
+    """Markdown rows; "2D FFTs" is the unpruned transforms of a step (every row's ratio is
+    against them), "own FFTs" those the variant makes (pruned ones where it prunes)."""
+    out = ["| device | grid | members | precision | variant | step (ms) | 2D FFTs (ms) | step / 2D FFTs | "
+           "own FFTs (ms) | member-steps/s |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "error" in r:
             out.append(f"| {r['device']} | {r['grid']}^2 | {r['members']} | {r['precision']} | {r['variant']} | "
-                       f"failed: {r['error'][:60]} | | | |")
+                       f"failed: {r['error'][:60]} | | | | |")
             continue
+        own = r.get("own_fft_ms", r["fft_ms"])
         out.append(f"| {r['device']} | {r['grid']}^2 | {r['members']} | {r['precision']} | {r['variant']} | "
-                   f"{r['step_ms']:.3f} | {r['fft_ms']:.3f} | {r['ratio']:.2f} | {r['member_steps_per_s']:.0f} |")
+                   f"{r['step_ms']:.3f} | {r['fft_ms']:.3f} | {r['ratio']:.2f} | {own:.3f} | "
+                   f"{r['member_steps_per_s']:.0f} |")
     return out
 
 
@@ -237,6 +274,7 @@ def main(argv=None):
     ap.add_argument("--no-memory", action="store_true", help="skip the run_dns peak-RSS measurement")
     ap.add_argument("--no-cpu", action="store_true", help="skip the CPU step timings")
     ap.add_argument("--cpu-grids", default="128x8,256x4")
+    ap.add_argument("--cpu-variants", default=",".join(CPU_VARIANTS), help=f"CPU rows among {', '.join(CPU_VARIANTS)}")
     ap.add_argument("--gpu-grids", default="128x8,1024x12,2048x4")
     ap.add_argument("--precisions", default="float32", help="GPU precisions, e.g. float32,float64")
     ap.add_argument("--variants", default=",".join(VARIANTS), help=f"GPU variants among {', '.join(VARIANTS)}")
@@ -254,7 +292,10 @@ def main(argv=None):
     info = machine()
     result = {"machine": info, "cpu": [], "gpu": [], "rss_mib": None}
     if not a.no_cpu:
-        result["cpu"] = bench_cpu(grids(a.cpu_grids), "float32", 15)
+        cpu_variants = [v for v in a.cpu_variants.split(",") if v]
+        if set(cpu_variants) - set(CPU_VARIANTS):
+            ap.error(f"unknown CPU variants {sorted(set(cpu_variants) - set(CPU_VARIANTS))}")
+        result["cpu"] = bench_cpu(grids(a.cpu_grids), "float32", 15, cpu_variants)
     variants = [v for v in a.variants.split(",") if v]
     unknown = set(variants) - set(VARIANTS)
     if unknown:
@@ -283,7 +324,7 @@ def main(argv=None):
     head = (f"{datetime.date.today()}, {platform.machine()} {os.cpu_count()}-core CPU (load {info['load_avg'][0]:.1f})"
             f"{gpu}, torch {torch.__version__}, {a.threads} CPU threads.  `python benchmarks/bench_dns.py`.  CPU: "
             "minimum over interleaved repeats of `DNSSolver.step` and `DNSSolver.fft_only` (the 4 inverse + 1 "
-            "forward transforms of a step, same buffers), float32.  GPU: per step through `advance` with "
+            "forward 2D transforms of a step, same buffers), float32.  GPU: per step through `advance` with "
             "check_every 100, minimum over interleaved repeats.")
     body = head + "\n\n" + "\n".join(lines)
     print(body)

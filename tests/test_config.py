@@ -30,6 +30,18 @@ def test_defaults_are_filled(cfg):
     assert cfg["dns"]["cfl_max"] == 0.25 and cfg["dns"]["precision"] == "float32"
 
 
+def test_dns_prune_is_checked_before_any_work(cfg):
+    """dns.prune: auto by default, its four modes and YAML's on/off accepted, a typo named."""
+    del cfg["dns"]
+    validate_config(cfg)
+    assert cfg["dns"]["prune"] == "auto"
+    for v in ("inverse", "both", "off", True, False):
+        cfg["dns"]["prune"] = v
+        validate_config(cfg)
+    cfg["dns"]["prune"] = "forward"
+    _fails(cfg, "dns.prune")
+
+
 def _fails(cfg, *needles):
     with pytest.raises(ConfigError) as exc:
         validate_config(cfg)

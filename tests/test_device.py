@@ -152,6 +152,18 @@ def test_dns_cuda_banded_passes_match_eager():
 
 
 @cuda
+@pytest.mark.parametrize("prune", ["inverse", "both"])
+def test_dns_cuda_pruned_transforms_match_eager(prune):
+    """dns.prune on the GPU (with the band and the CUDA graph): cuFFT's 1D passes round
+    differently from its 2D plan, so the state of the full eager step to round-off."""
+    eager, fast = _pair("cuda", prune=prune, band="on", cuda_graph="on")
+    assert fast.acceleration["prune"] == prune
+    eager.advance(200)
+    fast.advance(200)
+    assert _rel(eager.omega_hat, fast.omega_hat) < 1e-5 and _rel(eager._H, fast._H) < 1e-5
+
+
+@cuda
 def test_run_dns_on_cuda_resumes(tmp_path, monkeypatch):
     """A crash on the GPU (CUDA graph on) keeps the last checkpoint; the rerun ends where an
     uninterrupted GPU run ends (to round-off: the graph blocks fall differently)."""
@@ -222,15 +234,20 @@ def test_gpu_benchmark_scripts_dry_run_on_cpu(tmp_path):
 
     run("bash", "-n", "benchmarks/device_check.sh")
     run(sys.executable, "benchmarks/bench_dns.py", "--threads", "1", "--no-memory", "--gpu-code-on-cpu",
-        "--cpu-grids", "16x2", "--gpu-grids", "16x2", "--variants", "eager,graph", "--seconds", "0.01", "--repeats", "1",
+        "--cpu-grids", "16x2", "--cpu-variants", "eager,band,prune_inv", "--gpu-grids", "16x2",
+        "--variants", "eager,graph,graph+band+prune", "--seconds", "0.01", "--repeats", "1",
         "--json", str(tmp_path / "dns.json"))
     d = json.loads((tmp_path / "dns.json").read_text())
-    assert [r["variant"] for r in d["gpu"]] == ["eager", "graph"] and d["cpu"][0]["ratio"] > 0
-    assert [r["variant"] for r in d["cpu"]] == ["eager", "band"]
+    assert [r["variant"] for r in d["gpu"]] == ["eager", "graph", "graph+band+prune"] and d["cpu"][0]["ratio"] > 0
+    assert [r["variant"] for r in d["cpu"]] == ["eager", "band", "prune_inv"]
+    # the ratio is against the unpruned 2D FFTs in every row; a pruned variant also has its own
+    cpu, gpu = d["cpu"], d["gpu"]
+    assert cpu[2]["fft_ms"] == cpu[0]["fft_ms"] != cpu[2]["own_fft_ms"] and cpu[0]["own_fft_ms"] == cpu[0]["fft_ms"]
+    assert gpu[2]["pruned"] == "both" and gpu[2]["fft_ms"] == gpu[0]["fft_ms"] != gpu[2]["own_fft_ms"]
     r = subprocess.run([sys.executable, "benchmarks/bench_dns.py", "--render", str(tmp_path / "dns.json")], cwd=REPO,
                        capture_output=True, text=True, timeout=60)
     rows = [ln for ln in r.stdout.splitlines() if ln.startswith("| cpu | 16^2 | 2 |")]
-    assert r.returncode == 0 and len(rows) == 4 and "dns.json: " in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 0 and len(rows) == 6 and "dns.json: " in r.stdout, r.stdout + r.stderr
     run(sys.executable, "benchmarks/bench_reference.py", "--quick", "--variants", "default", "--json", str(tmp_path / "ref.json"))
     d = json.loads((tmp_path / "ref.json").read_text())
     assert "predicted" in d["dns"]["12x64"] and d["training"]["base_none"]["samples_per_s"] > 0

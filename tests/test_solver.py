@@ -496,7 +496,7 @@ def test_fused_update_arithmetic_matches_the_step(monkeypatch):
     monkeypatch.setattr(st, "compiled", lambda fn: fn)
     p = FlowParams(Re=1000.0, kf=4, beta=20.0, mu=0.1, n=32, dt=1e-3)
     eager, fused = DNSSolver(p, 2, seed=4), DNSSolver(p, 2, seed=4, compile="on")
-    assert fused.acceleration == {"cuda_graph": 0, "compile": True, "band": False}
+    assert fused.acceleration == {"cuda_graph": 0, "compile": True, "band": False, "prune": "off"}
     eager.advance(100)
     fused.advance(100)
     assert fused._fused is not None and fused._compile_checked
@@ -568,6 +568,47 @@ def test_band_mode_is_checked_and_skipped_where_it_saves_little():
     s = DNSSolver(p, 1, seed=0)
     s.band_slices = [(slice(0, 32), slice(0, 16))]  # 94% of the layout: not worth two passes
     assert s.accelerate(band="on")["band"] is False and len(s._parts) == 1
+
+
+# --- dns.prune: transforms that skip the columns the 2/3 rule zeroes --------------------
+@pytest.mark.parametrize("n,beta", [(48, 0.0), (64, 20.0), (128, 0.0)])
+@pytest.mark.parametrize("prune,band", [("inverse", "off"), ("both", "off"), ("both", "on")])
+def test_pruned_transforms_give_the_full_step_bit_for_bit(n, beta, prune, band):
+    """A 2D transform is a pass along y and one along x; the pruned ones skip the columns
+    kx > n/3 of the y pass (zero in, or not wanted out).  On the CPU that is the same
+    arithmetic in the same order: the state and the history equal the unpruned step's bit for
+    bit (Euler and AB2 steps, beta, forcing; n = 128 takes the 4 split inverse calls), and a
+    pruned forward transform leaves the columns beyond untouched (zero)."""
+    p = FlowParams(Re=1000.0, kf=4, beta=beta, mu=0.1, n=n, dt=1e-3)
+    full, pr = DNSSolver(p, 2, seed=4), DNSSolver(p, 2, seed=4, prune=prune, band=band)
+    adv = pr.tendency
+    cols = (n - 1) // 3 + 1
+    assert pr.acceleration["prune"] == prune and adv._cols == cols and adv._spec4.shape[-1] == cols
+    assert adv.prune_forward == (prune == "both") and adv.split_inverse == (n >= 96)
+    full.advance(30)
+    pr.advance(30)
+    assert full.omega_hat.abs().max() > 0
+    assert torch.equal(full.omega_hat, pr.omega_hat) and torch.equal(full._H, pr._H)
+    assert torch.equal(full.tendency._phys4, adv._phys4)  # the physical fields themselves
+    if prune == "both":
+        assert not pr._G[..., cols:].any()  # never written
+        assert full._G[..., cols:].abs().max() > 0  # the full transform's aliased columns (masked)
+    assert torch.equal(full._G[..., :cols], pr._G[..., :cols])
+
+
+def test_prune_mode_is_checked_and_auto_prunes_the_inverse_transforms_on_the_cpu():
+    p = FlowParams(Re=1000.0, kf=4, beta=0.0, mu=0.1, n=32, dt=1e-3)
+    with pytest.raises(TurbtlError, match="dns.prune = 'on'; fix: use one of auto, inverse, both, off"):
+        DNSSolver(p, 1, seed=0, prune="on")
+    assert DNSSolver(p, 1, seed=0, prune="auto").acceleration["prune"] == "off"  # n < fused.PRUNE_AUTO_MIN_N
+    p64 = FlowParams(Re=1000.0, kf=4, beta=0.0, mu=0.1, n=64, dt=1e-3)
+    assert DNSSolver(p64, 1, seed=0, prune="auto").acceleration["prune"] == "inverse"  # fused.PRUNE_AUTO["cpu"]
+    assert DNSSolver(p, 1, seed=0, prune=True).acceleration["prune"] == "both"  # YAML's unquoted on
+    assert DNSSolver(p, 1, seed=0, prune=False).acceleration["prune"] == "off"
+    assert DNSSolver(p, 1, seed=0).acceleration["prune"] == "off"  # the solver's default; run_dns: auto
+    s = DNSSolver(p, 1, seed=0, prune="both")
+    s.band_slices = [(slice(0, 32), slice(0, 17))]  # a support with every column: nothing to skip
+    assert s.accelerate(prune="both")["prune"] == "off" and s.tendency._spec4.shape[-1] == 17
 
 
 def test_failed_compilation_falls_back_or_stops(monkeypatch, caplog):

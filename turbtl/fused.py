@@ -1,6 +1,6 @@
 """Opt-in speed-ups of a time step (:meth:`turbtl.stepper.Stepper.accelerate`; the DNS turns
-them on from ``dns.cuda_graph`` and ``dns.compile``, the LES does not: its closure allocates
-and syncs).
+them on from ``dns.cuda_graph``, ``dns.compile``, ``dns.band`` and ``dns.prune``, the LES does
+not: its closure allocates and syncs).
 
 - CUDA graph: a block of ``graph_steps`` AB2 steps (the largest divisor of ``check_every``
   up to 128) is captured once, after one block of eager warm-up steps, and replayed; a step
@@ -25,15 +25,30 @@ and syncs).
   state is the same (tests/test_solver.py checks it bit for bit on the CPU); what changes is
   the bytes the passes move, and twice the kernel launches: it pays on large CUDA batches
   only (``BAND_AUTO_POINTS``), which is where ``band: auto`` turns it on.
+- prune: the DNS's transforms skip the columns kx > n/3 that the 2/3 rule zeroes
+  (:meth:`turbtl.solver.Advection.set_prune`): a 2D transform is a pass along y and one
+  along x, and the y pass of an inverse transform (of the forward one: ``both``) then covers
+  a third fewer columns.  On the CPU it is the same arithmetic in the same order, bit for
+  bit; it pays there from 64^2 up (``PRUNE_AUTO``), on CUDA it is not measured yet.
 """
 from __future__ import annotations
 
 import torch
 
-__all__ = ["ACCELERATION_MODES", "BAND_MAX_FRACTION", "BAND_AUTO_POINTS", "band_slices", "fused_update", "fused_product",
-           "compiled"]
+__all__ = ["ACCELERATION_MODES", "PRUNE_MODES", "PRUNE_AUTO", "PRUNE_AUTO_MIN_N", "BAND_MAX_FRACTION",
+           "BAND_AUTO_POINTS", "band_slices", "fused_update", "fused_product", "compiled"]
 
 ACCELERATION_MODES = ("auto", "on", "off")
+#: dns.prune: which transforms of the DNS's advection skip the columns the 2/3 rule zeroes
+PRUNE_MODES = ("auto", "inverse", "both", "off")
+#: what prune: auto means per device type, on grids of at least PRUNE_AUTO_MIN_N.  CPU (2-core
+#: AMD EPYC, MKL, 1 thread, 2026-11-29, benchmarks/README.md): with the inverse transforms
+#: pruned the eager step takes 0.81-0.90x its time at 128^2 x 8 to 512^2 x 2 (two runs),
+#: 0.92x at 192^2 x 4, 0.95-0.96x at 64^2 and 96^2, but 1.06x at 32^2; pruning the forward
+#: one as well is no faster there (0.99-1.04x of the inverse-only step from 64^2 up).
+#: CUDA: not measured yet, so off (benchmarks/device_check.sh measures both variants)
+PRUNE_AUTO = {"cpu": "inverse", "cuda": "off"}
+PRUNE_AUTO_MIN_N = 64
 #: the banded passes are used only where the blocks cover less than this share of the layout
 BAND_MAX_FRACTION = 0.75
 #: band: auto turns them on for a CUDA batch of at least this many grid points (members x

@@ -9,7 +9,8 @@ CFL / finiteness guard in :mod:`turbtl.stepper`.  This module binds them into th
 Numerics: Fourier pseudo-spectral on the real FFT; the advection term is computed in the
 advective form from four inverse transforms (u, v, omega_x, omega_y) and one forward
 transform, and dealiased with the conjugate-symmetric 2/3 mask
-(:func:`turbtl.grid.dealias_mask`).  All ensemble members are integrated as one batch:
+(:func:`turbtl.grid.dealias_mask`); the transforms may skip the columns kx > n/3 that the
+mask zeroes (``dns.prune``, :meth:`Advection.set_prune`).  All ensemble members are integrated as one batch:
 state ``omega_hat`` (members, n, n//2+1), band-limited to the 2/3 mask.
 
 Guards: :func:`check_timestep` rejects a clearly unstable ``dt`` before any work; every
@@ -70,6 +71,7 @@ class Advection:
         cd = dict(device=g.device)
         self.grid = g
         self._fac4 = fac4.to(dtype=g.cdtype, **cd)
+        self._fac4w = self._fac4  # its first columns where the inverse transforms are pruned
         # zeros: the banded factors (set_bands) never write outside the state's blocks
         self._spec4 = torch.zeros(4, B, n, nh, dtype=g.cdtype, **cd)
         self._phys4 = torch.empty(4, B, n, n, dtype=g.dtype, **cd)
@@ -80,18 +82,53 @@ class Advection:
         self.split_inverse = g.device.type == "cpu" and n >= 96
         self._product = None  # the compiled advective product (Stepper.accelerate)
         self._bands = None  # (state view, factor view, spectra view) per block (set_bands)
+        self.prune_inverse, self.prune_forward, self._cols = False, False, nh  # set_prune
+        self._half = self._rows = None
+
+    def set_prune(self, cols: int, inverse: bool, forward: bool) -> None:
+        """Pruned transforms (``dns.prune``): the state is zero in the columns kx >= ``cols``
+        of the rfft layout (``cols``: the last column of :func:`turbtl.fused.band_slices` + 1,
+        n//3 + 1 for the 2/3 mask), so
+
+        - ``inverse``: the four inverse transforms are a complex FFT along y of the first
+          ``cols`` columns only, then a real inverse FFT along x (which zero-pads the rest):
+          a 2D inverse transform is these two passes, and the first one skips a third of
+          its columns (about 1/6 of the transform's work; the spectral fields then fill
+          (.., n, cols) instead of (.., n, n//2+1));
+        - ``forward``: the forward transform of the product is a real FFT along x, then a
+          complex FFT along y of the first ``cols`` columns; the columns beyond are never
+          written (the step's coefficients are zero there; the stepper's ``_G`` starts at 0).
+
+        On the CPU (MKL) each is the same arithmetic as the 2D transform, in the same order:
+        the state is equal bit for bit (tests/test_solver.py).  Call before :meth:`set_bands`."""
+        g, n, nh = self.grid, self.grid.n, self.grid.n // 2 + 1
+        cols = int(cols) if inverse or forward else nh
+        if not 0 < cols <= nh:
+            raise ValueError(f"cols = {cols} outside 1..{nh}")
+        self.prune_inverse, self.prune_forward, self._cols = bool(inverse), bool(forward), cols
+        B, cd = self._phys4.shape[1], dict(dtype=g.cdtype, device=g.device)
+        w = cols if inverse else nh
+        self._spec4 = torch.zeros(4, B, n, w, **cd)
+        self._fac4w = self._fac4[..., :w].contiguous() if inverse else self._fac4
+        self._half = torch.empty(4, B, n, w, **cd) if inverse else None
+        self._rows = torch.empty(B, n, nh, **cd) if forward else None
+        self._bands = None
 
     def set_bands(self, slices) -> None:
         """Form the spectral fields on the blocks ``slices`` of the state only
         (:func:`turbtl.fused.band_slices`; None: the whole layout).  The state is zero outside
         them, so the fields are the same; the rest of ``_spec4`` keeps its zeros."""
         self._spec4.zero_()
+        if slices is not None and any(c.stop > self._spec4.shape[-1] for _, c in slices):
+            raise ValueError("the blocks reach beyond the pruned columns: call set_prune with their last column")
         self._bands = None if slices is None else [
             (r, c, self._fac4[..., r, c], self._spec4[..., r, c]) for r, c in slices]
 
     def __call__(self, omega_hat: torch.Tensor, out: torch.Tensor) -> None:
         if self._bands is None:
-            torch.mul(omega_hat.unsqueeze(0), self._fac4, out=self._spec4)
+            w = self._spec4.shape[-1]
+            oh = omega_hat if w == omega_hat.shape[-1] else omega_hat[..., :w]
+            torch.mul(oh.unsqueeze(0), self._fac4w, out=self._spec4)
         else:
             for r, c, fac, spec in self._bands:
                 torch.mul(omega_hat[:, r, c].unsqueeze(0), fac, out=spec)
@@ -100,7 +137,14 @@ class Advection:
             self._product(self._phys4, self._prod)
         else:
             advective_product(self._phys4, out=self._prod)
-        torch.fft.rfft2(self._prod, out=out)
+        self._forward(out)
+
+    def _forward(self, out: torch.Tensor) -> None:
+        if self.prune_forward:
+            torch.fft.rfft(self._prod, dim=-1, out=self._rows)
+            torch.fft.fft(self._rows[..., :self._cols], dim=-2, out=out[..., :self._cols])
+        else:
+            torch.fft.rfft2(self._prod, out=out)
 
     def compile(self) -> None:
         """Make the advective product one compiled kernel (:func:`fused_product`); the
@@ -108,17 +152,19 @@ class Advection:
         self._product = fused.compiled(fused_product)
 
     def _inverse4(self) -> None:
-        s = (self.grid.n, self.grid.n)
-        if self.split_inverse:
-            for i in range(4):
-                torch.fft.irfft2(self._spec4[i], s=s, out=self._phys4[i])
-        else:
-            torch.fft.irfft2(self._spec4, s=s, out=self._phys4)
+        n = self.grid.n
+        parts = range(4) if self.split_inverse else [slice(None)]
+        for i in parts:
+            if self.prune_inverse:
+                torch.fft.ifft(self._spec4[i], dim=-2, out=self._half[i])
+                torch.fft.irfft(self._half[i], n=n, dim=-1, out=self._phys4[i])
+            else:
+                torch.fft.irfft2(self._spec4[i], s=(n, n), out=self._phys4[i])
 
     def fft_only(self, out: torch.Tensor) -> None:
         """Exactly the FFTs of one call, on its buffers (for benchmarks)."""
         self._inverse4()
-        torch.fft.rfft2(self._prod, out=out)
+        self._forward(out)
 
     def max_velocity(self) -> torch.Tensor:
         return self._phys4[:2].abs().amax(dim=(0, 2, 3))
@@ -132,13 +178,14 @@ class DNSSolver(Stepper):
     time.  :meth:`step` advances one step without allocating or synchronising with the
     device; :meth:`advance` runs many steps with the CFL / finiteness guard every
     ``check_every`` steps.  ``cuda_graph``, ``compile`` and ``band`` (auto | on | off,
-    default off): the opt-in speed-ups of :meth:`turbtl.stepper.Stepper.accelerate`.
+    default off) and ``prune`` (auto | inverse | both | off, default off): the opt-in
+    speed-ups of :meth:`turbtl.stepper.Stepper.accelerate`.
     """
 
     def __init__(self, params: FlowParams, members: int, *, device="cpu", dtype=torch.float32,
                  seed: int | None = 0, cfl_max: float = 1.0, check_every: int = 50,
                  energy: float | None = None, cuda_graph: str = "off", compile: str = "off",
-                 band: str = "off"):
+                 band: str = "off", prune: str = "off"):
         self.p = params
         grid = SpectralGrid(params.n, device=device, dtype=dtype)
         fh = equation.forcing_hat(params.n, params.kf) if params.force else None
@@ -147,7 +194,7 @@ class DNSSolver(Stepper):
                          cfl_max=cfl_max, check_every=check_every)
         if seed is not None:
             self.set_random_state(seed, energy=energy)
-        self.acceleration = self.accelerate(cuda_graph=cuda_graph, compile=compile, band=band)
+        self.acceleration = self.accelerate(cuda_graph=cuda_graph, compile=compile, band=band, prune=prune)
 
     def set_random_state(self, seed: int, energy: float | None = None) -> None:
         """Random-phase vorticity peaked at kf with energy ``energy`` per member (default
@@ -178,7 +225,7 @@ def run_dns(system: dict, out_path, *, dns_cfg: dict, device="cpu", progress: bo
 
     ``system``: the ``systems.<name>`` config (with ``name``); ``dns_cfg``: the ``dns``
     config (precision, cfl_max, check_every, resolution_decades; checkpoint_minutes,
-    cuda_graph, compile, band).  The first snapshot is taken at t = spinup_time, then every
+    cuda_graph, compile, band, prune).  The first snapshot is taken at t = spinup_time, then every
     sample_interval.  Snapshots go to the checkpoint's raw file as they come; after the run
     and the resolution check they are copied into the temporary netCDF (created at the start,
     as every stage's output is) that is then renamed onto ``out_path``; on a failed guard no
@@ -201,7 +248,8 @@ def run_dns(system: dict, out_path, *, dns_cfg: dict, device="cpu", progress: bo
     if not minutes >= 0:
         raise TurbtlError(f"dns.checkpoint_minutes = {minutes}; fix: use a number >= 0 (0: only on SIGTERM)")
     # checked (and YAML's on/off booleans read) by Stepper.accelerate when the solver is built
-    accel = {k: dns_cfg.get(k, d) for k, d in (("cuda_graph", "auto"), ("compile", "off"), ("band", "auto"))}
+    accel = {k: dns_cfg.get(k, d) for k, d in (("cuda_graph", "auto"), ("compile", "off"), ("band", "auto"),
+                                            ("prune", "auto"))}
     members = int(system["members"])
     nsnap = int(system["snapshots_per_member"])
     seed = int(system.get("seed", 0))
@@ -219,11 +267,11 @@ def run_dns(system: dict, out_path, *, dns_cfg: dict, device="cpu", progress: bo
 
     solver = DNSSolver(p, members, device=device, dtype=dtype, seed=seed, cfl_max=cfl_max,
                        check_every=check_every, **accel)
-    if torch.device(device).type == "cuda":
-        log.info("DNS %s: CUDA graph of %d steps (dns.cuda_graph = %s), compiled update %s (dns.compile = %s), "
-                 "banded passes %s (dns.band = %s)", name, solver.acceleration["cuda_graph"], accel["cuda_graph"],
-                 "on" if solver.acceleration["compile"] else "off", accel["compile"],
-                 "on" if solver.acceleration["band"] else "off", accel["band"])
+    acc = solver.acceleration
+    log.info("DNS %s: CUDA graph of %d steps (dns.cuda_graph = %s), compiled update %s (dns.compile = %s), "
+             "banded passes %s (dns.band = %s), pruned transforms %s (dns.prune = %s)", name, acc["cuda_graph"],
+             accel["cuda_graph"], "on" if acc["compile"] else "off", accel["compile"],
+             "on" if acc["band"] else "off", accel["band"], acc["prune"], accel["prune"])
     n = p.n
     key = trajectory_key(Re=p.Re, kf=p.kf, beta=p.beta, mu=p.mu, n=n, dt=p.dt, members=members, seed=seed,
                           n_spin=n_spin, n_every=n_every, nsnap=nsnap, precision=precision,

@@ -35,9 +35,10 @@ converting a real array on every step (same values, same kernels: the results ar
 10-14% faster on those products on the CPU, a few percent of a step at most, benchmarks/README.md).
 
 Speed-ups, opt-in (:meth:`Stepper.accelerate`; the DNS turns them on from ``dns.cuda_graph``,
-``dns.compile`` and ``dns.band``, the LES does not: its closure allocates and syncs): a CUDA
-graph of a block of steps, a compiled element-wise update, and element-wise passes on the
-blocks of the state's support only (:mod:`turbtl.fused` states all three).
+``dns.compile``, ``dns.band`` and ``dns.prune``, the LES does not: its closure allocates and
+syncs): a CUDA graph of a block of steps, a compiled element-wise update, element-wise passes
+on the blocks of the state's support only, and transforms that skip the columns outside it
+(:mod:`turbtl.fused` states all four).
 """
 from __future__ import annotations
 
@@ -103,7 +104,8 @@ class Stepper:
         self._mask = mask.to(dtype=self.dtype, **cd)
         # persistent buffers (no per-step allocation)
         self.omega_hat = torch.zeros(self.members, n, nh, dtype=self.cdtype, **cd)
-        self._G = torch.empty(self.members, n, nh, dtype=self.cdtype, **cd)
+        # zeros: a pruned forward transform (dns.prune) never writes the columns beyond the support
+        self._G = torch.zeros(self.members, n, nh, dtype=self.cdtype, **cd)
         # zeros: outside the state's support (below) the banded update never writes H
         self._H = torch.zeros(self.members, n, nh, dtype=self.cdtype, **cd)
         # the blocks of the rfft layout that hold every mode a step can change: the mask and
@@ -115,6 +117,7 @@ class Stepper:
         # speed-ups (accelerate): off until asked for
         self._fused = None  # compiled fused_update and its real-view operands, per part
         self.banded = False
+        self.pruned = "off"  # which transforms of the tendency are pruned (accelerate)
         self._parts = self._part_views(None)  # the eager update's operands: the whole arrays
         self._graph = None  # the captured block of graph_steps AB2 steps
         self.graph_steps = 0  # 0: no CUDA graph
@@ -229,7 +232,8 @@ class Stepper:
         self._compile_checked = not first
 
     # --- speed-ups ----------------------------------------------------------------------
-    def accelerate(self, *, cuda_graph: str = "off", compile: str = "off", band: str = "off") -> dict:
+    def accelerate(self, *, cuda_graph: str = "off", compile: str = "off", band: str = "off",
+                   prune: str = "off") -> dict:
         """Turn on the opt-in speed-ups (module docstring).  ``auto``: on CUDA, with a
         fallback to eager steps (and a warning) if capture or compilation fails; ``on``: the
         same, but a failure raises :class:`TurbtlError`, and ``compile: on`` compiles on the
@@ -237,13 +241,20 @@ class Stepper:
         ``band`` (auto: on CUDA with at least ``fused.BAND_AUTO_POINTS`` grid points per
         step): the element-wise passes touch only :attr:`band_slices`
         (:func:`turbtl.fused.band_slices`; same state, fewer bytes), where those cover less
-        than ``fused.BAND_MAX_FRACTION`` of the rfft layout.
-        Returns what is in effect: {"cuda_graph": graph_steps or 0, "compile": bool, "band": bool}."""
+        than ``fused.BAND_MAX_FRACTION`` of the rfft layout.  ``prune`` (auto | inverse | both |
+        off; True / False: both / off): which transforms of a tendency that has ``set_prune``
+        skip the columns beyond the support (:meth:`turbtl.solver.Advection.set_prune`;
+        ``auto``: the inverse ones on the CPU from n = 64 up, where that was measured to pay,
+        none on CUDA, where it has not been measured yet: :data:`turbtl.fused.PRUNE_AUTO`).
+        Returns what is in effect: {"cuda_graph": graph_steps or 0, "compile": bool, "band": bool,
+        "prune": "off" | "inverse" | "both"}."""
         # YAML 1.1 reads an unquoted on/off as a boolean: take both spellings
         cuda_graph, compile, band = ({True: "on", False: "off"}.get(v, v) for v in (cuda_graph, compile, band))
-        for key, v in (("cuda_graph", cuda_graph), ("compile", compile), ("band", band)):
-            if v not in ACCELERATION_MODES:
-                raise TurbtlError(f"dns.{key} = {v!r}; fix: use one of {', '.join(ACCELERATION_MODES)}")
+        prune = {True: "both", False: "off"}.get(prune, prune)
+        for key, v, modes in (("cuda_graph", cuda_graph, ACCELERATION_MODES), ("compile", compile, ACCELERATION_MODES),
+                              ("band", band, ACCELERATION_MODES), ("prune", prune, fused.PRUNE_MODES)):
+            if v not in modes:
+                raise TurbtlError(f"dns.{key} = {v!r}; fix: use one of {', '.join(modes)}")
         cuda = self.device.type == "cuda"
         n, nh = self.grid.n, self.grid.n // 2 + 1
         covered = sum((r.stop - r.start) * (c.stop - c.start) for r, c in self.band_slices) / (n * nh)
@@ -251,6 +262,13 @@ class Stepper:
         self.banded = (band == "on" or (band == "auto" and cuda and big)) and covered < fused.BAND_MAX_FRACTION
         slices = self.band_slices if self.banded else None
         self._parts = self._part_views(slices)
+        self.pruned = "off"
+        if hasattr(self.tendency, "set_prune"):
+            if prune == "auto":
+                prune = fused.PRUNE_AUTO.get(self.device.type, "off") if n >= fused.PRUNE_AUTO_MIN_N else "off"
+            cols = max((c.stop for _, c in self.band_slices), default=nh)
+            self.pruned = prune if cols < nh else "off"
+            self.tendency.set_prune(cols, inverse=self.pruned in ("inverse", "both"), forward=self.pruned == "both")
         if hasattr(self.tendency, "set_bands"):
             self.tendency.set_bands(slices)
         if compile == "on" or (compile == "auto" and cuda):
@@ -274,7 +292,8 @@ class Stepper:
             self.graph_steps = max(d for d in range(1, min(self.check_every, _GRAPH_MAX) + 1) if self.check_every % d == 0)
             if self.graph_steps < 8:  # a short block saves little; a graph of 1 step is pointless
                 self.graph_steps = min(self.check_every, _GRAPH_MAX) if self.check_every >= 8 else 0
-        return {"cuda_graph": self.graph_steps, "compile": self._fused is not None, "band": self.banded}
+        return {"cuda_graph": self.graph_steps, "compile": self._fused is not None, "band": self.banded,
+                "prune": self.pruned}
 
     def _eager_update(self) -> None:
         """No compiled kernels: the eager update, and the tendency's eager product."""

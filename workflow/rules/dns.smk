@@ -17,13 +17,13 @@ rule dns:
         runtime=120,
     # dns: the keys that decide the result, in the config's order (params are a rerun trigger,
     # compared as text); the script reads the speed and resume settings checkpoint_minutes,
-    # cuda_graph, compile and band from the config, so changing them reruns nothing.  A job cut off
+    # cuda_graph, compile, band and prune from the config, so changing them reruns nothing.  A job cut off
     # (SIGTERM at a Slurm time limit, Ctrl-C, a crash) leaves its state in
     # results/dns/.{system}.nc.resume/ (not an output: Snakemake keeps it) and its rerun
     # continues from there (turbtl/solver.py, Resume).
     params:
         system=dns_sys_cfg,
-        dns={k: v for k, v in config["dns"].items() if k not in ("checkpoint_minutes", "cuda_graph", "compile", "band")},
+        dns={k: v for k, v in config["dns"].items() if k not in ("checkpoint_minutes", "cuda_graph", "compile", "band", "prune")},
         device=config["device"],
     script:
         "../scripts/dns.py"

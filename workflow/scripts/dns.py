@@ -1,7 +1,7 @@
 """Snakemake script of rule dns: one flow's batched DNS, snapshots streamed to netCDF.
 
 The rule's ``params.dns`` holds the keys that decide the result; the speed and resume
-settings (checkpoint_minutes, cuda_graph, compile, band) come from the config directly, so that
+settings (checkpoint_minutes, cuda_graph, compile, band, prune) come from the config directly, so that
 changing them does not make Snakemake rerun a finished DNS (params are a rerun trigger).
 A rerun of an interrupted job continues from its checkpoint (turbtl.solver, Resume)."""
 from turbtl.runtime import script_setup
