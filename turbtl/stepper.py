@@ -268,6 +268,7 @@ class Stepper:
                 prune = fused.PRUNE_AUTO.get(self.device.type, "off") if n >= fused.PRUNE_AUTO_MIN_N else "off"
             cols = max((c.stop for _, c in self.band_slices), default=nh)
             self.pruned = prune if cols < nh else "off"
+            self._G.zero_()  # scratch: a pruned forward transform leaves the columns beyond at zero
             self.tendency.set_prune(cols, inverse=self.pruned in ("inverse", "both"), forward=self.pruned == "both")
         if hasattr(self.tendency, "set_bands"):
             self.tendency.set_bands(slices)
