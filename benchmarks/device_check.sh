@@ -183,7 +183,7 @@ les() {   # the a-posteriori LES step against its CNN forward passes and FFTs (b
     "$PY" benchmarks/bench_les.py --device $dev --n 128 --starts 4 --channels 64 --repeats 5 --json "$OUT/les_reference.json"
 }
 
-declare -A LIMIT=([tests]=75 [bench_dns]=${BENCH_DNS_PART:-150} [les]=45 [reference]=75 [gpu_quick]=${GPU_QUICK_PART:-230})
+declare -A LIMIT=([tests]=75 [bench_dns]=${BENCH_DNS_PART:-200} [les]=45 [reference]=75 [gpu_quick]=${GPU_QUICK_PART:-230})
 
 echo "device check: $ROOT -> $OUT (dry run: $DRY), $(date -Is)"
 if [ -d "$ROOT/.device/wheels" ]; then
