@@ -26,7 +26,7 @@ not: its closure allocates and syncs).
   the bytes the passes move, and twice the kernel launches: it pays on large CUDA batches
   only (``BAND_AUTO_POINTS``), which is where ``band: auto`` turns it on.
 - prune: the DNS's transforms skip the columns kx > n/3 that the 2/3 rule zeroes
-  (:meth:`turbtl.solver.Advection.set_prune`): a 2D transform is a pass along y and one
+  (:meth:`turbtl.advection.Advection.set_prune`): a 2D transform is a pass along y and one
   along x, and the y pass of an inverse transform (of the forward one: ``both``) then covers
   a third fewer columns.  On the CPU it is the same arithmetic in the same order, bit for
   bit; it pays there from 64^2 up (``PRUNE_AUTO``), on CUDA it is not measured yet.

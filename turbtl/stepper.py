@@ -5,7 +5,7 @@ The stepper integrates, for a batch of ``members`` fields on one grid,
     d(omega)/dt = -T(omega) - beta*v + nu lap(omega) - mu omega + F
 
 where ``T`` is the explicit nonlinear tendency supplied by the caller (a *tendency*
-object): the 2/3-dealiased Jacobian for the DNS (:class:`turbtl.solver.Advection`), the LES's resolved
+object): the 2/3-dealiased Jacobian for the DNS (:class:`turbtl.advection.Advection`), the LES's resolved
 Jacobian plus a closure's Pi for the a-posteriori LES (:mod:`turbtl.les`).  Scheme:
 Adams-Bashforth 2 for T, the beta term and the forcing (first step forward Euler),
 Crank-Nicolson for viscosity, implicit (backward Euler) linear drag:
@@ -243,7 +243,7 @@ class Stepper:
         (:func:`turbtl.fused.band_slices`; same state, fewer bytes), where those cover less
         than ``fused.BAND_MAX_FRACTION`` of the rfft layout.  ``prune`` (auto | inverse | both |
         off; True / False: both / off): which transforms of a tendency that has ``set_prune``
-        skip the columns beyond the support (:meth:`turbtl.solver.Advection.set_prune`;
+        skip the columns beyond the support (:meth:`turbtl.advection.Advection.set_prune`;
         ``auto``: the inverse ones on the CPU from n = 64 up, where that was measured to pay,
         none on CUDA, where it has not been measured yet: :data:`turbtl.fused.PRUNE_AUTO`).
         Returns what is in effect: {"cuda_graph": graph_steps or 0, "compile": bool, "band": bool,
@@ -269,7 +269,7 @@ class Stepper:
             cols = max((c.stop for _, c in self.band_slices), default=nh)
             self.pruned = prune if cols < nh else "off"
             self._G.zero_()  # scratch: a pruned forward transform leaves the columns beyond at zero
-            self.tendency.set_prune(cols, inverse=self.pruned in ("inverse", "both"), forward=self.pruned == "both")
+            self.tendency.set_prune(None if self.pruned == "off" else cols, forward=self.pruned == "both")
         if hasattr(self.tendency, "set_bands"):
             self.tendency.set_bands(slices)
         if compile == "on" or (compile == "auto" and cuda):
