@@ -1,6 +1,7 @@
-"""Opt-in speed-ups of a time step (:meth:`turbtl.stepper.Stepper.accelerate`; the DNS turns
-them on from ``dns.cuda_graph``, ``dns.compile``, ``dns.band`` and ``dns.prune``, the LES does
-not: its closure allocates and syncs).
+"""Opt-in speed-ups of a time step: :class:`SpeedUps`, the half of
+:class:`turbtl.stepper.Stepper` that turns them on (:meth:`SpeedUps.accelerate`; the DNS does
+from ``dns.cuda_graph``, ``dns.compile``, ``dns.band`` and ``dns.prune``, the LES does not: its
+closure allocates and syncs) and takes the steps in CUDA graphs, and the kernels they use.
 
 - CUDA graph: a block of ``graph_steps`` AB2 steps (the largest divisor of ``check_every``
   up to 128) is captured once, after one block of eager warm-up steps, and replayed; a step
@@ -9,7 +10,7 @@ not: its closure allocates and syncs).
   one (tests/test_device.py).  On small grids the step is bound by kernel launches (issue
   10: 128^2 x 8 on an H200, 0.122 ms eager, 0.057 ms in a graph).  A failed capture falls
   back to eager steps with a warning (``auto``) or stops (``on``).  The capture itself is
-  :meth:`turbtl.stepper.Stepper._capture`.
+  :meth:`SpeedUps._capture`.
 - compile: the element-wise part of a step, the update below and the advective product
   u omega_x + v omega_y, each as one kernel made by ``torch.compile`` on real views of the
   complex arrays (inductor does not generate complex code).  Per step this reads omega_hat,
@@ -33,9 +34,13 @@ not: its closure allocates and syncs).
 """
 from __future__ import annotations
 
+import logging
+
 import torch
 
-__all__ = ["ACCELERATION_MODES", "PRUNE_MODES", "PRUNE_AUTO", "PRUNE_AUTO_MIN_N", "BAND_MAX_FRACTION",
+from . import TurbtlError
+
+__all__ = ["SpeedUps", "ACCELERATION_MODES", "PRUNE_MODES", "PRUNE_AUTO", "PRUNE_AUTO_MIN_N", "BAND_MAX_FRACTION",
            "BAND_AUTO_POINTS", "band_slices", "fused_update", "fused_product", "compiled"]
 
 ACCELERATION_MODES = ("auto", "on", "off")
@@ -57,6 +62,8 @@ BAND_MAX_FRACTION = 0.75
 #: 1.27x and 512^2 x 4 1.15x slower, 512^2 x 8 equal, 1024^2 x 12 1.17x and 2048^2 x 4 1.25x
 #: faster (bandwidth-bound: 56% fewer bytes in those passes)
 BAND_AUTO_POINTS = 2**22
+_GRAPH_MAX = 128  # longest captured block (steps); a longer check_every replays it several times
+_LOG = logging.getLogger("turbtl.stepper")  # (the stepper's messages, under the stepper's logger)
 
 
 def band_slices(support) -> list[tuple[slice, slice]]:
@@ -106,3 +113,160 @@ def fused_product(p: torch.Tensor, out: torch.Tensor) -> None:
 def compiled(fn):
     """``torch.compile`` of one fused kernel (static shapes, one graph)."""
     return torch.compile(fn, dynamic=False, fullgraph=True)
+
+
+class SpeedUps:
+    """The speed-ups of :class:`turbtl.stepper.Stepper` (module docstring), a mixin: it works
+    on the stepper's buffers (``omega_hat``, ``_G``, ``_H``, the coefficients, ``band_slices``,
+    ``tendency``, ``check_every``) and calls its ``step`` / ``_step_tensors``; the stepper
+    calls :meth:`_init_speedups` when it is built, and :meth:`_steps` to take steps."""
+
+    def _init_speedups(self) -> None:
+        """All speed-ups off (the state of a new stepper, until :meth:`accelerate`)."""
+        self._fused = None  # compiled fused_update and its real-view operands, per part
+        self.banded = False
+        self.pruned = "off"  # which transforms of the tendency are pruned (accelerate)
+        self._parts = self._part_views(None)  # the eager update's operands: the whole arrays
+        self._graph = None  # the captured block of graph_steps AB2 steps
+        self.graph_steps = 0  # 0: no CUDA graph
+        self._graph_strict = False
+        self._compile_checked = False
+        self._compile_strict = False
+
+    def _part_views(self, slices) -> list[tuple]:
+        """The update's operands (omega_hat, G, H, a, c0, c1, c2, fb, beta), whole
+        (``slices`` None) or as views of each block of ``slices`` (the banded update)."""
+        arrays = (self.omega_hat, self._G, self._H, self._a, self._c0, self._c1, self._c2, self._fb, self._beta)
+        if slices is None:
+            return [arrays]
+        return [tuple(None if x is None else x[..., r, c] for x in arrays) for r, c in slices]
+
+    def _first_compiled_step(self, first: bool) -> None:
+        """A step whose compiled kernels run for the first time (and are compiled then).  A
+        compiler failure happens before they write: the state is untouched, the step is made
+        eagerly instead (``auto``) or the run stops (``on``)."""
+        try:
+            self._compile_checked = True  # (so that the step below runs the compiled kernels)
+            self._step_tensors(first)
+        except Exception as e:  # noqa: BLE001 - any compiler failure: fall back or stop
+            self._eager_update()
+            if self._compile_strict:
+                raise TurbtlError(f"torch.compile of the step of '{self.name}' failed ({type(e).__name__}: "
+                                  f"{str(e)[:300]}); fix: set dns.compile: off (or auto)") from e
+            _LOG.warning("torch.compile of the step failed (%s: %s); stepping eagerly", type(e).__name__, str(e)[:300])
+            self._step_tensors(first)
+            return
+        # the Euler step does not run the compiled update: its first AB2 step is checked again
+        self._compile_checked = not first
+
+    def accelerate(self, *, cuda_graph: str = "off", compile: str = "off", band: str = "off",
+                   prune: str = "off") -> dict:
+        """Turn on the opt-in speed-ups (module docstring).  ``auto``: on CUDA, with a
+        fallback to eager steps (and a warning) if capture or compilation fails; ``on``: the
+        same, but a failure raises :class:`TurbtlError`, and ``compile: on`` compiles on the
+        CPU too; ``off``: eager (True / False: on / off).  A CUDA graph needs CUDA (``on`` on the CPU steps eagerly).
+        ``band`` (auto: on CUDA with at least ``BAND_AUTO_POINTS`` grid points per
+        step): the element-wise passes touch only :attr:`band_slices`
+        (:func:`band_slices`; same state, fewer bytes), where those cover less
+        than ``BAND_MAX_FRACTION`` of the rfft layout.  ``prune`` (auto | inverse | both |
+        off; True / False: both / off): which transforms of a tendency that has ``set_prune``
+        skip the columns beyond the support (:meth:`turbtl.advection.Advection.set_prune`;
+        ``auto``: the inverse ones on the CPU from n = 64 up, where that was measured to pay,
+        none on CUDA, where it has not been measured yet: :data:`PRUNE_AUTO`).
+        Returns what is in effect: {"cuda_graph": graph_steps or 0, "compile": bool, "band": bool,
+        "prune": "off" | "inverse" | "both"}."""
+        # YAML 1.1 reads an unquoted on/off as a boolean: take both spellings
+        cuda_graph, compile, band = ({True: "on", False: "off"}.get(v, v) for v in (cuda_graph, compile, band))
+        prune = {True: "both", False: "off"}.get(prune, prune)
+        for key, v, modes in (("cuda_graph", cuda_graph, ACCELERATION_MODES), ("compile", compile, ACCELERATION_MODES),
+                              ("band", band, ACCELERATION_MODES), ("prune", prune, PRUNE_MODES)):
+            if v not in modes:
+                raise TurbtlError(f"dns.{key} = {v!r}; fix: use one of {', '.join(modes)}")
+        cuda = self.device.type == "cuda"
+        n, nh = self.grid.n, self.grid.n // 2 + 1
+        covered = sum((r.stop - r.start) * (c.stop - c.start) for r, c in self.band_slices) / (n * nh)
+        big = self.members * n * n >= BAND_AUTO_POINTS
+        self.banded = (band == "on" or (band == "auto" and cuda and big)) and covered < BAND_MAX_FRACTION
+        slices = self.band_slices if self.banded else None
+        self._parts = self._part_views(slices)
+        self.pruned = "off"
+        if hasattr(self.tendency, "set_prune"):
+            if prune == "auto":
+                prune = PRUNE_AUTO.get(self.device.type, "off") if n >= PRUNE_AUTO_MIN_N else "off"
+            cols = max((c.stop for _, c in self.band_slices), default=nh)
+            self.pruned = prune if cols < nh else "off"
+            self._G.zero_()  # scratch: a pruned forward transform leaves the columns beyond at zero
+            self.tendency.set_prune(None if self.pruned == "off" else cols, forward=self.pruned == "both")
+        if hasattr(self.tendency, "set_bands"):
+            self.tendency.set_bands(slices)
+        if compile == "on" or (compile == "auto" and cuda):
+            self._compile_strict = compile == "on"
+            self._compile_checked = False
+            r = torch.view_as_real
+            parts = []
+            for o, G, H, a, _, c1, c2, fb, beta in self._parts:
+                parts.append(dict(o=r(o), G=r(G), H=r(H), fb=r(fb), a=a.real.contiguous().unsqueeze(-1),
+                                  c1=c1.real.contiguous().unsqueeze(-1), c2=c2.real.contiguous().unsqueeze(-1),
+                                  b=None if beta is None else beta.imag.contiguous().unsqueeze(-1)))
+            self._fused = dict(fn=compiled(fused_update), parts=parts)
+            if hasattr(self.tendency, "compile"):
+                self.tendency.compile()
+        else:
+            self._eager_update()
+        self._graph = None
+        self.graph_steps = 0
+        if cuda and cuda_graph in ("on", "auto"):
+            self._graph_strict = cuda_graph == "on"
+            self.graph_steps = max(d for d in range(1, min(self.check_every, _GRAPH_MAX) + 1) if self.check_every % d == 0)
+            if self.graph_steps < 8:  # a short block saves little; a graph of 1 step is pointless
+                self.graph_steps = min(self.check_every, _GRAPH_MAX) if self.check_every >= 8 else 0
+        return {"cuda_graph": self.graph_steps, "compile": self._fused is not None, "band": self.banded,
+                "prune": self.pruned}
+
+    def _eager_update(self) -> None:
+        """No compiled kernels: the eager update, and the tendency's eager product."""
+        self._fused = None
+        if getattr(self.tendency, "_product", None) is not None:
+            self.tendency._product = None
+
+    def _capture(self) -> None:
+        """Capture ``graph_steps`` AB2 steps (not executed: the state is unchanged)."""
+        try:
+            g = torch.cuda.CUDAGraph()
+            torch.cuda.synchronize(self.device)
+            with torch.cuda.graph(g):
+                for _ in range(self.graph_steps):
+                    self._step_tensors(False)
+            torch.cuda.synchronize(self.device)
+            self._graph = g
+        except Exception as e:  # noqa: BLE001 - any capture failure: fall back or stop
+            self.graph_steps = 0
+            self._graph = None
+            if self._graph_strict:
+                raise TurbtlError(f"CUDA graph capture of the step of '{self.name}' failed ({type(e).__name__}: "
+                                  f"{str(e)[:300]}); fix: set dns.cuda_graph: off (or auto)") from e
+            _LOG.warning("CUDA graph capture failed (%s: %s); stepping eagerly", type(e).__name__, str(e)[:300])
+
+    def _steps(self, m: int) -> None:
+        """``m`` steps: full blocks of ``graph_steps`` by graph replay where a graph is on,
+        the rest (and the Euler step) eagerly.  The first full block runs eagerly as the
+        warm-up (cuFFT plans, compiled kernels) before the capture."""
+        while m > 0 and self._first:
+            self.step()
+            m -= 1
+        gs = self.graph_steps
+        if gs and m >= gs:
+            if self._graph is None:
+                for _ in range(gs):
+                    self.step()
+                m -= gs
+                self._capture()
+            if self._graph is not None and m >= gs:
+                k = m // gs
+                for _ in range(k):
+                    self._graph.replay()
+                self.nstep += k * gs
+                self.t = self.nstep * self.dt
+                m -= k * gs
+        for _ in range(m):
+            self.step()

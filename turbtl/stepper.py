@@ -42,23 +42,19 @@ on the blocks of the state's support only, and transforms that skip the columns 
 """
 from __future__ import annotations
 
-import logging
 import math
 
 import torch
 
 from . import TurbtlError
 from . import fused
-from .fused import ACCELERATION_MODES, fused_update
+from .fused import SpeedUps
 from .grid import SpectralGrid, complex_dtype
 
 __all__ = ["Stepper"]
 
-_LOG = logging.getLogger("turbtl.stepper")
-_GRAPH_MAX = 128  # longest captured block (steps); a longer check_every replays it several times
 
-
-class Stepper:
+class Stepper(SpeedUps):
     """AB2 / Crank-Nicolson / implicit-drag stepping of ``members`` fields on ``grid``.
 
     ``forcing_hat``: rfft of F on this grid (complex128 host, or None); ``mask``: the modes
@@ -114,16 +110,7 @@ class Stepper:
         self.t = 0.0
         self.nstep = 0
         self._first = True
-        # speed-ups (accelerate): off until asked for
-        self._fused = None  # compiled fused_update and its real-view operands, per part
-        self.banded = False
-        self.pruned = "off"  # which transforms of the tendency are pruned (accelerate)
-        self._parts = self._part_views(None)  # the eager update's operands: the whole arrays
-        self._graph = None  # the captured block of graph_steps AB2 steps
-        self.graph_steps = 0  # 0: no CUDA graph
-        self._graph_strict = False
-        self._compile_checked = False
-        self._compile_strict = False
+        self._init_speedups()  # off until accelerate() asks for them
 
     # --- state ----------------------------------------------------------------------
     def set_state(self, omega: torch.Tensor) -> None:
@@ -204,145 +191,6 @@ class Stepper:
                 oh.addcmul_(G, c1)
                 oh.add_(H)
             torch.addcmul(fb, G, c2, out=H)  # next step's share: dt F - dt/2 N^n
-
-    def _part_views(self, slices) -> list[tuple]:
-        """The update's operands (omega_hat, G, H, a, c0, c1, c2, fb, beta), whole
-        (``slices`` None) or as views of each block of ``slices`` (the banded update)."""
-        arrays = (self.omega_hat, self._G, self._H, self._a, self._c0, self._c1, self._c2, self._fb, self._beta)
-        if slices is None:
-            return [arrays]
-        return [tuple(None if x is None else x[..., r, c] for x in arrays) for r, c in slices]
-
-    def _first_compiled_step(self, first: bool) -> None:
-        """A step whose compiled kernels run for the first time (and are compiled then).  A
-        compiler failure happens before they write: the state is untouched, the step is made
-        eagerly instead (``auto``) or the run stops (``on``)."""
-        try:
-            self._compile_checked = True  # (so that the step below runs the compiled kernels)
-            self._step_tensors(first)
-        except Exception as e:  # noqa: BLE001 - any compiler failure: fall back or stop
-            self._eager_update()
-            if self._compile_strict:
-                raise TurbtlError(f"torch.compile of the step of '{self.name}' failed ({type(e).__name__}: "
-                                  f"{str(e)[:300]}); fix: set dns.compile: off (or auto)") from e
-            _LOG.warning("torch.compile of the step failed (%s: %s); stepping eagerly", type(e).__name__, str(e)[:300])
-            self._step_tensors(first)
-            return
-        # the Euler step does not run the compiled update: its first AB2 step is checked again
-        self._compile_checked = not first
-
-    # --- speed-ups ----------------------------------------------------------------------
-    def accelerate(self, *, cuda_graph: str = "off", compile: str = "off", band: str = "off",
-                   prune: str = "off") -> dict:
-        """Turn on the opt-in speed-ups (module docstring).  ``auto``: on CUDA, with a
-        fallback to eager steps (and a warning) if capture or compilation fails; ``on``: the
-        same, but a failure raises :class:`TurbtlError`, and ``compile: on`` compiles on the
-        CPU too; ``off``: eager (True / False: on / off).  A CUDA graph needs CUDA (``on`` on the CPU steps eagerly).
-        ``band`` (auto: on CUDA with at least ``fused.BAND_AUTO_POINTS`` grid points per
-        step): the element-wise passes touch only :attr:`band_slices`
-        (:func:`turbtl.fused.band_slices`; same state, fewer bytes), where those cover less
-        than ``fused.BAND_MAX_FRACTION`` of the rfft layout.  ``prune`` (auto | inverse | both |
-        off; True / False: both / off): which transforms of a tendency that has ``set_prune``
-        skip the columns beyond the support (:meth:`turbtl.advection.Advection.set_prune`;
-        ``auto``: the inverse ones on the CPU from n = 64 up, where that was measured to pay,
-        none on CUDA, where it has not been measured yet: :data:`turbtl.fused.PRUNE_AUTO`).
-        Returns what is in effect: {"cuda_graph": graph_steps or 0, "compile": bool, "band": bool,
-        "prune": "off" | "inverse" | "both"}."""
-        # YAML 1.1 reads an unquoted on/off as a boolean: take both spellings
-        cuda_graph, compile, band = ({True: "on", False: "off"}.get(v, v) for v in (cuda_graph, compile, band))
-        prune = {True: "both", False: "off"}.get(prune, prune)
-        for key, v, modes in (("cuda_graph", cuda_graph, ACCELERATION_MODES), ("compile", compile, ACCELERATION_MODES),
-                              ("band", band, ACCELERATION_MODES), ("prune", prune, fused.PRUNE_MODES)):
-            if v not in modes:
-                raise TurbtlError(f"dns.{key} = {v!r}; fix: use one of {', '.join(modes)}")
-        cuda = self.device.type == "cuda"
-        n, nh = self.grid.n, self.grid.n // 2 + 1
-        covered = sum((r.stop - r.start) * (c.stop - c.start) for r, c in self.band_slices) / (n * nh)
-        big = self.members * n * n >= fused.BAND_AUTO_POINTS
-        self.banded = (band == "on" or (band == "auto" and cuda and big)) and covered < fused.BAND_MAX_FRACTION
-        slices = self.band_slices if self.banded else None
-        self._parts = self._part_views(slices)
-        self.pruned = "off"
-        if hasattr(self.tendency, "set_prune"):
-            if prune == "auto":
-                prune = fused.PRUNE_AUTO.get(self.device.type, "off") if n >= fused.PRUNE_AUTO_MIN_N else "off"
-            cols = max((c.stop for _, c in self.band_slices), default=nh)
-            self.pruned = prune if cols < nh else "off"
-            self._G.zero_()  # scratch: a pruned forward transform leaves the columns beyond at zero
-            self.tendency.set_prune(None if self.pruned == "off" else cols, forward=self.pruned == "both")
-        if hasattr(self.tendency, "set_bands"):
-            self.tendency.set_bands(slices)
-        if compile == "on" or (compile == "auto" and cuda):
-            self._compile_strict = compile == "on"
-            self._compile_checked = False
-            r = torch.view_as_real
-            parts = []
-            for o, G, H, a, _, c1, c2, fb, beta in self._parts:
-                parts.append(dict(o=r(o), G=r(G), H=r(H), fb=r(fb), a=a.real.contiguous().unsqueeze(-1),
-                                  c1=c1.real.contiguous().unsqueeze(-1), c2=c2.real.contiguous().unsqueeze(-1),
-                                  b=None if beta is None else beta.imag.contiguous().unsqueeze(-1)))
-            self._fused = dict(fn=fused.compiled(fused_update), parts=parts)
-            if hasattr(self.tendency, "compile"):
-                self.tendency.compile()
-        else:
-            self._eager_update()
-        self._graph = None
-        self.graph_steps = 0
-        if cuda and cuda_graph in ("on", "auto"):
-            self._graph_strict = cuda_graph == "on"
-            self.graph_steps = max(d for d in range(1, min(self.check_every, _GRAPH_MAX) + 1) if self.check_every % d == 0)
-            if self.graph_steps < 8:  # a short block saves little; a graph of 1 step is pointless
-                self.graph_steps = min(self.check_every, _GRAPH_MAX) if self.check_every >= 8 else 0
-        return {"cuda_graph": self.graph_steps, "compile": self._fused is not None, "band": self.banded,
-                "prune": self.pruned}
-
-    def _eager_update(self) -> None:
-        """No compiled kernels: the eager update, and the tendency's eager product."""
-        self._fused = None
-        if getattr(self.tendency, "_product", None) is not None:
-            self.tendency._product = None
-
-    def _capture(self) -> None:
-        """Capture ``graph_steps`` AB2 steps (not executed: the state is unchanged)."""
-        try:
-            g = torch.cuda.CUDAGraph()
-            torch.cuda.synchronize(self.device)
-            with torch.cuda.graph(g):
-                for _ in range(self.graph_steps):
-                    self._step_tensors(False)
-            torch.cuda.synchronize(self.device)
-            self._graph = g
-        except Exception as e:  # noqa: BLE001 - any capture failure: fall back or stop
-            self.graph_steps = 0
-            self._graph = None
-            if self._graph_strict:
-                raise TurbtlError(f"CUDA graph capture of the step of '{self.name}' failed ({type(e).__name__}: "
-                                  f"{str(e)[:300]}); fix: set dns.cuda_graph: off (or auto)") from e
-            _LOG.warning("CUDA graph capture failed (%s: %s); stepping eagerly", type(e).__name__, str(e)[:300])
-
-    def _steps(self, m: int) -> None:
-        """``m`` steps: full blocks of ``graph_steps`` by graph replay where a graph is on,
-        the rest (and the Euler step) eagerly.  The first full block runs eagerly as the
-        warm-up (cuFFT plans, compiled kernels) before the capture."""
-        while m > 0 and self._first:
-            self.step()
-            m -= 1
-        gs = self.graph_steps
-        if gs and m >= gs:
-            if self._graph is None:
-                for _ in range(gs):
-                    self.step()
-                m -= gs
-                self._capture()
-            if self._graph is not None and m >= gs:
-                k = m // gs
-                for _ in range(k):
-                    self._graph.replay()
-                self.nstep += k * gs
-                self.t = self.nstep * self.dt
-                m -= k * gs
-        for _ in range(m):
-            self.step()
 
     def member_maxima(self) -> tuple[list[float], list[float]]:
         """Per-member max(|u|, |v|) of the last step's velocity (of the state before the
