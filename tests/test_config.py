@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from turbtl import ConfigError
-from turbtl.config import check_yaml_file, small_set_size, tl_layers, validate_config
+from turbtl.config import REPLICATE_STRIDE, check_yaml_file, replicated, small_set_size, tl_layers, validate_config
 
 from helpers_workflow import REPO, TINY, snakemake
 
@@ -40,6 +40,20 @@ def test_dns_prune_is_checked_before_any_work(cfg):
         validate_config(cfg)
     cfg["dns"]["prune"] = "forward"
     _fails(cfg, "dns.prune")
+
+
+def test_replicate_shifts_seeds_and_is_checked(cfg):
+    """replicate: 0 by default (the config's seeds as written); r shifts a seed by 1000 r, so
+    that no replicate reuses another flow's or replicate's seed; a negative one is named."""
+    validate_config(cfg)
+    assert cfg["replicate"] == 0 and replicated(cfg, 3) == 3
+    cfg["replicate"] = 2
+    validate_config(cfg)
+    assert REPLICATE_STRIDE == 1000 and replicated(cfg, 3) == 2003
+    seeds = {replicated(dict(replicate=r), s["seed"]) for r in range(3) for s in cfg["systems"].values()}
+    assert len(seeds) == 3 * len(cfg["systems"])
+    cfg["replicate"] = -1
+    _fails(cfg, "replicate")
 
 
 def _fails(cfg, *needles):

@@ -232,6 +232,36 @@ def test_a_key_a_job_does_not_read_leaves_it_complete(tiny_run, tmp_path, sectio
         assert f"rule {rule}:" not in out, (rule, out[-3000:])
 
 
+def test_replicate_changes_the_seeded_jobs_and_the_dns(tiny_run, tmp_path):
+    """`--config replicate=1`: exactly the jobs that read a seed get new params (the DNS, the
+    filter, which records its flow's seed, the base training, the TL and predict jobs; what
+    follows reruns through its inputs), and the DNS runs from the shifted seed."""
+    work, cfg = tiny_run
+    # one rule at a time (--allowed-rules): Snakemake names only the first reason of a job,
+    # and downstream of the DNS that is always "input files updated"
+    jobs = {"dns": P.DNS.format(system="base"), "filter": P.FILTERED.format(system="high_re"),
+            "train_base": P.BASE_MODEL, "transfer_layer": P.TL_LAYER_CSV.format(target="high_re", layer=1),
+            "transfer_baseline": P.TL_BASELINE_CSV.format(target="high_re", method="scratch"),
+            "predict": P.PREDICTION.format(target="high_re"),
+            "sweep_summary": P.SWEEP_SUMMARY.format(target="high_re"),
+            "compare": P.COMPARISON.format(target="high_re"), "base_kernels": P.BASE_KERNELS,
+            "aposteriori": P.APOSTERIORI.format(target="high_re")}
+    seeded = {"dns", "filter", "train_base", "transfer_layer", "transfer_baseline", "predict"}
+    for rule, target in jobs.items():
+        r = snakemake(work, cfg, "-n", target, "--allowed-rules", rule, "--config", "replicate=1")
+        assert r.returncode == 0, r.stderr[-4000:]
+        out = r.stdout + r.stderr
+        assert ("Params have changed" in out) == (rule in seeded), (rule, out[-2000:])
+        assert ("Nothing to be done" in out) == (rule not in seeded), (rule, out[-2000:])
+    target = P.DNS.format(system="base")
+    r = snakemake(tmp_path, cfg, "--cores", "1", target, "--config", "replicate=1")
+    assert r.returncode == 0, r.stderr[-4000:]
+    with xr.open_dataset(tmp_path / target, engine="netcdf4") as a, \
+            xr.open_dataset(work / target, engine="netcdf4") as b:
+        assert int(a.attrs["seed"]) == int(b.attrs["seed"]) + 1000
+        assert not np.allclose(a["omega"].values, b["omega"].values)
+
+
 def test_kill_9_recovers_with_unlock_and_a_plain_rerun(tmp_path):
     """After `kill -9` of the snakemake process group: `snakemake --unlock`, then the same
     command, finishes (profiles/default sets rerun-incomplete) and leaves no temporaries."""

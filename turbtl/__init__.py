@@ -15,6 +15,7 @@ One module per stage:
 - :mod:`turbtl.predict`   best-layer predictors computed before re-training
 - :mod:`turbtl.plots`     the leaf figures
 - :mod:`turbtl.config`    config validation (schema plus cross-field checks)
+- :mod:`turbtl.replicates` the verdict pooled over replicate runs
 """
 
 __version__ = "0.1.0"

@@ -13,7 +13,8 @@ from . import ConfigError, TurbtlError
 from .solver import FlowParams, check_timestep
 
 __all__ = ["validate_config", "load_schema", "fill_defaults", "tl_layers", "base_train_snapshots",
-           "small_set_size", "train_snapshots", "check_yaml_file", "coerce_scalars"]
+           "small_set_size", "train_snapshots", "check_yaml_file", "coerce_scalars", "replicated",
+           "REPLICATE_STRIDE", "REPLICATED_SEEDS"]
 
 DEFAULT_SCHEMA = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -258,6 +259,23 @@ def main(argv=None) -> int:
 
 
 # --------------------------------------------------------------------------- main entry
+#: replicate r shifts every seed of the run by r times this (config key ``replicate``): far
+#: above the small seeds a config gives its flows, so that no replicate's flow reuses another
+#: flow's or replicate's initial condition
+REPLICATE_STRIDE = 1000
+#: the seeds a replicate shifts: (section, key) of the config, and every ``systems.<name>.seed``
+REPLICATED_SEEDS = (("training", "seed"), ("transfer", "subset_seed"))
+
+
+def replicated(cfg: dict, seed: int) -> int:
+    """The seed that a job of replicate ``cfg["replicate"]`` uses for the config's ``seed``:
+    ``seed + REPLICATE_STRIDE * replicate`` (replicate 0, the default, is the config as
+    written).  A replicate repeats the whole experiment, new DNS trajectories, a new base
+    network and new small-set draws, so that the spread of the verdict over replicates
+    measures what the TL seeds' intervals hold fixed (README, Replicates)."""
+    return int(seed) + REPLICATE_STRIDE * int(cfg.get("replicate", 0))
+
+
 def validate_config(cfg: dict, schema_path=None, *, config_files=()) -> dict:
     """Validate ``cfg`` in place (defaults filled).  Raises ConfigError listing every problem."""
     import jsonschema

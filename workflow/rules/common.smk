@@ -14,7 +14,7 @@ os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (str(Path(workflow.based
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from turbtl import paths as P
-from turbtl.config import validate_config, base_train_snapshots, small_set_size, tl_layers
+from turbtl.config import validate_config, base_train_snapshots, small_set_size, tl_layers, replicated, REPLICATED_SEEDS
 
 validate_config(
     config,
@@ -43,13 +43,22 @@ wildcard_constraints:
 
 def keys(section, *names):
     """Only the keys of ``config[section]`` that a job reads: a change of any other key of the
-    section then leaves that job complete (Snakemake's params trigger compares values)."""
-    return {k: config[section][k] for k in names}
+    section then leaves that job complete (Snakemake's params trigger compares values).  A
+    seed comes shifted for the replicate (turbtl.config.replicated), so that a job's params
+    hold the seed it uses."""
+    return {k: seeded(section, k) for k in names}
+
+
+def seeded(section, key):
+    """``config[section][key]``, shifted for the replicate if it is a seed."""
+    v = config[section][key]
+    return replicated(config, v) if (section, key) in REPLICATED_SEEDS else v
 
 
 def sys_cfg(wc):
     name = wc.system if hasattr(wc, "system") else wc.target
-    return dict(config["systems"][name], name=name)
+    s = config["systems"][name]
+    return dict(s, name=name, seed=replicated(config, s["seed"]))
 
 
 # what the DNS job reads of a flow: not the LES grid or the data splits, so that changing
@@ -59,7 +68,7 @@ DNS_KEYS = ("Re", "kf", "beta", "mu", "n_dns", "dt", "spinup_time", "sample_inte
 
 def dns_sys_cfg(wc):
     s = config["systems"][wc.system]
-    return dict({k: s[k] for k in DNS_KEYS}, name=wc.system)
+    return dict({k: s[k] for k in DNS_KEYS}, name=wc.system, seed=replicated(config, s["seed"]))
 
 
 def dns_mem_mb(wc):

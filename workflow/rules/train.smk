@@ -18,7 +18,7 @@ rule train_base:
         runtime=240,
     params:
         network=config["network"],
-        training=config["training"],
+        training=keys("training", *config["training"]),
         device=config["device"],
         resume=P.BASE_RESUME,
     script:

@@ -1,0 +1,235 @@
+"""Pool the verdicts of replicate runs: is the best layer a property of the flow, or of one run?
+
+    snakemake --cores 8 --directory results/replicate-1 --configfile config.yaml --config replicate=1
+    snakemake --cores 8 --directory results/replicate-2 --configfile config.yaml --config replicate=2
+    python -m turbtl.replicates . results/replicate-1 results/replicate-2 --name default-replicates
+
+Why.  The sweep's seed intervals (:mod:`turbtl.verdict`) hold fixed the DNS trajectories and
+the base network: TL seed s re-trains one base network on its own draw of one run's data.  A
+replicate (config key ``replicate``, :func:`turbtl.config.replicated`) repeats the whole
+experiment with every seed shifted: new DNS trajectories of the same flows, a new base
+network, new small-set draws.  The spread over replicates is what a claim about the *flow*
+("re-train layer 2 for a kf = 25 target") has to survive.
+
+What is pooled, per target, over R replicates (each a directory holding ``results/``):
+
+- **relative error** of layer L in replicate r: the seed-mean test nMSE of TL at L divided by
+  replicate r's zero-shot nMSE (each replicate has its own base network, so raw nMSEs are
+  not comparable; the ratio is the share of the zero-shot error left after re-training L);
+- its mean over replicates with the 95% Student-t interval (``verdict.interval``; at R = 3
+  the t factor is 4.3: only large differences resolve);
+- the **pooled best layer** (lowest mean relative error) and the paired two-sided t-test over
+  replicates against the runner-up (``verdict.paired_test``, paired by replicate);
+- how many replicates' own sweeps named each layer best, and whether those verdicts were
+  resolved within their replicate;
+- per predictor: its pick, hit and regret in each replicate (from each run's
+  ``summary_by_target.csv``, so each against that replicate's own sweep), hits out of R and
+  the mean regret with its interval over replicates.
+
+The replicates must differ: two directories whose base flow has the same DNS seed are the same
+replicate (an error names them).  Targets missing from a replicate are left out of the pooled
+tables (a warning names them).  The block names the directories, their replicate seeds and the
+commit (as ``turbtl.report`` does) and replaces ``<!-- report:NAME:start/end -->`` in the README.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from . import TurbtlError
+from . import paths as P
+from .io import read_json
+from .verdict import ALPHA, interval, paired_test
+
+__all__ = ["load_replicate", "pool", "render", "main"]
+
+
+def _attrs_seed(path: Path) -> int | None:
+    import xarray as xr
+
+    if not path.exists():
+        return None
+    with xr.open_dataset(path, engine="netcdf4") as ds:
+        return int(ds.attrs["seed"]) if "seed" in ds.attrs else None
+
+
+def load_replicate(root) -> dict:
+    """One replicate's numbers from ``root/results``: base flow and its DNS seed, base test CC,
+    and per target the seed-mean relative error of every layer, the sweep's verdict and the
+    predictors' rows of ``summary_by_target.csv``."""
+    root = Path(root)
+    res = root / P.RESULTS
+    metrics_path = root / P.BASE_METRICS
+    if not metrics_path.exists():
+        raise TurbtlError(f"{metrics_path} is missing: {root} holds no finished run; fix: give directories "
+                          "in which the pipeline ran to the end (each with results/)")
+    metrics = read_json(metrics_path)
+    base = str(metrics["system"])
+    by_target = pd.read_csv(res / "summary_by_target.csv") if (res / "summary_by_target.csv").exists() else None
+    targets = {}
+    for d in sorted((res / "transfer").glob("*/summary.json")):
+        t = d.parent.name
+        summary = read_json(d)
+        sweep = pd.read_csv(d.parent / "sweep.csv")
+        zs = sweep.loc[sweep["method"] == "zero_shot", "nmse"]
+        if zs.empty or not float(zs.mean()) > 0:
+            continue
+        zs = float(zs.mean())
+        tl = sweep[sweep["method"] == "tl_layer"]
+        rel = {int(L): float(g["nmse"].mean()) / zs for L, g in tl.groupby("layer")}
+        preds = {}
+        if by_target is not None:
+            for _, row in by_target[by_target["target"] == t].iterrows():
+                preds[str(row["predictor"])] = {"choice": int(row["predicted_layer"]), "hit": bool(row["hit"]),
+                                                "regret": None if pd.isna(row["regret"]) else float(row["regret"])}
+        targets[t] = {"zero_shot": zs, "rel": rel, "best": int(summary["best_layer"]),
+                      "p": summary.get("p_value"), "resolved": bool(summary.get("resolved")),
+                      "seed": _attrs_seed(root / P.FILTERED.format(system=t)), "predictors": preds}
+    if not targets:
+        raise TurbtlError(f"{res}/transfer holds no target sweep; fix: run the pipeline in {root} to the end")
+    return {"root": str(root), "base": base, "seed": _attrs_seed(root / P.FILTERED.format(system=base)),
+            "base_test_cc": metrics.get("test_cc"), "targets": targets}
+
+
+def pool(replicates: list[dict], alpha: float = ALPHA) -> dict:
+    """The pooled verdict of :func:`load_replicate` results (module docstring)."""
+    if len(replicates) < 2:
+        raise TurbtlError("pooling needs at least 2 replicates; fix: run the pipeline with --config replicate=1 "
+                          "(and 2, ...) each in its own --directory, and give those directories")
+    seen = {}
+    for r in replicates:
+        key = (r["base"], r["seed"])
+        if key in seen:
+            raise TurbtlError(f"{seen[key]} and {r['root']} are the same replicate (base flow {r['base']!r}, DNS "
+                              f"seed {r['seed']}); fix: run each replicate with its own --config replicate=r")
+        seen[key] = r["root"]
+    common = sorted(set.intersection(*(set(r["targets"]) for r in replicates)))
+    left_out = sorted(set.union(*(set(r["targets"]) for r in replicates)) - set(common))
+    out = {"replicates": [{k: r[k] for k in ("root", "base", "seed", "base_test_cc")} for r in replicates],
+           "alpha": alpha, "left_out": left_out, "targets": {}, "predictors": {}}
+    R = len(replicates)
+    idx = pd.RangeIndex(R)
+    for t in common:
+        layers = sorted(set.intersection(*(set(r["targets"][t]["rel"]) for r in replicates)))
+        rel = {L: pd.Series([r["targets"][t]["rel"][L] for r in replicates], index=idx) for L in layers}
+        stats = {L: interval(v.to_numpy()) for L, v in rel.items()}
+        ranked = sorted(layers, key=lambda L: (stats[L][0], L))
+        best = ranked[0]
+        test = paired_test(rel[ranked[1]], rel[best]) if len(ranked) > 1 else {"p": None, "diff": None}
+        bests = [r["targets"][t]["best"] for r in replicates]
+        out["targets"][t] = {
+            "layers": {L: {"mean": stats[L][0], "lo": stats[L][2], "hi": stats[L][3],
+                           "per_replicate": rel[L].tolist(), "times_best": bests.count(L)} for L in layers},
+            "best": best, "runner_up": ranked[1] if len(ranked) > 1 else None, "p": test["p"],
+            "resolved": bool(test["p"] is not None and test["p"] < alpha),
+            "replicate_best": bests, "replicate_resolved": [r["targets"][t]["resolved"] for r in replicates],
+            "replicate_p": [r["targets"][t]["p"] for r in replicates],
+            "agree": len(set(bests)) == 1,
+        }
+    names = sorted(set.intersection(*(set(r["targets"][t]["predictors"]) for r in replicates for t in common))) \
+        if common else []
+    for name in names:
+        per_target, regrets, hits = {}, [], 0
+        for t in common:
+            rows = [r["targets"][t]["predictors"][name] for r in replicates]
+            per_target[t] = {"choices": [x["choice"] for x in rows], "hits": sum(x["hit"] for x in rows),
+                             "regrets": [x["regret"] for x in rows]}
+            hits += per_target[t]["hits"]
+            regrets += [x["regret"] for x in rows if x["regret"] is not None]
+        m, _, lo, hi = interval(regrets) if regrets else (math.nan,) * 4
+        out["predictors"][name] = {"hits": hits, "n": R * len(common), "mean_regret": m, "regret_lo": lo,
+                                   "regret_hi": hi, "targets": per_target}
+    return out
+
+
+def _f(x, nd=3):
+    return "n/a" if x is None or not math.isfinite(float(x)) else f"{float(x):.{nd}f}"
+
+
+def _p(x):
+    if x is None:
+        return "n/a"
+    return "< 0.001" if x < 0.001 else f"{x:.3f}"
+
+
+def render(pooled: dict, header: str = "") -> str:
+    """Markdown tables of :func:`pool` for the README."""
+    reps = pooled["replicates"]
+    R = len(reps)
+    lines = [header] if header else []
+    lines += ["Replicates (each a whole run: its own DNS trajectories, base network and small-set draws):", "",
+              "| # | directory | base DNS seed | base test CC |", "|---|---|---|---|"]
+    lines += [f"| {i} | `{r['root']}` | {r['seed']} | {_f(r['base_test_cc'])} |" for i, r in enumerate(reps)]
+    if pooled["left_out"]:
+        lines += ["", f"Left out (not in every replicate): {', '.join(pooled['left_out'])}."]
+    lines += ["", f"Per target: each replicate's own best layer (* resolved within it at p < {pooled['alpha']}), "
+              "and the pooled best by the mean over replicates of the relative error (TL nMSE / zero-shot "
+              "nMSE, 95% t-interval over replicates), tested against the runner-up over replicates (paired):", "",
+              "| target | best per replicate | same in all | pooled best | its relative error | runner-up | "
+              "its relative error | p (replicates) |", "|---|---|---|---|---|---|---|---|"]
+    for t, v in pooled["targets"].items():
+        per = ", ".join(f"{b}{'*' if ok else ''}" for b, ok in zip(v["replicate_best"], v["replicate_resolved"]))
+        b, ru = v["layers"][v["best"]], v["layers"].get(v["runner_up"])
+        ru_s = f"{_f(ru['mean'])} [{_f(ru['lo'])}, {_f(ru['hi'])}]" if ru else "n/a"
+        lines.append(f"| {t} | {per} | {'yes' if v['agree'] else 'no'} | {v['best']} | "
+                     f"{_f(b['mean'])} [{_f(b['lo'])}, {_f(b['hi'])}] | {v['runner_up']} | {ru_s} | {_p(v['p'])} |")
+    targets = list(pooled["targets"])
+    if targets:
+        layers = sorted(set.union(*(set(v["layers"]) for v in pooled["targets"].values())))
+        lines += ["", "Relative error per layer, mean over replicates (times named best by a replicate's own sweep):",
+                  "", "| layer | " + " | ".join(targets) + " |", "|---|" + "---|" * len(targets)]
+        for L in layers:
+            cells = []
+            for t in targets:
+                x = pooled["targets"][t]["layers"].get(L)
+                cells.append("n/a" if x is None else f"{_f(x['mean'])} ({x['times_best']})")
+            lines.append(f"| {L} | " + " | ".join(cells) + " |")
+    if pooled["predictors"]:
+        lines += ["", f"Predictors, each judged in each replicate against that replicate's sweep: hits out of "
+                  f"{R} x {len(targets)} (target, replicate) pairs, mean regret with its 95% interval over them, "
+                  "and the picks per target (one per replicate):", "",
+                  "| predictor | hits | mean regret | " + " | ".join(f"picks {t}" for t in targets) + " |",
+                  "|---|---|---|" + "---|" * len(targets)]
+        for name, v in pooled["predictors"].items():
+            picks = " | ".join(", ".join(map(str, v["targets"][t]["choices"])) for t in targets)
+            lines.append(f"| {name} | {v['hits']}/{v['n']} | {_f(v['mean_regret'])} "
+                         f"[{_f(v['regret_lo'])}, {_f(v['regret_hi'])}] | {picks} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> None:
+    from .report import _git, replace_block
+
+    ap = argparse.ArgumentParser(prog="python -m turbtl.replicates", description=__doc__.split("\n\n")[1])
+    ap.add_argument("dirs", nargs="+", help="directories in which a replicate ran (each holds results/)")
+    ap.add_argument("--name", default=None, help="README block to replace (<!-- report:NAME:start/end -->); "
+                    "without it the tables are only printed")
+    ap.add_argument("--readme", default=None, help="README to update (default: README.md next to this package)")
+    ap.add_argument("--json", default=None, help="also write the pooled numbers to this JSON file")
+    a = ap.parse_args(argv)
+    try:
+        pooled = pool([load_replicate(d) for d in a.dirs])
+    except TurbtlError as e:
+        sys.exit(f"error: {e}")
+    if pooled["left_out"]:
+        print(f"warning: targets not in every replicate, left out: {pooled['left_out']}", file=sys.stderr)
+    repo = Path(__file__).resolve().parent.parent
+    commit = _git(repo, "rev-parse", "--short", "HEAD") or "unknown"
+    header = (f"_Written by `python -m turbtl.replicates {' '.join(a.dirs)}` at commit {commit} from the "
+              f"`results/` of {len(a.dirs)} replicate runs; it does not change a run's own numbers._\n")
+    block = render(pooled, header)
+    if a.json:
+        Path(a.json).write_text(json.dumps(pooled, indent=1, default=float))
+    if a.name:
+        readme = Path(a.readme) if a.readme else repo / "README.md"
+        readme.write_text(replace_block(readme.read_text(), a.name, block))
+    print(block)
+
+
+if __name__ == "__main__":
+    main()
