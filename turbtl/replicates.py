@@ -92,8 +92,10 @@ def load_replicate(root) -> dict:
                       "seed": _attrs_seed(root / P.FILTERED.format(system=t)), "predictors": preds}
     if not targets:
         raise TurbtlError(f"{res}/transfer holds no target sweep; fix: run the pipeline in {root} to the end")
+    from .report import _wall
+
     return {"root": str(root), "base": base, "seed": _attrs_seed(root / P.FILTERED.format(system=base)),
-            "base_test_cc": metrics.get("test_cc"), "targets": targets}
+            "base_test_cc": metrics.get("test_cc"), "wall_s": _wall(root)[0], "targets": targets}
 
 
 def pool(replicates: list[dict], alpha: float = ALPHA) -> dict:
@@ -110,7 +112,7 @@ def pool(replicates: list[dict], alpha: float = ALPHA) -> dict:
         seen[key] = r["root"]
     common = sorted(set.intersection(*(set(r["targets"]) for r in replicates)))
     left_out = sorted(set.union(*(set(r["targets"]) for r in replicates)) - set(common))
-    out = {"replicates": [{k: r[k] for k in ("root", "base", "seed", "base_test_cc")} for r in replicates],
+    out = {"replicates": [{k: r.get(k) for k in ("root", "base", "seed", "base_test_cc", "wall_s")} for r in replicates],
            "alpha": alpha, "left_out": left_out, "targets": {}, "predictors": {}}
     R = len(replicates)
     idx = pd.RangeIndex(R)
@@ -163,8 +165,9 @@ def render(pooled: dict, header: str = "") -> str:
     R = len(reps)
     lines = [header] if header else []
     lines += ["Replicates (each a whole run: its own DNS trajectories, base network and small-set draws):", "",
-              "| # | directory | base DNS seed | base test CC |", "|---|---|---|---|"]
-    lines += [f"| {i} | `{r['root']}` | {r['seed']} | {_f(r['base_test_cc'])} |" for i, r in enumerate(reps)]
+              "| # | directory | base DNS seed | base test CC | wall time (min) |", "|---|---|---|---|---|"]
+    lines += [f"| {i} | `{r['root']}` | {r['seed']} | {_f(r['base_test_cc'])} | "
+              f"{_f(r['wall_s'] / 60, 1) if r.get('wall_s') else 'n/a'} |" for i, r in enumerate(reps)]
     if pooled["left_out"]:
         lines += ["", f"Left out (not in every replicate): {', '.join(pooled['left_out'])}."]
     lines += ["", f"Per target: each replicate's own best layer (* resolved within it at p < {pooled['alpha']}), "
@@ -203,7 +206,7 @@ def render(pooled: dict, header: str = "") -> str:
 
 
 def main(argv=None) -> None:
-    from .report import _git, replace_block
+    from .report import _git, _machine, replace_block
 
     ap = argparse.ArgumentParser(prog="python -m turbtl.replicates", description=__doc__.split("\n\n")[1])
     ap.add_argument("dirs", nargs="+", help="directories in which a replicate ran (each holds results/)")
@@ -220,8 +223,9 @@ def main(argv=None) -> None:
         print(f"warning: targets not in every replicate, left out: {pooled['left_out']}", file=sys.stderr)
     repo = Path(__file__).resolve().parent.parent
     commit = _git(repo, "rev-parse", "--short", "HEAD") or "unknown"
-    header = (f"_Written by `python -m turbtl.replicates {' '.join(a.dirs)}` at commit {commit} from the "
-              f"`results/` of {len(a.dirs)} replicate runs; it does not change a run's own numbers._\n")
+    dirty = " (with uncommitted changes)" if _git(repo, "status", "--porcelain", "--untracked-files=no") else ""
+    header = (f"_Written by `python -m turbtl.replicates {' '.join(a.dirs)}` from the `results/` of "
+              f"{len(a.dirs)} replicate runs of commit `{commit}`{dirty}; machine: {_machine()}._\n")
     block = render(pooled, header)
     if a.json:
         Path(a.json).write_text(json.dumps(pooled, indent=1, default=float))
