@@ -258,7 +258,6 @@ def main(argv=None) -> int:
     return 0
 
 
-# --------------------------------------------------------------------------- main entry
 #: replicate r shifts every seed of the run by r times this (config key ``replicate``): far
 #: above the small seeds a config gives its flows, so that no replicate's flow reuses another
 #: flow's or replicate's initial condition
@@ -276,6 +275,7 @@ def replicated(cfg: dict, seed: int) -> int:
     return int(seed) + REPLICATE_STRIDE * int(cfg.get("replicate", 0))
 
 
+# --------------------------------------------------------------------------- main entry
 def validate_config(cfg: dict, schema_path=None, *, config_files=()) -> dict:
     """Validate ``cfg`` in place (defaults filled).  Raises ConfigError listing every problem."""
     import jsonschema
