@@ -98,6 +98,7 @@ def test_a_target_missing_from_a_replicate_is_left_out(tmp_path, three):
                        {"kf": 2, "beta": 1})
     out = pool([load_replicate(d) for d in [*three, extra]])
     assert list(out["targets"]) == ["kf"] and out["left_out"] == ["beta", "re"]
+    assert list(load_replicate(extra)["targets"]) == ["kf", "beta"]  # the run's order, not the alphabet
     assert set(out["targets"]["kf"]["layers"]) == {1, 2}  # the layers every replicate swept
 
 

@@ -72,8 +72,10 @@ def load_replicate(root) -> dict:
     base = str(metrics["system"])
     by_target = pd.read_csv(res / "summary_by_target.csv") if (res / "summary_by_target.csv").exists() else None
     targets = {}
-    for d in sorted((res / "transfer").glob("*/summary.json")):
-        t = d.parent.name
+    order = list(dict.fromkeys(by_target["target"])) if by_target is not None else []
+    found = sorted(d.parent.name for d in (res / "transfer").glob("*/summary.json"))
+    for t in sorted(found, key=lambda t: (order.index(t) if t in order else len(order), t)):  # the run's order
+        d = res / "transfer" / t / "summary.json"
         summary = read_json(d)
         sweep = pd.read_csv(d.parent / "sweep.csv")
         zs = sweep.loc[sweep["method"] == "zero_shot", "nmse"]
@@ -110,7 +112,7 @@ def pool(replicates: list[dict], alpha: float = ALPHA) -> dict:
             raise TurbtlError(f"{seen[key]} and {r['root']} are the same replicate (base flow {r['base']!r}, DNS "
                               f"seed {r['seed']}); fix: run each replicate with its own --config replicate=r")
         seen[key] = r["root"]
-    common = sorted(set.intersection(*(set(r["targets"]) for r in replicates)))
+    common = [t for t in replicates[0]["targets"] if all(t in r["targets"] for r in replicates)]
     left_out = sorted(set.union(*(set(r["targets"]) for r in replicates)) - set(common))
     out = {"replicates": [{k: r.get(k) for k in ("root", "base", "seed", "base_test_cc", "wall_s")} for r in replicates],
            "alpha": alpha, "left_out": left_out, "targets": {}, "predictors": {}}
@@ -133,8 +135,8 @@ def pool(replicates: list[dict], alpha: float = ALPHA) -> dict:
             "replicate_p": [r["targets"][t]["p"] for r in replicates],
             "agree": len(set(bests)) == 1,
         }
-    names = sorted(set.intersection(*(set(r["targets"][t]["predictors"]) for r in replicates for t in common))) \
-        if common else []
+    names = [n for n in (replicates[0]["targets"][common[0]]["predictors"] if common else [])
+             if all(n in r["targets"][t]["predictors"] for r in replicates for t in common)]  # the run's order
     for name in names:
         per_target, regrets, hits = {}, [], 0
         for t in common:
