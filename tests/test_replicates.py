@@ -41,6 +41,8 @@ def _write_run(root, base_seed, rel, zero_shot, picks, best=None, resolved=True)
         rows.append(dict(target=t, predictor="probe", predicted_layer=picks[t], empirical_best=own,
                          hit=picks[t] == own, regret=reg))
     pd.DataFrame(rows).to_csv(res / "summary_by_target.csv", index=False)
+    pd.DataFrame([dict(predictor="probe", mean_regret=np.mean([r["regret"] for r in rows]),
+                       max_cost_fraction=0.03)]).to_csv(root / P.SUMMARY_CSV, index=False)
     return root
 
 
@@ -81,9 +83,12 @@ def test_pool_finds_the_flow_property_and_the_disagreement(three):
     assert probe["targets"]["re"]["choices"] == [2, 3, 1]
     regrets = [0.0, 0.0, (0.69 - 0.49) / 0.51, (0.99 - 0.95) / 0.05, 0.0, 0.0]
     assert probe["mean_regret"] == pytest.approx(np.mean(regrets))
+    # each replicate's own mean regret over its targets, and the report's goal (<= 0.10) in it
+    assert probe["replicate_mean_regret"] == pytest.approx([0.4, 0.0, 0.1 / 0.51])
+    assert probe["replicate_goal"] == [False, True, False]
     text = render(out)
     assert "| kf | 2*, 2*, 2* | yes | 2 |" in text and "| re | 1*, 3*, 1* | no | 1 |" in text
-    assert "| probe | 4/6 |" in text
+    assert "| probe | 4/6 |" in text and "| 0.40, 0.00+, 0.20 | 2, 2, 1 | 2, 3, 1 |" in text
 
 
 def test_same_replicate_twice_and_a_single_one_are_refused(three):
