@@ -23,13 +23,16 @@ What is pooled, per target, over R replicates (each a directory holding ``result
 - how many replicates' own sweeps named each layer best, and whether those verdicts were
   resolved within their replicate;
 - per predictor: its pick, hit and regret in each replicate (from each run's
-  ``summary_by_target.csv``, so each against that replicate's own sweep), hits out of R and
-  the mean regret with its interval over replicates.
+  ``summary_by_target.csv``, so each against that replicate's own sweep); the hits and the
+  mean regret with its interval over all (target, replicate) pairs; and each replicate's own
+  mean regret over its targets, with whether it meets the goal of that run's report
+  (:func:`turbtl.report.meets_goal`).
 
 The replicates must differ: two directories whose base flow has the same DNS seed are the same
 replicate (an error names them).  Targets missing from a replicate are left out of the pooled
-tables (a warning names them).  The block names the directories, their replicate seeds and the
-commit (as ``turbtl.report`` does) and replaces ``<!-- report:NAME:start/end -->`` in the README.
+tables (a warning names them).  The block names the directories, their base DNS seeds, the
+commit and the machine (as ``turbtl.report`` does) and replaces
+``<!-- report:NAME:start/end -->`` in the README.
 """
 from __future__ import annotations
 
