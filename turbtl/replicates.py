@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -47,6 +46,7 @@ import pandas as pd
 from . import TurbtlError
 from . import paths as P
 from .io import read_json
+from .report import _fmt, _git, _machine, _wall, meets_goal, replace_block
 from .verdict import ALPHA, interval, paired_test
 
 __all__ = ["load_replicate", "pool", "render", "main"]
@@ -73,14 +73,14 @@ def load_replicate(root) -> dict:
                           "in which the pipeline ran to the end (each with results/)")
     metrics = read_json(metrics_path)
     base = str(metrics["system"])
-    by_target = pd.read_csv(res / "summary_by_target.csv") if (res / "summary_by_target.csv").exists() else None
+    by_path = root / P.SUMMARY_BY_TARGET
+    by_target = pd.read_csv(by_path) if by_path.exists() else None
     targets = {}
     order = list(dict.fromkeys(by_target["target"])) if by_target is not None else []
-    found = sorted(d.parent.name for d in (res / "transfer").glob("*/summary.json"))
+    found = sorted(d.parent.name for d in root.glob(P.SWEEP_SUMMARY.format(target="*")))
     for t in sorted(found, key=lambda t: (order.index(t) if t in order else len(order), t)):  # the run's order
-        d = res / "transfer" / t / "summary.json"
-        summary = read_json(d)
-        sweep = pd.read_csv(d.parent / "sweep.csv")
+        summary = read_json(root / P.SWEEP_SUMMARY.format(target=t))
+        sweep = pd.read_csv(root / P.SWEEP_CSV.format(target=t))
         zs = sweep.loc[sweep["method"] == "zero_shot", "nmse"]
         if zs.empty or not float(zs.mean()) > 0:
             continue
@@ -97,8 +97,6 @@ def load_replicate(root) -> dict:
                       "seed": _attrs_seed(root / P.FILTERED.format(system=t)), "predictors": preds}
     if not targets:
         raise TurbtlError(f"{res}/transfer holds no target sweep; fix: run the pipeline in {root} to the end")
-    from .report import _wall, meets_goal
-
     agg = {}
     if (root / P.SUMMARY_CSV).exists():
         for _, row in pd.read_csv(root / P.SUMMARY_CSV).iterrows():
@@ -154,17 +152,13 @@ def pool(replicates: list[dict], alpha: float = ALPHA) -> dict:
                              "regrets": [x["regret"] for x in rows]}
             hits += per_target[t]["hits"]
             regrets += [x["regret"] for x in rows if x["regret"] is not None]
-        m, _, lo, hi = interval(regrets) if regrets else (math.nan,) * 4
+        m, _, lo, hi = interval(regrets)  # (nan where there is no regret)
         own = [r.get("predictors", {}).get(name, {}) for r in replicates]
         out["predictors"][name] = {"hits": hits, "n": R * len(common), "mean_regret": m, "regret_lo": lo,
                                    "regret_hi": hi, "targets": per_target,
                                    "replicate_mean_regret": [x.get("mean_regret") for x in own],
                                    "replicate_goal": [x.get("goal") for x in own]}
     return out
-
-
-def _f(x, nd=3):
-    return "n/a" if x is None or not math.isfinite(float(x)) else f"{float(x):.{nd}f}"
 
 
 def _p(x):
@@ -180,8 +174,8 @@ def render(pooled: dict, header: str = "") -> str:
     lines = [header] if header else []
     lines += ["Replicates (each a whole run: its own DNS trajectories, base network and small-set draws):", "",
               "| # | directory | base DNS seed | base test CC | wall time (min) |", "|---|---|---|---|---|"]
-    lines += [f"| {i} | `{r['root']}` | {r['seed']} | {_f(r['base_test_cc'])} | "
-              f"{_f(r['wall_s'] / 60, 1) if r.get('wall_s') else 'n/a'} |" for i, r in enumerate(reps)]
+    lines += [f"| {i} | `{r['root']}` | {r['seed']} | {_fmt(r['base_test_cc'])} | "
+              f"{_fmt(r['wall_s'] / 60, 1) if r.get('wall_s') else 'n/a'} |" for i, r in enumerate(reps)]
     if pooled["left_out"]:
         lines += ["", f"Left out (not in every replicate): {', '.join(pooled['left_out'])}."]
     lines += ["", f"Per target: each replicate's own best layer (* resolved within it at p < {pooled['alpha']}), "
@@ -192,9 +186,9 @@ def render(pooled: dict, header: str = "") -> str:
     for t, v in pooled["targets"].items():
         per = ", ".join(f"{b}{'*' if ok else ''}" for b, ok in zip(v["replicate_best"], v["replicate_resolved"]))
         b, ru = v["layers"][v["best"]], v["layers"].get(v["runner_up"])
-        ru_s = f"{_f(ru['mean'])} [{_f(ru['lo'])}, {_f(ru['hi'])}]" if ru else "n/a"
+        ru_s = f"{_fmt(ru['mean'])} [{_fmt(ru['lo'])}, {_fmt(ru['hi'])}]" if ru else "n/a"
         lines.append(f"| {t} | {per} | {'yes' if v['agree'] else 'no'} | {v['best']} | "
-                     f"{_f(b['mean'])} [{_f(b['lo'])}, {_f(b['hi'])}] | {v['runner_up']} | {ru_s} | {_p(v['p'])} |")
+                     f"{_fmt(b['mean'])} [{_fmt(b['lo'])}, {_fmt(b['hi'])}] | {v['runner_up']} | {ru_s} | {_p(v['p'])} |")
     targets = list(pooled["targets"])
     if targets:
         layers = sorted(set.union(*(set(v["layers"]) for v in pooled["targets"].values())))
@@ -204,7 +198,7 @@ def render(pooled: dict, header: str = "") -> str:
             cells = []
             for t in targets:
                 x = pooled["targets"][t]["layers"].get(L)
-                cells.append("n/a" if x is None else f"{_f(x['mean'])} ({x['times_best']})")
+                cells.append("n/a" if x is None else f"{_fmt(x['mean'])} ({x['times_best']})")
             lines.append(f"| {L} | " + " | ".join(cells) + " |")
     if pooled["predictors"]:
         lines += ["", f"Predictors, each judged in each replicate against that replicate's sweep: hits out of "
@@ -216,16 +210,14 @@ def render(pooled: dict, header: str = "") -> str:
                   + " |", "|---|---|---|---|" + "---|" * len(targets)]
         for name, v in pooled["predictors"].items():
             picks = " | ".join(", ".join(map(str, v["targets"][t]["choices"])) for t in targets)
-            own = ", ".join("n/a" if m is None else f"{_f(m, 2)}{'+' if g else ''}"
+            own = ", ".join("n/a" if m is None else f"{_fmt(m, 2)}{'+' if g else ''}"
                             for m, g in zip(v["replicate_mean_regret"], v["replicate_goal"]))
-            lines.append(f"| {name} | {v['hits']}/{v['n']} | {_f(v['mean_regret'])} "
-                         f"[{_f(v['regret_lo'])}, {_f(v['regret_hi'])}] | {own} | {picks} |")
+            lines.append(f"| {name} | {v['hits']}/{v['n']} | {_fmt(v['mean_regret'])} "
+                         f"[{_fmt(v['regret_lo'])}, {_fmt(v['regret_hi'])}] | {own} | {picks} |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> None:
-    from .report import _git, _machine, replace_block
-
     ap = argparse.ArgumentParser(prog="python -m turbtl.replicates", description=__doc__.split("\n\n")[1])
     ap.add_argument("dirs", nargs="+", help="directories in which a replicate ran (each holds results/)")
     ap.add_argument("--name", default=None, help="README block to replace (<!-- report:NAME:start/end -->); "
