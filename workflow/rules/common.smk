@@ -67,8 +67,8 @@ DNS_KEYS = ("Re", "kf", "beta", "mu", "n_dns", "dt", "spinup_time", "sample_inte
 
 
 def dns_sys_cfg(wc):
-    s = config["systems"][wc.system]
-    return dict({k: s[k] for k in DNS_KEYS}, name=wc.system, seed=replicated(config, s["seed"]))
+    s = sys_cfg(wc)
+    return {k: s[k] for k in (*DNS_KEYS, "name")}
 
 
 def dns_mem_mb(wc):
