@@ -107,6 +107,18 @@ def test_a_target_missing_from_a_replicate_is_left_out(tmp_path, three):
     assert set(out["targets"]["kf"]["layers"]) == {1, 2}  # the layers every replicate swept
 
 
+def test_a_replicates_targets_are_those_of_its_last_config(tmp_path):
+    # the predictor study ran after the default run in the same directory: the default's
+    # sweep of "old" is still in results/transfer but not in the study's summary_by_target.csv
+    study = _write_run(tmp_path / "s", 1, {"kf": {1: 0.7, 2: 0.5}, "old": {1: 0.6, 2: 0.9}}, 0.2,
+                       {"kf": 2, "old": 1})
+    by = study / P.SUMMARY_BY_TARGET
+    pd.read_csv(by).query("target != 'old'").to_csv(by, index=False)
+    assert list(load_replicate(study)["targets"]) == ["kf"]
+    by.unlink()  # without the run's summary every sweep counts
+    assert list(load_replicate(study)["targets"]) == ["kf", "old"]
+
+
 def test_main_writes_the_readme_block(three, tmp_path, capsys):
     readme = tmp_path / "README.md"
     readme.write_text("before\n<!-- report:reps:start -->\nold\n<!-- report:reps:end -->\nafter\n")

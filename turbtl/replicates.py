@@ -30,7 +30,11 @@ What is pooled, per target, over R replicates (each a directory holding ``result
 
 The replicates must differ: two directories whose base flow has the same DNS seed are the same
 replicate (an error names them).  Targets missing from a replicate are left out of the pooled
-tables (a warning names them).  The block names the directories, their base DNS seeds, the
+tables (a warning names them).  A replicate's targets are those of its
+``summary_by_target.csv``, i.e. of the config it last ran to the end: where the predictor study
+ran in a directory after the default run (they share the base flow and network), the study's
+targets pool and the default's older sweeps stay out.  Without that file every target sweep
+under ``results/transfer`` counts.  The block names the directories, their base DNS seeds, the
 commit and the machine (as ``turbtl.report`` does) and replaces
 ``<!-- report:NAME:start/end -->`` in the README.
 """
@@ -78,7 +82,9 @@ def load_replicate(root) -> dict:
     targets = {}
     order = list(dict.fromkeys(by_target["target"])) if by_target is not None else []
     found = sorted(d.parent.name for d in root.glob(P.SWEEP_SUMMARY.format(target="*")))
-    for t in sorted(found, key=lambda t: (order.index(t) if t in order else len(order), t)):  # the run's order
+    if order:  # the targets of the run's last config; sweeps of other configs in the same results/ stay out
+        found = [t for t in order if t in found]
+    for t in found:  # the run's order
         summary = read_json(root / P.SWEEP_SUMMARY.format(target=t))
         sweep = pd.read_csv(root / P.SWEEP_CSV.format(target=t))
         zs = sweep.loc[sweep["method"] == "zero_shot", "nmse"]
