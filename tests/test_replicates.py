@@ -91,6 +91,21 @@ def test_pool_finds_the_flow_property_and_the_disagreement(three):
     assert "| probe | 4/6 |" in text and "| 0.40, 0.00+, 0.20 | 2, 2, 1 | 2, 3, 1 |" in text
 
 
+def test_predictors_on_the_pairs_where_tl_gains(three):
+    reps = [load_replicate(d) for d in three]
+    assert [r["targets"]["re"]["gain"] for r in reps] == pytest.approx([0.05, 0.06, 0.07])
+    # at 20% only kf counts (gain 0.5 in every replicate): the probe picks 2, 2, 1 there
+    g = pool(reps, gain_threshold=0.2)["predictors"]["probe"]["gain"]
+    assert g["n"] == 3 and g["hits"] == 2
+    assert g["mean_regret"] == pytest.approx(np.mean([0.0, 0.0, (0.69 - 0.49) / 0.51]))
+    # at 6.5% re's replicate 2 joins (gain 0.07; its pick, layer 1, is its best)
+    out = pool(reps, gain_threshold=0.065)
+    g = out["predictors"]["probe"]["gain"]
+    assert g["n"] == 4 and g["hits"] == 3
+    assert g["mean_regret"] == pytest.approx(np.mean([0.0, 0.0, (0.69 - 0.49) / 0.51, 0.0]))
+    assert "| hits, gain >= 6% |" in render(out) and "| 3/4 | 0.098 [" in render(out)
+
+
 def test_same_replicate_twice_and_a_single_one_are_refused(three):
     with pytest.raises(TurbtlError, match="same replicate"):
         pool([load_replicate(three[0]), load_replicate(three[0])])
@@ -121,10 +136,10 @@ def test_a_replicates_targets_are_those_of_its_last_config(tmp_path):
 
 def test_main_writes_the_readme_block(three, tmp_path, capsys):
     readme = tmp_path / "README.md"
-    readme.write_text("before\n<!-- report:reps:start -->\nold\n<!-- report:reps:end -->\nafter\n")
+    readme.write_text("before\n<!-- report:reps:start -->\nSTALE\n<!-- report:reps:end -->\nafter\n")
     main([*map(str, three), "--name", "reps", "--readme", str(readme), "--json", str(tmp_path / "p.json")])
     text = readme.read_text()
-    assert "old" not in text and text.startswith("before") and text.rstrip().endswith("after")
+    assert "STALE" not in text and text.startswith("before") and text.rstrip().endswith("after")
     assert "| kf | 2*, 2*, 2* | yes | 2 |" in text
     assert json.loads((tmp_path / "p.json").read_text())["targets"]["kf"]["best"] == 2
     with pytest.raises(SystemExit, match="no finished run"):

@@ -26,7 +26,9 @@ What is pooled, per target, over R replicates (each a directory holding ``result
   ``summary_by_target.csv``, so each against that replicate's own sweep); the hits and the
   mean regret with its interval over all (target, replicate) pairs; and each replicate's own
   mean regret over its targets, with whether it meets the goal of that run's report
-  (:func:`turbtl.report.meets_goal`).
+  (:func:`turbtl.report.meets_goal`); and the hits and mean regret over only the pairs where
+  TL gains at least ``--gain-threshold`` (default 5%, the report's post hoc threshold) in
+  that replicate, the gain being 1 minus the relative error of the replicate's own best layer.
 
 The replicates must differ: two directories whose base flow has the same DNS seed are the same
 replicate (an error names them).  Targets missing from a replicate are left out of the pooled
@@ -50,7 +52,7 @@ import pandas as pd
 from . import TurbtlError
 from . import paths as P
 from .io import read_json
-from .report import _fmt, _git, _machine, _wall, meets_goal, replace_block
+from .report import GAIN_THRESHOLD, _fmt, _git, _machine, _wall, meets_goal, replace_block
 from .verdict import ALPHA, interval, paired_test
 
 __all__ = ["load_replicate", "pool", "render", "main"]
@@ -98,7 +100,8 @@ def load_replicate(root) -> dict:
             for _, row in by_target[by_target["target"] == t].iterrows():
                 preds[str(row["predictor"])] = {"choice": int(row["predicted_layer"]), "hit": bool(row["hit"]),
                                                 "regret": None if pd.isna(row["regret"]) else float(row["regret"])}
-        targets[t] = {"zero_shot": zs, "rel": rel, "best": int(summary["best_layer"]),
+        best = int(summary["best_layer"])
+        targets[t] = {"zero_shot": zs, "rel": rel, "best": best, "gain": 1.0 - rel.get(best, float("nan")),
                       "p": summary.get("p_value"), "resolved": bool(summary.get("resolved")),
                       "seed": _attrs_seed(root / P.FILTERED.format(system=t)), "predictors": preds}
     if not targets:
@@ -113,7 +116,7 @@ def load_replicate(root) -> dict:
             "predictors": agg}
 
 
-def pool(replicates: list[dict], alpha: float = ALPHA) -> dict:
+def pool(replicates: list[dict], alpha: float = ALPHA, gain_threshold: float = GAIN_THRESHOLD) -> dict:
     """The pooled verdict of :func:`load_replicate` results (module docstring)."""
     if len(replicates) < 2:
         raise TurbtlError("pooling needs at least 2 replicates; fix: run the pipeline with --config replicate=1 "
@@ -128,7 +131,7 @@ def pool(replicates: list[dict], alpha: float = ALPHA) -> dict:
     common = [t for t in replicates[0]["targets"] if all(t in r["targets"] for r in replicates)]
     left_out = sorted(set.union(*(set(r["targets"]) for r in replicates)) - set(common))
     out = {"replicates": [{k: r.get(k) for k in ("root", "base", "seed", "base_test_cc", "wall_s")} for r in replicates],
-           "alpha": alpha, "left_out": left_out, "targets": {}, "predictors": {}}
+           "alpha": alpha, "gain_threshold": gain_threshold, "left_out": left_out, "targets": {}, "predictors": {}}
     R = len(replicates)
     idx = pd.RangeIndex(R)
     for t in common:
@@ -152,18 +155,26 @@ def pool(replicates: list[dict], alpha: float = ALPHA) -> dict:
              if all(n in r["targets"][t]["predictors"] for r in replicates for t in common)]  # the run's order
     for name in names:
         per_target, regrets, hits = {}, [], 0
+        big = {"n": 0, "hits": 0, "regrets": []}  # the (target, replicate) pairs where TL gains >= the threshold
         for t in common:
             rows = [r["targets"][t]["predictors"][name] for r in replicates]
             per_target[t] = {"choices": [x["choice"] for x in rows], "hits": sum(x["hit"] for x in rows),
                              "regrets": [x["regret"] for x in rows]}
             hits += per_target[t]["hits"]
             regrets += [x["regret"] for x in rows if x["regret"] is not None]
+            for r, x in zip(replicates, rows):
+                if r["targets"][t]["gain"] >= gain_threshold:
+                    big["n"] += 1
+                    big["hits"] += x["hit"]
+                    big["regrets"] += [x["regret"]] if x["regret"] is not None else []
         m, _, lo, hi = interval(regrets)  # (nan where there is no regret)
+        bm, _, blo, bhi = interval(big.pop("regrets"))
         own = [r.get("predictors", {}).get(name, {}) for r in replicates]
         out["predictors"][name] = {"hits": hits, "n": R * len(common), "mean_regret": m, "regret_lo": lo,
                                    "regret_hi": hi, "targets": per_target,
                                    "replicate_mean_regret": [x.get("mean_regret") for x in own],
-                                   "replicate_goal": [x.get("goal") for x in own]}
+                                   "replicate_goal": [x.get("goal") for x in own],
+                                   "gain": {**big, "mean_regret": bm, "regret_lo": blo, "regret_hi": bhi}}
     return out
 
 
@@ -211,15 +222,20 @@ def render(pooled: dict, header: str = "") -> str:
                   f"{R} x {len(targets)} (target, replicate) pairs, mean regret with its 95% interval over them, "
                   "each replicate's own mean regret over its targets (+ where it meets the goal of the run's "
                   "report: mean regret <= 0.10 at <= 5% of the sweep's cost), and the picks per target (one "
-                  "per replicate):", "",
+                  f"per replicate). The last two columns take only the pairs where TL gains at least "
+                  f"{pooled['gain_threshold']:.0%} over zero shot in that replicate (the report's post hoc "
+                  "threshold, `--gain-threshold`): hits out of those pairs and the mean regret over them.", "",
                   "| predictor | hits | mean regret | per replicate | " + " | ".join(f"picks {t}" for t in targets)
-                  + " |", "|---|---|---|---|" + "---|" * len(targets)]
+                  + f" | hits, gain >= {pooled['gain_threshold']:.0%} | mean regret there |",
+                  "|---|---|---|---|" + "---|" * len(targets) + "---|---|"]
         for name, v in pooled["predictors"].items():
             picks = " | ".join(", ".join(map(str, v["targets"][t]["choices"])) for t in targets)
             own = ", ".join("n/a" if m is None else f"{_fmt(m, 2)}{'+' if g else ''}"
                             for m, g in zip(v["replicate_mean_regret"], v["replicate_goal"]))
+            g = v["gain"]
             lines.append(f"| {name} | {v['hits']}/{v['n']} | {_fmt(v['mean_regret'])} "
-                         f"[{_fmt(v['regret_lo'])}, {_fmt(v['regret_hi'])}] | {own} | {picks} |")
+                         f"[{_fmt(v['regret_lo'])}, {_fmt(v['regret_hi'])}] | {own} | {picks} | {g['hits']}/{g['n']} | "
+                         f"{_fmt(g['mean_regret'])} [{_fmt(g['regret_lo'])}, {_fmt(g['regret_hi'])}] |")
     return "\n".join(lines) + "\n"
 
 
@@ -230,9 +246,12 @@ def main(argv=None) -> None:
                     "without it the tables are only printed")
     ap.add_argument("--readme", default=None, help="README to update (default: README.md next to this package)")
     ap.add_argument("--json", default=None, help="also write the pooled numbers to this JSON file")
+    ap.add_argument("--gain-threshold", type=float, default=GAIN_THRESHOLD,
+                    help="also score the predictors on the (target, replicate) pairs whose TL gain over zero shot "
+                    f"is at least this share (default {GAIN_THRESHOLD}, as turbtl.report)")
     a = ap.parse_args(argv)
     try:
-        pooled = pool([load_replicate(d) for d in a.dirs])
+        pooled = pool([load_replicate(d) for d in a.dirs], gain_threshold=a.gain_threshold)
     except TurbtlError as e:
         sys.exit(f"error: {e}")
     if pooled["left_out"]:
