@@ -154,28 +154,25 @@ def pool(replicates: list[dict], alpha: float = ALPHA, gain_threshold: float = G
     names = [n for n in (replicates[0]["targets"][common[0]]["predictors"] if common else [])
              if all(n in r["targets"][t]["predictors"] for r in replicates for t in common)]  # the run's order
     for name in names:
-        per_target, regrets, hits = {}, [], 0
-        big = {"n": 0, "hits": 0, "regrets": []}  # the (target, replicate) pairs where TL gains >= the threshold
+        per_target, pairs = {}, []  # pairs: (that replicate's TL gain on t, the predictor's row)
         for t in common:
             rows = [r["targets"][t]["predictors"][name] for r in replicates]
             per_target[t] = {"choices": [x["choice"] for x in rows], "hits": sum(x["hit"] for x in rows),
                              "regrets": [x["regret"] for x in rows]}
-            hits += per_target[t]["hits"]
-            regrets += [x["regret"] for x in rows if x["regret"] is not None]
-            for r, x in zip(replicates, rows):
-                if r["targets"][t]["gain"] >= gain_threshold:
-                    big["n"] += 1
-                    big["hits"] += x["hit"]
-                    big["regrets"] += [x["regret"]] if x["regret"] is not None else []
-        m, _, lo, hi = interval(regrets)  # (nan where there is no regret)
-        bm, _, blo, bhi = interval(big.pop("regrets"))
+            pairs += [(r["targets"][t]["gain"], x) for r, x in zip(replicates, rows)]
         own = [r.get("predictors", {}).get(name, {}) for r in replicates]
-        out["predictors"][name] = {"hits": hits, "n": R * len(common), "mean_regret": m, "regret_lo": lo,
-                                   "regret_hi": hi, "targets": per_target,
+        out["predictors"][name] = {**_score([x for _, x in pairs]), "targets": per_target,
                                    "replicate_mean_regret": [x.get("mean_regret") for x in own],
                                    "replicate_goal": [x.get("goal") for x in own],
-                                   "gain": {**big, "mean_regret": bm, "regret_lo": blo, "regret_hi": bhi}}
+                                   "gain": _score([x for g, x in pairs if g >= gain_threshold])}
     return out
+
+
+def _score(rows: list[dict]) -> dict:
+    """Hits out of the (target, replicate) pairs and the mean regret with its 95% interval over
+    them (nan where no pair has a regret)."""
+    m, _, lo, hi = interval([x["regret"] for x in rows if x["regret"] is not None])
+    return {"hits": sum(x["hit"] for x in rows), "n": len(rows), "mean_regret": m, "regret_lo": lo, "regret_hi": hi}
 
 
 def _p(x):
