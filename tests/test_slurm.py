@@ -17,7 +17,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = "tests/config.tiny.yaml"
-TRAINING = {"train_base", "transfer_layer", "transfer_baseline"}
+# the rules that get a GPU: the three training rules and the a-posteriori LES
+GPU_RULES = {"train_base", "transfer_layer", "transfer_baseline", "aposteriori"}
 SLURM_COMMANDS = ("sbatch", "srun", "sacct", "squeue", "sinfo", "scontrol", "sacctmgr", "sshare", "scancel")
 PROFILE_ENV = ("TURBTL_SLURM_ACCOUNT", "TURBTL_SLURM_PARTITION", "TURBTL_SLURM_GPU_PARTITION",
                "TURBTL_SLURM_GPUS", "TURBTL_SLURM_GPU_MODEL", "TURBTL_SLURM_DNS_GPU")
@@ -82,7 +83,7 @@ def test_profile_dry_run_defaults(tmp_path):
     rules = {j["rule"] for j in jobs}
     expected = {"dns", "filter", "train_base", "transfer_layer", "transfer_baseline", "sweep_summary",
                 "base_kernels", "system_spectra", "tl_kernels", "activations", "predict", "compare",
-                "figures_target", "summary"}
+                "figures_target", "summary", "aposteriori"}
     assert expected <= rules, f"missing rules in the dry run: {expected - rules}"
     for j in jobs:
         if j["rule"] == "all":
@@ -94,16 +95,18 @@ def test_profile_dry_run_defaults(tmp_path):
         assert int(res["runtime"]) >= 5, j
         assert "slurm_account" not in res and "slurm_partition" not in res, \
             f"account/partition set although TURBTL_SLURM_ACCOUNT/PARTITION are unset: {j}"
-        if j["rule"] in TRAINING:
+        if j["rule"] in GPU_RULES:
             assert res.get("gpu") == "1", f"{j['rule']} should ask for one GPU: {res}"
         else:
             assert "gpu" not in res, f"{j['rule']} should be CPU-only: {res}"
     by_rule = {j["rule"]: j for j in jobs}
     assert by_rule["dns"]["threads"] == 16 and by_rule["filter"]["threads"] == 4
     assert by_rule["train_base"]["threads"] == 4
-    # wall times with units in the profile: 48h DNS, 12h base training (minutes here)
+    # wall times with units in the profile: 48h DNS, 12h base training, 2h a-posteriori LES (minutes here)
     assert by_rule["dns"]["resources"]["runtime"] == str(48 * 60)
     assert by_rule["train_base"]["resources"]["runtime"] == str(12 * 60)
+    assert by_rule["aposteriori"]["resources"]["runtime"] == str(2 * 60)
+    assert by_rule["aposteriori"]["threads"] == 4
     # rules the profile does not list keep their own wall time
     assert by_rule["compare"]["resources"]["runtime"] == "10"
 
@@ -121,7 +124,7 @@ def test_profile_settings_from_environment(tmp_path):
         if j["rule"] == "dns":  # TURBTL_SLURM_DNS_GPU=1: the DNS on a GPU, 4 threads, 8 h
             assert res["gpu"] == "1" and res["slurm_partition"] == "gpuq" and j["threads"] == 4, j
             assert res["runtime"] == str(8 * 60), j
-        elif j["rule"] in TRAINING:
+        elif j["rule"] in GPU_RULES:
             assert res["slurm_partition"] == "gpuq" and res["gpu"] == "1" and res["gpu_model"] == "a100", j
         else:
             assert res["slurm_partition"] == "cpuq" and "gpu" not in res, j
