@@ -31,7 +31,8 @@ is scaled as 0.128/n so that every grid runs at the same CFL number.
 
 ``--json PATH`` writes every number (and the machine, the card, the versions) to PATH, so
 that a run on a GPU machine can bring them back; ``--write`` puts the tables into the
-"## DNS" section of benchmarks/README.md.
+generated block at the top of the "## DNS" section of benchmarks/README.md; the section's
+hand-written tables and readings below it stay (``write_section``).
 """
 from __future__ import annotations
 
@@ -96,12 +97,27 @@ def peak_rss_mib(nsnap: int, threads: int, tmp: Path) -> float:
     return int(r.stdout.split()[-1]) / 1024
 
 
-def write_section(title: str, body: str) -> None:
-    text = README.read_text() if README.exists() else "# turbtl benchmarks\n"
-    block = f"{title}\n\n{body.rstrip()}\n\n"
-    pat = re.compile(rf"^{re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
-    text = pat.sub(lambda m: block, text) if pat.search(text) else text.rstrip() + "\n\n" + block
-    README.write_text(text)
+def write_section(title: str, body: str, readme: Path = README) -> None:
+    """Put ``body`` into the generated block of section ``title`` of benchmarks/README.md.
+
+    The block lies between ``<!-- bench:SLUG:start -->`` and ``<!-- bench:SLUG:end -->``
+    (SLUG: the title in lower case, e.g. ``dns``).  Only that block is replaced; without
+    one, a new block goes right under the title, and the section's hand-written tables and
+    readings stay below it.  A missing section is appended.
+    """
+    text = readme.read_text() if readme.exists() else "# turbtl benchmarks\n"
+    slug = re.sub(r"[^a-z0-9]+", "-", title.lstrip("#").strip().lower()).strip("-")
+    start, end = f"<!-- bench:{slug}:start -->", f"<!-- bench:{slug}:end -->"
+    block = f"{start}\n{body.rstrip()}\n{end}"
+    marked = re.compile(rf"{re.escape(start)}\n.*?{re.escape(end)}", re.S)
+    heading = re.compile(rf"^{re.escape(title)}\n\n?", re.M)
+    if marked.search(text):
+        text = marked.sub(lambda m: block, text)
+    elif heading.search(text):
+        text = heading.sub(lambda m: f"{title}\n\n{block}\n\n", text, count=1)
+    else:
+        text = text.rstrip() + f"\n\n{title}\n\n{block}\n"
+    readme.write_text(text)
 
 
 def grids(spec: str) -> list[tuple[int, int]]:

@@ -254,6 +254,30 @@ def test_gpu_benchmark_scripts_dry_run_on_cpu(tmp_path):
     assert set(d["filter"]) == {"base", "high_re", "high_kf", "beta"}
 
 
+
+def test_benchmark_write_section_keeps_hand_written_tables(tmp_path):
+    """``--write`` of the benchmarks replaces only its marked block: the hand-written tables
+    and readings of the section, and the other sections, stay."""
+    import sys
+
+    from helpers_workflow import REPO
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from bench_dns import write_section
+
+    md = tmp_path / "README.md"
+    md.write_text("# b\n\n## DNS\n\nhand table 1\n\n## Filtering\n\nold filter\n")
+    write_section("## DNS", "run 1", md)
+    assert md.read_text() == ("# b\n\n## DNS\n\n<!-- bench:dns:start -->\nrun 1\n<!-- bench:dns:end -->\n\n"
+                              "hand table 1\n\n## Filtering\n\nold filter\n")
+    write_section("## DNS", "run 2\n\n| a |", md)
+    text = md.read_text()
+    assert "run 1" not in text and "run 2\n\n| a |\n<!-- bench:dns:end -->" in text
+    assert text.count("hand table 1") == 1 and text.endswith("## Filtering\n\nold filter\n")
+    write_section("## A-posteriori LES", "les", md)
+    assert md.read_text().endswith("old filter\n\n## A-posteriori LES\n\n<!-- bench:a-posteriori-les:start -->\n"
+                                   "les\n<!-- bench:a-posteriori-les:end -->\n")
+
 @cuda
 def test_aposteriori_job_on_cuda_matches_cpu(tmp_path):
     """The whole a-posteriori job (LES, Smagorinsky and network closures, scores) on the GPU:
