@@ -1,7 +1,8 @@
 """Per-layer TL sweep: cached prefix + frozen weights vs the naive way.
 
 Three ways to re-train layer L of an SGSNet on the small target set, timed in ONE run at the
-default config's shapes (11 layers, 32 channels, 32x32, batch 8, small set of 24 snapshots):
+shapes of the config when it was written (11 layers, 32 channels, 32x32, batch 8, small set of 24; today's
+config.yaml has 16 channels and 18: pass --channels 16 --small 18):
 
 - cached: ``turbtl.transfer.retrain_layer`` (prefix 1..L-1 computed once, frozen weights,
   each step runs layers L..depth; only layer L gets weight gradients);
