@@ -176,6 +176,143 @@ def test_nested_overrides_given_as_strings_become_numbers(cfg):
         validate_config(bad)
 
 
+
+def test_yaml_numbers_without_a_dot_lists_from_the_command_line_and_whole_floats(cfg):
+    """YAML 1.1 reads `dt: 8e-4` (no dot) as a string: a number field takes it; `--config
+    "transfer={layers: [1, 2]}"` hands the list items over as strings; `seeds: 5.0` would
+    pass JSON Schema as an integer and then break `range`: each becomes the wanted type."""
+    assert yaml.safe_load("dt: 8e-4")["dt"] == "8e-4"  # the trap itself
+    cfg["systems"]["high_re"]["dt"] = "8e-4"
+    cfg["training"]["lr"] = "1e-3"
+    cfg["transfer"]["layers"] = ["1", "2"]
+    cfg["transfer"]["seeds"] = 5.0
+    cfg["network"]["depth"] = "11.0"
+    validate_config(cfg)
+    assert cfg["systems"]["high_re"]["dt"] == 8e-4 and cfg["training"]["lr"] == 1e-3
+    assert cfg["transfer"]["layers"] == [1, 2] and tl_layers(cfg) == [1, 2]
+    assert type(cfg["transfer"]["seeds"]) is int and cfg["transfer"]["seeds"] == 5
+    assert type(cfg["network"]["depth"]) is int and cfg["network"]["depth"] == 11
+    for section, key, value in (("transfer", "seeds", 5.5), ("systems", "dt", "nan"), ("transfer", "layers", ["one"])):
+        bad = copy.deepcopy(cfg)
+        (bad["systems"]["high_re"] if section == "systems" else bad[section])[key] = value
+        with pytest.raises(ConfigError, match=key):
+            validate_config(bad)
+
+
+def test_les_grid_equal_to_dns_grid_fails_before_the_dns(cfg):
+    """n_les = n_dns divides n_dns but leaves the LES modes outside the DNS's 2/3 band (the
+    filter job would fail after the whole DNS): named, with an n_dns that works, also for the
+    base flow (no LES of its own) and without the LES time-step noise for that flow."""
+    cfg["systems"]["base"]["n_les"] = cfg["systems"]["base"]["n_dns"]
+    cfg["systems"]["high_re"]["n_les"] = 192
+    msg = _fails(cfg, "systems.base.n_les = 128 is too fine for n_dns = 128", "e.g. 256",
+                 "systems.high_re.n_les = 192 is too fine for n_dns = 192", "e.g. 384")
+    assert "high_re' on its 192^2 grid" not in msg and msg.count("\n  - ") == 2, msg
+
+
+def test_odd_les_grid_gets_one_consistent_fix(cfg):
+    cfg["systems"]["high_re"]["n_les"] = 33
+    msg = _fails(cfg, "systems.high_re.n_les = 33 is odd", "e.g. 32, a divisor of n_dns = 192")
+    assert "does not divide" not in msg, msg
+
+
+def test_les_starts_window_and_sampling_checked_before_any_work(cfg):
+    """The a-posteriori LES's settings that used to fail (or silently give NaN correlations)
+    only in the last stage: too many starts for the test members, a correlation window longer
+    than the run, statistics sampled off the sample times."""
+    s = cfg["systems"]["high_re"]
+    window = round(cfg["les"]["cc_time"] / s["sample_interval"])
+    usable = s["test_members"] * (s["snapshots_per_member"] - window)
+    bad = copy.deepcopy(cfg)
+    bad["les"]["starts"] = usable + 1
+    _fails(bad, f"les.starts = {usable + 1} exceeds the {usable} start snapshots", f"at most {usable}")
+    ok = copy.deepcopy(cfg)
+    ok["les"]["starts"] = usable
+    validate_config(ok)
+    bad = copy.deepcopy(cfg)
+    bad["les"]["time"] = cfg["les"]["cc_time"] / 2
+    bad["les"]["spinup"] = 0.0
+    _fails(bad, "les.cc_time", "make les.time >= les.cc_time")
+    per = round(s["sample_interval"] / cfg["les"]["dt"])
+    bad = copy.deepcopy(cfg)
+    bad["les"]["stats_every"] = per - 1 if per > 2 else per + 1
+    msg = _fails(bad, f"les.stats_every = {bad['les']['stats_every']} does not divide", f"a divisor of {per}")
+    eg = int(msg.split("(e.g. ")[-1].split(")")[0])
+    assert per % eg == 0 and eg <= bad["les"]["stats_every"]
+    bad["les"]["enabled"] = False  # no LES, no LES checks
+    validate_config(bad)
+
+
+def test_filter_must_keep_the_forcing_scale(cfg):
+    """A filter wider than the forcing scale (G(kf) < 1/2 on the forcing's modes) fails before
+    any work, with the largest width that keeps it: for the Gaussian exp(-kf^2 Delta^2 / 24) = 1/2
+    at Delta = sqrt(24 ln 2) / kf, i.e. width_factor = Delta n_les / (2 pi); for the sharp
+    cut-off pi / Delta > kf, i.e. width_factor < n_les / (2 kf)."""
+    import math
+
+    s = cfg["systems"]["high_kf"]
+    kf, m = s["kf"], s["n_les"]
+    assert all(t["kf"] <= kf and t["n_les"] >= m for t in cfg["systems"].values())  # high_kf is the narrowest
+    gauss_max = math.sqrt(24 * math.log(2)) / kf * m / (2 * math.pi)
+    cfg["filter"]["width_factor"] = gauss_max * 1.01
+    msg = _fails(cfg, "filter.width_factor", "systems.high_kf", f"below {gauss_max:.3g}")
+    assert msg.count("\n  - ") == 1, msg  # one message, for the narrowest flow
+    cfg["filter"]["width_factor"] = gauss_max * 0.99
+    validate_config(cfg)
+    cfg["filter"].update(kind="spectral", width_factor=m / (2 * kf))  # pi / Delta = kf: the forcing is cut
+    _fails(cfg, "(spectral) keeps only G(kf) = 0", f"below {m / (2 * kf):.3g}")
+    cfg["filter"]["width_factor"] = 0.99 * m / (2 * kf)
+    validate_config(cfg)
+
+
+def test_flow_names_yaml_reads_as_numbers_or_booleans_or_that_break_paths(cfg):
+    for name in (3000, False):
+        bad = copy.deepcopy(cfg)
+        bad["systems"][name] = bad["systems"].pop("beta")
+        bad["targets"] = [name if t == "beta" else t for t in bad["targets"]]
+        _fails(bad, f"flow name {name!r} is read by YAML as", "start with a letter")
+    bad = copy.deepcopy(cfg)
+    bad["systems"]["3000"] = bad["systems"].pop("beta")  # a quoted target: used to crash sorted()
+    bad["systems"][3000] = copy.deepcopy(bad["systems"]["3000"])
+    _fails(bad, "flow name 3000 is read by YAML as a number")
+    bad = copy.deepcopy(cfg)
+    bad["systems"]["beta plane"] = bad["systems"].pop("beta")
+    bad["targets"] = ["beta plane" if t == "beta" else t for t in bad["targets"]]
+    _fails(bad, "bad flow name 'beta plane'", "letters, digits")
+
+
+def test_time_step_fix_names_a_step_that_divides_the_sample_interval(cfg):
+    """The fix of a too large dt (DNS and LES) names the limit and a step below it that
+    divides the sample interval, and the config with that step passes."""
+    import re
+
+    from turbtl.config import _is_multiple
+
+    cfg["systems"]["high_re"]["dt"] = 8e-3
+    cfg["les"]["dt"] = 0.05
+    msg = _fails(cfg, "time step too large for system 'high_re'", "les.dt = 0.05 too large for the LES of system")
+    dns = re.search(r"reduce systems\.high_re\.dt to at most ([0-9.e-]+) \(e\.g\. ([0-9.e-]+), which divides", msg)
+    les = [float(x) for x in re.findall(r"reduce les\.dt to at most [0-9.e-]+ \(e\.g\. ([0-9.e-]+),", msg)]
+    assert dns and len(les) == 3, msg
+    limit, eg = float(dns.group(1)), float(dns.group(2))
+    assert 0.5 * limit < eg <= limit and _is_multiple(cfg["systems"]["high_re"]["sample_interval"], eg)
+    cfg["systems"]["high_re"]["dt"] = eg
+    cfg["les"]["dt"] = min(les)
+    validate_config(cfg)
+
+
+def test_partial_configfile_is_told_that_it_replaces_config_yaml(cfg, tmp_path):
+    extra = tmp_path / "extra.yaml"
+    extra.write_text("training: {epochs: 5}\n")
+    part = check_yaml_file(extra)
+    with pytest.raises(ConfigError) as exc:
+        validate_config(part, config_files=[str(extra)])
+    msg = str(exc.value)
+    assert "missing top-level key 'base'" in msg and f"--configfile config.yaml {extra}" in msg, msg
+    with pytest.raises(ConfigError) as exc:  # config.yaml itself incomplete: no such note
+        validate_config({"training": {"epochs": 5}}, config_files=["config.yaml"])
+    assert "REPLACES" not in str(exc.value)
+
 def test_probe_needs_two_snapshots(cfg):
     cfg["transfer"]["fraction"] = 1.0 / 180  # one snapshot
     with pytest.raises(ConfigError, match="predict.probe_epochs"):

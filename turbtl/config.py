@@ -5,6 +5,7 @@ job starts.  Every message names the field and the fix.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import yaml
@@ -43,14 +44,54 @@ def fill_defaults(cfg, schema):
 
 
 # --------------------------------------------------------------------------- --config strings
-_SCALARS = {"number": (int, float), "integer": (int,), "boolean": (bool,)}
+_NO = object()
+
+
+def _scalar(val, typ: str):
+    """``val`` as a value of the schema's scalar type ``typ``, or ``_NO`` (left for the schema).
+
+    Strings come from ``--config`` ('5', '1.0e-3', 'true') and from YAML itself: YAML 1.1
+    (pyyaml, which Snakemake uses) reads ``1e-3`` without a dot as a string, so a number
+    field also takes any string that Python's ``float`` reads.  An integer field takes a
+    whole float (``5.0``: JSON Schema would accept it as an integer, and ``range`` would not).
+    """
+    parsed = val
+    if isinstance(val, str):
+        try:
+            parsed = yaml.safe_load(val)
+        except yaml.YAMLError:
+            parsed = val
+        if isinstance(parsed, str) and typ in ("number", "integer"):
+            try:
+                parsed = float(parsed)
+            except ValueError:
+                return _NO
+            if not math.isfinite(parsed):
+                return _NO
+    if typ == "boolean":
+        return parsed if isinstance(parsed, bool) else _NO
+    if isinstance(parsed, bool) or not isinstance(parsed, (int, float)):
+        return _NO
+    if typ == "number":
+        return float(parsed) if isinstance(val, str) else val
+    if typ == "integer" and isinstance(parsed, float):
+        return int(parsed) if parsed.is_integer() else _NO
+    return parsed
+
+
+def _array_schema(sub: dict) -> dict | None:
+    """The array alternative of a schema node (itself, or one of its oneOf/anyOf), if any."""
+    if sub.get("type") == "array":
+        return sub
+    return next((alt for alt in sub.get("oneOf", []) + sub.get("anyOf", []) if alt.get("type") == "array"), None)
 
 
 def coerce_scalars(cfg, schema):
     """Parse strings where the schema wants a number, integer or boolean, in place.
 
-    ``snakemake --config "training={epochs: 5}"`` hands nested values over as strings ('5');
-    a string that YAML reads as a value of the wanted type is replaced by that value.
+    ``snakemake --config "training={epochs: 5}"`` hands nested values over as strings ('5'),
+    also inside lists (``--config "transfer={layers: [1, 2]}"``); such a string, a YAML
+    ``1e-3`` and a whole float in an integer field become the wanted type (:func:`_scalar`).
     Anything else is left for the schema to reject with its message.
     """
     if isinstance(cfg, dict) and schema.get("type") == "object":
@@ -60,15 +101,15 @@ def coerce_scalars(cfg, schema):
             sub = props.get(key, extra if isinstance(extra, dict) else None)
             if sub is None:
                 continue
-            want = _SCALARS.get(sub.get("type"))
-            if want and isinstance(val, str):
-                try:
-                    parsed = yaml.safe_load(val)
-                except yaml.YAMLError:
-                    continue
-                ok = isinstance(parsed, want) and not (sub.get("type") != "boolean" and isinstance(parsed, bool))
-                if ok:
-                    cfg[key] = float(parsed) if sub.get("type") == "number" else parsed
+            arr = _array_schema(sub)
+            if sub.get("type") in ("number", "integer", "boolean"):
+                got = _scalar(val, sub["type"])
+                if got is not _NO:
+                    cfg[key] = got
+            elif isinstance(val, list) and arr is not None and arr.get("items", {}).get("type") in (
+                    "number", "integer", "boolean"):
+                typ = arr["items"]["type"]
+                cfg[key] = [v if (g := _scalar(v, typ)) is _NO else g for v in val]
             else:
                 coerce_scalars(val, sub)
     return cfg
@@ -110,7 +151,7 @@ def _message(err, schema) -> str:
         desc = _subschema(schema, path + [missing]).get("description", "")
         return f"missing key {where}.{missing}; fix: add it ({desc})" if path else \
             f"missing top-level key '{missing}'; fix: add it ({desc})"
-    if err.validator == "propertyNames":
+    if "propertyNames" in err.schema_path:  # jsonschema reports the failing check (pattern)
         return (f"bad flow name {err.instance!r} in {where}; fix: "
                 + _subschema(schema, path).get("propertyNames", {}).get("description", "rename it"))
     node = _subschema(schema, path)
@@ -285,14 +326,40 @@ def validate_config(cfg: dict, schema_path=None, *, config_files=()) -> dict:
     schema = load_schema(schema_path)
     coerce_scalars(cfg, schema)
     fill_defaults(cfg, schema)
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(cfg), key=lambda e: list(map(str, e.absolute_path)))
-    problems = [_message(e, schema) for e in errors]
+    problems = _name_types(cfg)
+    if not problems:
+        validator = jsonschema.Draft202012Validator(schema)
+        errors = sorted(validator.iter_errors(cfg), key=lambda e: list(map(str, e.absolute_path)))
+        problems = [_message(e, schema) for e in errors]
     if not problems:
         problems = _cross_checks(cfg)
     if problems:
+        if any(q.startswith("missing top-level key") for q in problems) and any(
+                Path(f).name != "config.yaml" for f in config_files):
+            problems.append("note: a --configfile REPLACES config.yaml, so it must be a complete config; fix: to "
+                            "change only a few keys, give config.yaml first: --configfile config.yaml "
+                            + " ".join(str(f) for f in config_files if Path(f).name != "config.yaml"))
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
     return cfg
+
+
+def _name_types(cfg) -> list[str]:
+    """Flow names that YAML read as numbers or booleans (``3000:``, ``no:``), before the schema,
+    whose name pattern applies to strings only."""
+    p = []
+    systems = cfg.get("systems")
+    names = list(systems) if isinstance(systems, dict) else []
+    names += [t for t in cfg.get("targets") or [] if not isinstance(t, str)] if isinstance(cfg.get("targets"), list) else []
+    if "base" in cfg and not isinstance(cfg["base"], str):
+        names.append(cfg["base"])
+    for name in dict.fromkeys(n for n in names if not isinstance(n, str)):
+        if isinstance(name, bool):
+            what, eg = "a boolean (YAML 1.1 reads yes, no, on, off, true and false so)", "quote it, or rename it"
+        else:
+            what, eg = "a number", f"e.g. 'flow{name}'"
+        p.append(f"flow name {name!r} is read by YAML as {what}, not a name; fix: flow names start with a letter "
+                 f"and use only letters, digits, '_' and '-' ({eg}), under `systems:` and in `base`/`targets`")
+    return p
 
 
 def _cross_checks(cfg) -> list[str]:
@@ -311,19 +378,32 @@ def _cross_checks(cfg) -> list[str]:
         p.append(f"targets: {dups} listed more than once; fix: list each target once")
     if cfg["base"] in cfg["targets"]:
         p.append(f"targets: the base flow {cfg['base']!r} is also a target; fix: remove it from `targets`")
+    bad_grid = set()  # flows whose grids are wrong: their LES time step is not checked (noise)
     for name, s in systems.items():
         w = f"systems.{name}"
         n, m = s["n_dns"], s["n_les"]
+        problems_before = len(p)
         if n % 2:
-            p.append(f"{w}.n_dns = {n} is odd; fix: use an even grid size (e.g. {n + 1})")
+            eg = m * max(2, round(n / m)) if m % 2 == 0 and m < n else n + 1
+            p.append(f"{w}.n_dns = {n} is odd; fix: use an even grid size (e.g. {eg})")
+        even = [d for d in range(2, n // 2 + 1, 2) if n % d == 0] if n % 2 == 0 else []
         if m % 2:
-            p.append(f"{w}.n_les = {m} is odd; fix: use an even grid size (e.g. {m + 1})")
+            eg = f"{min(even, key=lambda d: (abs(d - m), -d))}, a divisor of n_dns = {n}" if even else m + 1
+            p.append(f"{w}.n_les = {m} is odd; fix: use an even grid size (e.g. {eg})")
         if m > n:
             p.append(f"{w}.n_les = {m} is larger than n_dns = {n}; fix: the LES grid must be coarser "
                      "than the DNS grid (n_les <= n_dns)")
+        elif m % 2 and even:
+            pass  # the fix above names an even divisor of n_dns
         elif n % m:
             p.append(f"{w}.n_les = {m} does not divide n_dns = {n}; fix: choose n_dns a multiple of n_les "
-                     f"(e.g. {m * max(1, round(n / m))})")
+                     f"(e.g. {m * max(2, round(n / m))})")
+        elif 3 * (m // 2 - 1) >= n:  # the filter's condition (turbtl.filters.sgs_fields): n_les = n_dns here
+            p.append(f"{w}.n_les = {m} is too fine for n_dns = {n}: the LES modes must lie inside the DNS's "
+                     f"2/3-dealiased band |k| < n_dns/3; fix: make n_dns at least twice n_les (e.g. {2 * m}) "
+                     f"or lower n_les to a divisor of n_dns up to {n // 2}")
+        if len(p) > problems_before:
+            bad_grid.add(name)
         if 3 * s["kf"] >= m:
             p.append(f"{w}.kf = {s['kf']} is not resolved on the LES grid n_les = {m} (need kf < n_les/3 = "
                      f"{m / 3:.1f}); fix: lower kf or raise n_les to more than {3 * s['kf']}")
@@ -337,10 +417,11 @@ def _cross_checks(cfg) -> list[str]:
             p.append(f"{w}.spinup_time = {s['spinup_time']} is not a multiple of dt = {s['dt']}; "
                      "fix: make it a whole number of time steps")
         try:  # the solver's own a-priori screen (laminar velocity bound, Rossby waves under AB2)
-            check_timestep(FlowParams.from_config(s, name), cfg["dns"]["cfl_max"])
+            check_timestep(FlowParams.from_config(s, name), cfg["dns"]["cfl_max"], divides=s["sample_interval"])
         except TurbtlError as e:
             p.append(str(e))
-    p += _les_problems(cfg)
+    p += _filter_problems(cfg["filter"], {k: v for k, v in systems.items() if k not in bad_grid})
+    p += _les_problems(cfg, skip=bad_grid)
     depth = cfg["network"]["depth"]
     if cfg["network"]["kernel_size"] % 2 == 0:
         p.append(f"network.kernel_size = {cfg['network']['kernel_size']} is even; fix: use an odd size such as 5")
@@ -363,10 +444,52 @@ def _cross_checks(cfg) -> list[str]:
     return p
 
 
-def _les_problems(cfg: dict) -> list[str]:
+#: the least share of the forcing that the filter must keep at the forcing wavenumber, G(kf)
+FILTER_MIN_FORCING = 0.5
+
+
+def _filter_problems(flt: dict, systems: dict) -> list[str]:
+    """The filter must keep the forcing scale of every flow: G(kf) >= FILTER_MIN_FORCING on the
+    forcing's modes (kf, 0) and (0, kf).  A wider filter puts the LES scale above the forcing
+    scale: the energy injection itself becomes subgrid, and a spectral filter with pi/Delta <= kf
+    (or a filter wider than the domain) removes the forcing, or every mode, outright.  One
+    message, for the flow that allows the narrowest filter."""
+    import torch
+
+    from .filters import filter_width, transfer_function
+
+    kind, wf = flt["kind"], float(flt["width_factor"])
+
+    def g(kf, m, factor):
+        return float(transfer_function(kind, torch.tensor(float(kf), dtype=torch.float64),
+                                       torch.tensor(0.0, dtype=torch.float64), filter_width(m, factor)))
+
+    worst = None
+    for name, s in systems.items():
+        if g(s["kf"], s["n_les"], wf) >= FILTER_MIN_FORCING:
+            continue
+        lo, hi = 0.0, wf  # the largest width factor that keeps the forcing: G(kf) falls with Delta up to its first zero
+        for _ in range(60):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if g(s["kf"], s["n_les"], mid) >= FILTER_MIN_FORCING else (lo, mid)
+        if worst is None or lo < worst[1]:
+            worst = (name, lo)
+    if worst is None:
+        return []
+    name, lo = worst
+    s = systems[name]
+    return [f"filter.width_factor = {wf:g} ({kind}) keeps only G(kf) = {g(s['kf'], s['n_les'], wf):.3g} of the forcing "
+            f"of systems.{name} (kf = {s['kf']}, n_les = {s['n_les']}; the least allowed is {FILTER_MIN_FORCING}): the "
+            f"filter scale would lie above the forcing scale; fix: lower filter.width_factor below {lo:.3g} "
+            f"(reference 2), or raise systems.{name}.n_les"]
+
+
+def _les_problems(cfg: dict, skip=()) -> list[str]:
     """The a-posteriori LES of every target, checked before any work: its time step divides
-    the sample interval, the spin-up is shorter than the run, the correlation window fits in
-    a test member, and the time step passes the DNS's a-priori screen on the LES grid."""
+    the sample interval and the statistics' sampling (``les.stats_every``) hits every sample
+    time, the spin-up is shorter than the run, the correlation window fits in a test member
+    and in the run, the test members hold ``les.starts`` starts, and the time step passes the
+    DNS's a-priori screen on the LES grid (not for the flows in ``skip``, whose grids are wrong)."""
     les = cfg.get("les") or {}
     if not les.get("enabled", False):
         return []
@@ -374,22 +497,47 @@ def _les_problems(cfg: dict) -> list[str]:
     if les["spinup"] >= les["time"]:
         p.append(f"les.spinup = {les['spinup']} leaves no statistics of les.time = {les['time']}; "
                  "fix: make les.spinup smaller than les.time")
+    if les["cc_time"] > les["time"] * (1 + 1e-9):
+        p.append(f"les.cc_time = {les['cc_time']} is longer than les.time = {les['time']}: the correlation with the "
+                 "filtered DNS is never sampled at the late lags; fix: make les.time >= les.cc_time")
+    per_sample, few_starts = {}, {}
     for t in cfg["targets"]:
         s = cfg["systems"].get(t)
         if s is None:
             continue
-        if not _is_multiple(s["sample_interval"], les["dt"]):
-            p.append(f"les.dt = {les['dt']} does not divide systems.{t}.sample_interval = {s['sample_interval']}; "
+        si = s["sample_interval"]
+        if not _is_multiple(si, les["dt"]):
+            p.append(f"les.dt = {les['dt']} does not divide systems.{t}.sample_interval = {si}; "
                      "fix: choose les.dt = sample_interval / k for a whole k")
-        window = round(les["cc_time"] / s["sample_interval"])
+        elif round(si / les["dt"]) % les["stats_every"]:
+            per_sample[t] = round(si / les["dt"])
+        window = round(les["cc_time"] / si)
+        usable = s["test_members"] * (s["snapshots_per_member"] - window)
         if window >= s["snapshots_per_member"]:
             p.append(f"les.cc_time = {les['cc_time']} spans {window} snapshots, not fewer than "
-                     f"systems.{t}.snapshots_per_member = {s['snapshots_per_member']}; fix: lower les.cc_time")
+                     f"systems.{t}.snapshots_per_member = {s['snapshots_per_member']}; fix: lower les.cc_time or "
+                     f"raise systems.{t}.snapshots_per_member")
+        elif les["starts"] > usable:
+            few_starts[t] = (usable, f"{s['test_members']} x ({s['snapshots_per_member']} - {window})")
+        if t in skip:
+            continue
         try:
             check_timestep(FlowParams.from_config(dict(s, n_dns=s["n_les"], dt=les["dt"]), t), cfg["dns"]["cfl_max"],
-                           where="les")
+                           where="les", divides=si, steps_multiple=les["stats_every"])
         except TurbtlError as e:
             p.append(str(e))
+    if per_sample:  # the statistics are sampled every stats_every steps: they must hit every sample time
+        need = math.gcd(*per_sample.values())
+        eg = max(d for d in range(1, les["stats_every"] + 1) if need % d == 0)
+        p.append(f"les.stats_every = {les['stats_every']} does not divide the LES steps per sample interval "
+                 f"(sample_interval / les.dt: {', '.join(f'{t} {v}' for t, v in per_sample.items())}), so the "
+                 f"correlation with the filtered DNS would skip sample times; fix: choose a divisor of {need} (e.g. {eg})")
+    if few_starts:
+        t, (usable, how) = min(few_starts.items(), key=lambda kv: kv[1][0])
+        p.append(f"les.starts = {les['starts']} exceeds the {usable} start snapshots of systems.{t} (test_members x "
+                 f"(snapshots_per_member - les.cc_time / sample_interval) = {how})"
+                 + (f", and of {', '.join(k for k in few_starts if k != t)}" if len(few_starts) > 1 else "")
+                 + f"; fix: lower les.starts to at most {usable}, or raise test_members or snapshots_per_member")
     return p
 
 

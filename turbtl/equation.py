@@ -91,31 +91,52 @@ def initial_energy(p: FlowParams) -> float:
     return 0.5 * (0.2 * u) ** 2
 
 
-def check_timestep(p: FlowParams, cfl_max: float, where: str | None = None) -> float:
+def _dividing_step(interval: float, dt_max: float, multiple: int = 1) -> float:
+    """The largest ``interval / k`` <= ``dt_max`` with k = multiple x 2^a 5^b, so that the step
+    divides ``interval`` into a multiple of ``multiple`` steps and prints as a short decimal
+    when ``interval`` does (e.g. 1 / 1600 = 6.25e-4)."""
+    k0 = max(1, math.ceil(interval / dt_max - 1e-9))
+    k = min(multiple * 2**a * 5**b for a in range(64) for b in range(28) if multiple * 2**a * 5**b >= k0)
+    return float(f"{interval / k:.12g}")
+
+
+def check_timestep(p: FlowParams, cfl_max: float, where: str | None = None, divides: float | None = None,
+                   steps_multiple: int = 1) -> float:
     """A-priori check of ``dt`` before any work; returns the estimated CFL number.
 
     Uses the laminar velocity bound U = 1/(mu + nu kf^2): a dt with U dt/dx > cfl_max is
     rejected.  Also rejects a dt at which AB2 amplifies Rossby waves (frequency up to beta
     at |k| = 1) faster than the drag damps them: (beta dt)^4 / 4 > mu dt.  ``where`` names
-    the config entry that holds dt (default ``systems.<name>``).
+    the config entry that holds dt (default ``systems.<name>``; ``"les"``: the a-posteriori
+    LES of that system, on its grid of n = n_les).  With ``divides`` (the sample interval)
+    the fix also names a step below the limit that divides it (into a multiple of
+    ``steps_multiple`` steps: the LES's ``les.stats_every``).
     """
     key = where or f"systems.{p.name}"
+    head = (f"time step too large for system '{p.name}'" if where is None else
+            f"{key}.dt = {p.dt} too large for the LES of system '{p.name}' on its {p.n}^2 grid")
     if p.dt <= 0:
         raise TurbtlError(f"{key}.dt = {p.dt} must be positive; fix: set a positive dt")
+
+    def fix(dt_ok: float) -> str:
+        eg = (f" (e.g. {_dividing_step(divides, dt_ok, steps_multiple):g}, which divides the sample interval "
+              f"{divides:g}" + (f" into a multiple of {steps_multiple} steps)" if steps_multiple > 1 else ")")) if divides else ""
+        return f"fix: reduce {key}.dt to at most {dt_ok:.3g}{eg}"
+
     u = laminar_velocity(p) if p.force else 0.0
     est = u * p.dt / p.dx
     if est > cfl_max:
         dt_ok = 0.8 * cfl_max * p.dx / u
         raise TurbtlError(
-            f"time step too large for system '{p.name}': the estimated CFL number "
+            f"{head}: the estimated CFL number "
             f"U dt/dx = {est:.3g} (U = 1/(mu + kf^2/Re) = {u:.3g}, dx = 2pi/{p.n}) exceeds "
-            f"dns.cfl_max = {cfl_max}; fix: reduce {key}.dt to at most {dt_ok:.3g}")
+            f"dns.cfl_max = {cfl_max}; {fix(dt_ok)}")
     if p.beta and (abs(p.beta) * p.dt) ** 4 / 4 > max(p.mu, 1e-12) * p.dt:
         dt_ok = 0.5 * (4 * max(p.mu, 1e-12)) ** (1 / 3) / abs(p.beta) ** (4 / 3)
         raise TurbtlError(
-            f"time step too large for the beta term of system '{p.name}': Adams-Bashforth 2 "
+            f"{head} (its beta term): Adams-Bashforth 2 "
             f"amplifies Rossby waves of frequency beta = {p.beta} faster than the drag mu = {p.mu} "
-            f"damps them at dt = {p.dt}; fix: reduce {key}.dt to at most {dt_ok:.3g}")
+            f"damps them at dt = {p.dt}; {fix(dt_ok)}")
     return est
 
 
