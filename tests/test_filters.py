@@ -48,7 +48,12 @@ def test_filter_transfer_on_single_modes(kind):
     delta = filter_width(n_les, wf)
     assert delta == pytest.approx(2.0 * 2 * math.pi / 16)
     X, Y = _xy(N)
-    for kx, ky in [(1, 0), (3, 2), (0, 5), (4, 4), (7, 1)]:
+    # sharp cut-off at kc = pi/Delta = 4 exactly, radial, |k| = kc itself cut (documented
+    # "G = 1 for |k| < pi/Delta, else 0"): (3, 3) and (3, -3) lie inside the square |kx|, |ky| < 4
+    # but outside the circle, (4, 0) and (0, 4) on the circle
+    sharp_kept = {(1, 0), (3, 2), (2, 3), (3, -2), (2, -2)}
+    modes = [(1, 0), (3, 2), (0, 5), (4, 4), (7, 1), (3, 3), (3, -3), (4, 0), (0, 4), (2, 3), (3, -2), (2, -2)]
+    for kx, ky in modes:
         om = torch.cos(kx * X + ky * Y)[None]
         _, ob, _ = sgs_fields(om, n_les, kind, wf)
         Xl, Yl = _xy(n_les)
@@ -58,7 +63,7 @@ def test_filter_transfer_on_single_modes(kind):
             s = lambda a: 1.0 if a == 0 else math.sin(a * delta / 2) / (a * delta / 2)  # noqa: E731
             G = s(kx) * s(ky)
         else:
-            G = float(kx**2 + ky**2 < (math.pi / delta) ** 2)
+            G = float((kx, ky) in sharp_kept)
         assert torch.allclose(ob[0], G * torch.cos(kx * Xl + ky * Yl), atol=1e-12), (kx, ky)
 
 
@@ -171,6 +176,18 @@ def _dns_file(tmp_path):
     return s, p
 
 
+def _shell_spectrum(f):
+    """Member- and time-mean shell spectrum of real fields (..., n, n), straight from the
+    documented definition (turbtl/spectra.py): sum of |f_hat|^2 / n^4 over the full 2D FFT in
+    the shells k - 1/2 <= |k| < k + 1/2, k = 0 .. n//2 (corner modes beyond left out)."""
+    f = np.asarray(f, dtype=np.float64)
+    n = f.shape[-1]
+    p = (np.abs(np.fft.fft2(f)) ** 2 / n**4).reshape(-1, n, n).mean(axis=0)
+    k = np.fft.fftfreq(n, 1.0 / n)
+    shell = np.rint(np.hypot(k[:, None], k[None, :])).astype(int)
+    return np.array([p[shell == j].sum() for j in range(n // 2 + 1)])
+
+
 def test_filter_dns_file_format_and_chunking(tmp_path):
     s, dns = _dns_file(tmp_path)
     fcfg = dict(kind="gaussian", width_factor=2.0)
@@ -192,10 +209,25 @@ def test_filter_dns_file_format_and_chunking(tmp_path):
         # the same as sgs_fields on one snapshot
         _, ob, pi = sgs_fields(torch.from_numpy(src.omega.values[2, 3][None]), 16, "gaussian", 2.0)
         np.testing.assert_allclose(ds.pi.values[2, 3], pi[0].numpy(), rtol=1e-5, atol=1e-5 * float(pi.abs().max()))
-    with xr.open_dataset(spec, engine="netcdf4") as sp:
+        # the spectra written = the spectra of the fields written (mean over members and times),
+        # computed here from the definition: P = shell sum, Z = P_omega / 2, E = P_omega / (2 k^2)
+        want = {"P_" + v: _shell_spectrum(ds[v].values) for v in ("psi", "omega", "pi")}
+        p_dns = _shell_spectrum(src.omega.values)
+    k_dns, k_les = np.arange(17.0), np.arange(9.0)
+    want.update(Z_les=want["P_omega"] / 2, Z_dns=p_dns / 2,
+                E_les=np.r_[0.0, want["P_omega"][1:] / (2 * k_les[1:] ** 2)],
+                E_dns=np.r_[0.0, p_dns[1:] / (2 * k_dns[1:] ** 2)])
+    with xr.open_dataset(spec, engine="netcdf4") as sp, xr.open_dataset(spec1, engine="netcdf4") as sp1:
         assert sp.E_dns.dims == ("k_dns",) and sp.sizes["k_dns"] == 17 and sp.sizes["k_les"] == 9
+        np.testing.assert_array_equal(sp.k_dns.values, k_dns)
+        np.testing.assert_array_equal(sp.k_les.values, k_les)
         for v in ("E_dns", "Z_dns", "E_les", "Z_les", "P_psi", "P_omega", "P_pi"):
             assert np.all(np.isfinite(sp[v].values)) and "long_name" in sp[v].attrs
+            assert sp[v].dims == (("k_dns",) if v.endswith("_dns") else ("k_les",)), v
+            # float32 fields on file, float64 spectra accumulated before the cast (seen: <= 2e-7)
+            np.testing.assert_allclose(sp[v].values, want[v], rtol=1e-6, atol=1e-10 * want[v].max(), err_msg=v)
+            np.testing.assert_allclose(sp[v].values, sp1[v].values, rtol=1e-12, err_msg=v)  # chunking
+            assert want[v][1:6].min() > 1e-3 * want[v].max(), v  # the shells compared carry power
         assert np.all(sp.Z_les.values[1:6] <= sp.Z_dns.values[1:6] * (1 + 1e-6))  # filtering removes enstrophy
 
 

@@ -93,6 +93,32 @@ def test_smagorinsky_drains_enstrophy():
     assert torch.allclose(clo(psi, 0 * om), torch.zeros_like(om))
 
 
+def test_smagorinsky_matches_the_closed_form_on_a_field_with_smooth_strain():
+    """Smagorinsky's Pi = -div(nu_e grad omega), nu_e = (cs Delta)^2 |S|, against the closed
+    form.  psi = sin x sin y - (cos 2x + cos 2y)/8 has 2 psi_xy = 2 cos x cos y and
+    psi_xx - psi_yy = cos^2 x - cos^2 y, so |S| = sqrt(4 psi_xy^2 + (psi_xx - psi_yy)^2)
+    = cos^2 x + cos^2 y exactly ((a^2 - b^2)^2 + (2ab)^2 = (a^2 + b^2)^2): a smooth, band-limited
+    eddy viscosity, so the spectral closure must match the analytic Pi to round-off.  A strain
+    with the factor 4 on the wrong term, or cs Delta^2 for (cs Delta)^2, is off by O(1)."""
+    n, cs = 16, 0.17
+    delta = 2 * math.pi / n
+    x = np.arange(n) * 2 * math.pi / n
+    Y, X = np.meshgrid(x, x, indexing="ij")  # x along the last axis (kx), y along the first (ky)
+    s, c = np.sin, np.cos
+    psi = s(X) * s(Y) - (c(2 * X) + c(2 * Y)) / 8
+    om = 2 * s(X) * s(Y) - (c(2 * X) + c(2 * Y)) / 2  # omega = -lap(psi)
+    om_x, om_y = 2 * c(X) * s(Y) + s(2 * X), 2 * s(X) * c(Y) + s(2 * Y)
+    lap_om = -4 * s(X) * s(Y) + 2 * (c(2 * X) + c(2 * Y))
+    strain = c(X) ** 2 + c(Y) ** 2
+    nu_e = (cs * delta) ** 2 * strain
+    # -div(nu_e grad omega) = -(nu_e lap(omega) + grad(nu_e) . grad(omega)), grad|S| = (-sin 2x, -sin 2y)
+    want = -(nu_e * lap_om + (cs * delta) ** 2 * (-s(2 * X) * om_x - s(2 * Y) * om_y))
+    got = smagorinsky(n, delta, cs)(torch.tensor(psi)[None], torch.tensor(om)[None])[0].numpy()
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12 * np.abs(want).max())
+    # the enstrophy drain mean(omega Pi) = mean(nu_e |grad omega|^2), a band-limited product: exact on the grid
+    assert float(np.mean(om * got)) == pytest.approx(float(np.mean(nu_e * (om_x**2 + om_y**2))), rel=1e-12)
+
+
 def test_a_blow_up_is_recorded_per_member_and_stops_the_les_without_closure():
     n = 16
     p = FlowParams(Re=100.0, kf=2, beta=0.0, mu=0.1, n=n, dt=1e-2, name="blow", force=False)
@@ -123,6 +149,24 @@ def test_les_dt_probe_separates_a_blowing_up_step_from_a_stable_one():
     big, small = rows
     assert not big["stable"] and big["blew_up_at"] is not None and big["max_cfl_none"] > 5
     assert small["stable"] and small["smagorinsky_stable"] and 0.05 < small["max_cfl_none"] < 1
+
+
+@pytest.mark.parametrize("kind, kf, n_les, G", [
+    ("gaussian", 4, 16, math.exp(-(4 * (2 * 2 * math.pi / 16)) ** 2 / 24)),  # exp(-kf^2 Delta^2/24), Delta = pi/4
+    ("box", 4, 16, math.sin(4 * math.pi / 8) / (4 * math.pi / 8)),  # sinc(kf Delta/2) sinc(0) = 2/pi
+    ("spectral", 3, 16, 1.0),  # kf = 3 < pi/Delta = 4: passed
+    ("spectral", 5, 16, 0.0),  # kf = 5 > 4: cut, though the LES grid resolves it
+], ids=["gaussian", "box", "spectral-passed", "spectral-cut"])
+def test_filtered_forcing_is_the_transfer_function_times_the_forcing(kind, kf, n_les, G):
+    """F_bar = G(k_f) F on the LES grid, F = kf (cos kf x + cos kf y): its grid values are
+    G(k_f) kf (cos kf x + cos kf y) with G worked out by hand for each filter
+    (Delta = width_factor 2 pi / n_les = pi/4 here, docs in turbtl.filters)."""
+    fh = filtered_forcing_hat(kf, 64, n_les, kind, 2.0)
+    assert fh.shape == (n_les, n_les // 2 + 1)
+    x = np.arange(n_les) * 2 * math.pi / n_les
+    want = G * kf * (np.cos(kf * x)[None, :] + np.cos(kf * x)[:, None])
+    got = torch.fft.irfft2(fh, s=(n_les, n_les)).numpy()
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12 * kf)
 
 
 def test_network_closure_uses_the_normaliser():
@@ -197,6 +241,84 @@ def test_aposteriori_job_blow_up_of_the_les_itself_leaves_no_output(tmp_path):
         run_aposteriori_job(data, model, lw, {}, tmp_path / "ap.json", tmp_path / "ap.nc", les_cfg=LES_CFG, seed=0,
                             cfl_max=0.5, progress=False)
     assert not list(tmp_path.glob("ap.*")) and not list(tmp_path.glob(".ap.*"))
+
+
+def test_dns_reference_statistics_of_a_known_field():
+    """The filtered DNS's statistics of omega = A_t cos x + B sin 2y (A_t = 1, 2, 3 over
+    the snapshots, B = 2): shell spectrum E(1) = <A^2>/4, E(2) = B^2/16 (E = Z/k^2), energy
+    their sum, enstrophy mean(omega^2)/2 = (<A^2> + B^2)/4, sigma = sqrt((<A^2> + B^2)/2),
+    U_rms = sqrt(2 E), and one PDF count per grid value."""
+    from turbtl.aposteriori import dns_reference
+
+    n, B = 16, 2.0
+    A = np.array([1.0, 2.0, 3.0])
+    x = np.arange(n) * 2 * math.pi / n
+    om = A[None, :, None, None] * np.cos(x)[None, None, None, :] + B * np.sin(2 * x)[None, None, :, None]
+    om = np.repeat(om, 2, axis=0)  # (2 members, 3 times, n, n)
+    a2 = float(np.mean(A**2))  # 14/3
+    ref = dns_reference(om)
+    spec = np.zeros(n // 2 + 1)
+    spec[1], spec[2] = a2 / 4, B**2 / 16
+    np.testing.assert_allclose(ref["spec"], spec, rtol=1e-12, atol=1e-14)
+    assert ref["energy"] == pytest.approx(a2 / 4 + B**2 / 16, rel=1e-12)
+    assert ref["enstrophy"] == pytest.approx((a2 + B**2) / 4, rel=1e-12)
+    assert ref["sigma"] == pytest.approx(math.sqrt((a2 + B**2) / 2), rel=1e-12)
+    assert ref["u_rms"] == pytest.approx(math.sqrt(a2 / 2 + B**2 / 8), rel=1e-12)
+    assert ref["pdf"].sum() == om.size
+
+
+def test_scores_of_hand_made_statistics():
+    """:func:`scores` on hand-built LES statistics with known answers (2 starts, sample
+    interval 0.5, so t = 1 is lag 2):
+
+    - ``a``: spectra 10x and 100x the DNS's -> pooled 55x, spec_err = log10 55, per-start
+      errors 1 and 2 (std 1/sqrt 2); energy 1.5x and 2.5x -> ratio 2 (std 1/sqrt 2),
+      enstrophy 3x; PDF 1, 1/2, 1/2, 0 where the DNS's is 1 on four bins (the rest of the
+      LES mass outside them) -> pdf_err = (0 + 2 log10 2 + 6)/4 (0 floored at 1e-6);
+      mean correlation 1, 0.8, 0.5, 0.4, 0.2 -> cc_t1 = 0.5 and the first lag below 0.5
+      (strictly) is 3: decorrelation time 1.5;
+    - ``b``: the DNS's spectrum, 3x its PDF counts, its energy and enstrophy, correlation 1:
+      every error 0, every ratio 1, no decorrelation in the window;
+    - ``c``: one start blew up at t = 2.5: unstable, no statistics."""
+    from turbtl.aposteriori import PDF_EDGES, SCORE_KEYS, scores
+
+    S, nt, nk, nb = 2, 4, 9, len(PDF_EDGES) - 1
+    e_ref = np.linspace(1.0, 0.1, nk)
+    pdf_ref = np.zeros(nb)
+    pdf_ref[30:34] = 1.0  # width 0.25: p_dns = 1 on these four bins
+    ref = {"spec": e_ref, "pdf": pdf_ref, "energy": 0.5, "enstrophy": 4.0}
+    spec = np.stack([nt * e_ref * f for f in (10.0, 100.0, 1.0, 1.0, 1.0, 1.0)])  # sums over nt samples
+    pdf = np.zeros((3 * S, nb))
+    pdf[0, 30], pdf[0, 31], pdf[1, 32], pdf[1, 50] = 4, 2, 2, 8  # a: p = 1, 1/2, 1/2, 0 on bins 30..33
+    pdf[2:4] = 1.5 * pdf_ref  # b: 3x the DNS counts over its two starts
+    energy = np.stack([np.full(nt, 0.5 * f) for f in (1.5, 2.5, 1.0, 1.0, 1.0, 1.0)])
+    energy[0] += [0.1, -0.1, 0.2, -0.2]  # fluctuations around the mean
+    enstrophy = np.stack([np.full(nt, 4.0 * f) for f in (3.0, 3.0, 1.0, 1.0, 1.0, 1.0)])
+    cc = np.ones((3, S, 5))
+    cc[0] = [[1.0, 0.9, 0.75, 0.5, 0.2], [1.0, 0.7, 0.25, 0.3, 0.2]]  # mean 1, 0.8, 0.5, 0.4, 0.2
+    run = {"stats": {"spec": spec, "pdf": pdf, "energy": energy, "enstrophy": enstrophy, "n": nt}, "cc": cc}
+    alive = [True, True, True, True, True, False]
+    blowup = [math.nan] * 5 + [2.5]
+    out = scores(run, ref, ["a", "b", "c"], S, 0.5, alive, blowup)
+
+    a = out["a"]
+    assert a["stable"] and a["blowup_time"] is None
+    assert a["spec_err"] == pytest.approx(math.log10(55.0), rel=1e-12)
+    assert a["spec_err_std"] == pytest.approx(1 / math.sqrt(2), rel=1e-12)
+    assert a["pdf_err"] == pytest.approx((2 * math.log10(2.0) + 6.0) / 4, rel=1e-12)
+    assert a["energy_ratio"] == pytest.approx(2.0, rel=1e-12)
+    assert a["energy_ratio_std"] == pytest.approx(1 / math.sqrt(2), rel=1e-12)
+    assert a["enstrophy_ratio"] == pytest.approx(3.0, rel=1e-12)
+    assert a["cc_t1"] == pytest.approx(0.5, rel=1e-12)
+    assert a["decorrelation_time"] == pytest.approx(1.5, rel=1e-12)
+
+    b = out["b"]
+    assert b["stable"] and b["spec_err"] == pytest.approx(0.0, abs=1e-12) and b["pdf_err"] == pytest.approx(0.0, abs=1e-12)
+    assert b["energy_ratio"] == pytest.approx(1.0, rel=1e-12) and b["enstrophy_ratio"] == pytest.approx(1.0, rel=1e-12)
+    assert b["cc_t1"] == 1.0 and b["decorrelation_time"] is None
+
+    c = out["c"]
+    assert not c["stable"] and c["blowup_time"] == 2.5 and all(c[k] is None for k in SCORE_KEYS)
 
 
 def test_best_layer_per_start_reads_each_start_alone(tmp_path):

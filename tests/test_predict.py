@@ -173,6 +173,45 @@ def test_marginal_and_framework_scores_on_hand_made_shifts():
     assert fw == pytest.approx({1: 0.1, 2: 0.1, 3: 0.5})
 
 
+def test_framework_weights_the_input_shift_by_the_layers_own_kernel_response():
+    """k-dependent input shifts and kernels with a response worked out by hand (n = 8).
+
+    Shells are round(|k|): shell 1 = (+-1, 0), (0, +-1), (+-1, +-1): 2 modes with kx = 0 and
+    6 with |kx| = 1; shell 2 = (+-2, 0), (0, +-2), (+-1, +-2), (+-2, +-1): 2 with kx = 0, 4 with
+    |kx| = 1, 6 with |kx| = 2.  A kernel acting along x only has |K|^2 a function of
+    theta = 2 pi kx / 8: delta 1; difference (1, -1) 2 - 2 cos theta = 0, 2 - sqrt2, 2;
+    sum (1, 1) 2 + 2 cos theta = 4, 2 + sqrt2, 2 (kx = 0, |kx| = 1, |kx| = 2).
+    R_L(k)^2 is the mean over (out, in) kernels of the shell mean of |K|^2 (the zero kernels
+    and the max-1 normalisation scale it, and cancel in the ratio).
+    """
+    net = F.tiny_net(depth=3, channels=2)
+    with torch.no_grad():
+        for conv in net.layers:
+            conv.weight.zero_()
+        net.layer(1).weight[:, :, 2, 2] = torch.eye(2)  # delta kernels: R_1 = 1
+        net.layer(2).weight[0, 0, 2, 2] = 1.0  # difference along x ...
+        net.layer(2).weight[0, 0, 2, 3] = -1.0
+        net.layer(2).weight[1, 1, 2, 2] = 1.0  # ... and a delta
+        net.layer(3).weight[0, 0, 2, 2] = 1.0  # sum along x (low-pass)
+        net.layer(3).weight[0, 0, 2, 3] = 1.0
+    r2 = math.sqrt(2)
+    R2 = {1: math.sqrt(1 + 6 * (2 - r2) / 8), 2: math.sqrt(1 + (4 * (2 - r2) + 6 * 2) / 12)}
+    R3 = {1: math.sqrt((2 * 4 + 6 * (2 + r2)) / 8), 2: math.sqrt((2 * 4 + 4 * (2 + r2) + 6 * 2) / 12)}
+    w = np.array([0.0, 0.25, 0.75, 0.0, 0.0])
+    sh = {(0, "post"): np.array([5.0, 0.2, 0.6, 5.0, 5.0]),  # unweighted shells must not count
+          (1, "post"): np.array([7.0, 1.0, 0.0, 7.0, 7.0]),
+          (2, "post"): np.array([9.0, 0.0, 1.0, 9.0, 9.0])}
+    for L in (1, 2, 3):
+        sh[(L, "pre")] = np.full(5, 3.0 + L)
+    fw = P.framework_scores(net, w, [1, 2, 3], sh)
+    want = {1: 0.25 * 0.2 + 0.75 * 0.6,  # flat R: the w-weighted mean input shift
+            2: 0.25 * R2[1] / (0.25 * R2[1] + 0.75 * R2[2]),  # D_1 = 1 on shell 1 only
+            3: 0.75 * R3[2] / (0.25 * R3[1] + 0.75 * R3[2])}  # D_2 = 1 on shell 2 only
+    assert fw == pytest.approx(want, rel=1e-9)
+    # the kernel weighting matters here: R = 1 would give 0.25 and 0.75
+    assert abs(fw[2] - 0.25) > 0.02 and abs(fw[3] - 0.75) > 0.02
+
+
 def test_deepest_and_choice():
     assert P.deepest_scores([1, 2, 5]) == {1: 1.0, 2: 2.0, 5: 5.0}
     assert P.choice({1: 0.5, 2: 0.5, 3: 0.1}) == 1  # ties -> shallowest

@@ -45,6 +45,30 @@ def _mode(g, kx, ky, amp=1e-3):
     return amp * torch.cos(kx * X + ky * Y)
 
 
+def _np_wavenumbers(n):
+    """(KX, KY, k^2, 2/3 mask) of the full numpy FFT layout (n, n), ky along axis 0."""
+    k = np.fft.fftfreq(n, d=1.0 / n)
+    KX, KY = k[None, :], k[:, None]
+    k2 = KX**2 + KY**2
+    return KX, KY, k2, (3 * np.abs(KX) < n) & (3 * np.abs(KY) < n)
+
+
+def _np_psi_hat(wh, k2):
+    """psi_hat = omega_hat / |k|^2 (omega = -lap psi), 0 at k = 0."""
+    return np.where(k2 > 0, wh / np.where(k2 > 0, k2, 1.0), 0.0)
+
+
+def _np_jacobian_hat(wh):
+    """Independent reference (numpy, full complex FFT): fft2 of J(psi, omega) = u omega_x +
+    v omega_y with u = psi_y, v = -psi_x, of the 2/3-masked omega_hat, masked again."""
+    KX, KY, k2, m = _np_wavenumbers(wh.shape[-1])
+    wh = wh * m
+    psi = _np_psi_hat(wh, k2)
+    u, v = np.fft.ifft2(1j * KY * psi).real, np.fft.ifft2(-1j * KX * psi).real
+    wx, wy = np.fft.ifft2(1j * KX * wh).real, np.fft.ifft2(1j * KY * wh).real
+    return np.fft.fft2(u * wx + v * wy) * m
+
+
 # --- linear physics ----------------------------------------------------------------------
 @pytest.mark.parametrize("dtype, rtol", [(F64, 2e-5), (torch.float32, 2e-4)])
 def test_single_mode_decays_at_viscous_plus_drag_rate(dtype, rtol):
@@ -146,6 +170,48 @@ def test_energy_budget_closes_in_steady_state():
     assert abs(inj - out - de_dt) < 0.01 * inj
 
 
+# --- the tendency and the step the DNS actually takes -----------------------------------
+@pytest.mark.parametrize("n, dtype, tol, accel", [
+    (32, F64, 1e-12, {}), (32, torch.float32, 5e-6, {}), (48, F64, 1e-12, dict(band="on", prune="both"))])
+def test_dns_tendency_and_two_steps_match_an_independent_numpy_scheme(n, dtype, tol, accel):
+    """The tendency object the step calls (turbtl.advection.Advection) is the 2/3-dealiased
+    J(psi, omega) = u omega_x + v omega_y, and two steps (Euler, then AB2, with Crank-Nicolson
+    viscosity, implicit drag, +beta*v on the left, forcing) equal the same scheme written out
+    here with numpy's full complex FFT."""
+    p = FlowParams(Re=200.0, kf=4, beta=8.0, mu=0.3, n=n, dt=2e-3)
+    s = DNSSolver(p, 2, dtype=dtype, seed=6, energy=1.0, **accel)
+    w0 = np.fft.fft2(s.omega.double().numpy())
+    KX, KY, k2, m = _np_wavenumbers(n)
+    J0 = _np_jacobian_hat(w0)
+    G = torch.zeros_like(s.omega_hat)
+    s.tendency(s.omega_hat, G)  # what _step_tensors calls: the rfft of T, unmasked
+    nh = n // 2 + 1
+    got = G.to(torch.complex128).numpy() * m[:, :nh]
+    scale = np.abs(J0).max()
+    assert scale > 1.0  # a nonlinear state: the term matters
+    assert np.abs(got - J0[..., :nh]).max() < tol * scale
+    assert np.abs(got + J0[..., :nh]).max() > 0.5 * scale  # the opposite sign is far off
+
+    X = np.arange(n) * 2 * np.pi / n
+    F = np.fft.fft2(p.kf * (np.cos(p.kf * X)[None, :] + np.cos(p.kf * X)[:, None]))
+
+    def N(wh):  # -J(psi, omega) - beta v, v_hat = -i kx psi_hat
+        return -_np_jacobian_hat(wh) + 1j * p.beta * KX * _np_psi_hat(wh, k2)
+
+    lhs = 1.0 + 0.5 * p.dt * p.nu * k2 + p.dt * p.mu
+    rhs = 1.0 - 0.5 * p.dt * p.nu * k2
+    w1 = m * (rhs * w0 + p.dt * N(w0) + p.dt * F) / lhs  # forward Euler for N and F
+    w2 = m * (rhs * w1 + p.dt * (1.5 * N(w1) - 0.5 * N(w0)) + p.dt * F) / lhs  # AB2
+    s.step()
+    assert np.abs(np.fft.fft2(s.omega.double().numpy()) - w1).max() < tol * np.abs(w1).max()
+    s.step()
+    got2 = np.fft.fft2(s.omega.double().numpy())
+    assert np.abs(got2 - w2).max() < tol * np.abs(w2).max()
+    # what the nonlinear term and beta change in these two steps is far above the tolerance
+    lin = m * (rhs * (m * (rhs * w0 + p.dt * F) / lhs) + p.dt * F) / lhs
+    assert np.abs(w2 - lin).max() > max(1e-3, 20 * tol) * np.abs(w2).max()
+
+
 # --- initial condition ------------------------------------------------------------------
 def test_random_initial_condition():
     p = FlowParams(Re=1000.0, kf=4, beta=0.0, mu=0.1, n=32, dt=1e-3)
@@ -243,6 +309,14 @@ def test_run_dns_output_format(tmp_path):
     assert ds.attrs["beta_sign"] == "+beta*v on the left-hand side"
     z = 0.5 * (ds.omega.astype("f8") ** 2).mean(("x", "y"))
     assert np.allclose(z.values, ds.enstrophy.values, rtol=1e-5)
+    # energy mean(u^2 + v^2)/2 of each stored snapshot, u = psi_y, v = -psi_x, omega = -lap psi
+    KX, KY, k2, _ = _np_wavenumbers(32)
+    psi = _np_psi_hat(np.fft.fft2(ds.omega.values.astype(np.float64)), k2)
+    u, v = np.fft.ifft2(1j * KY * psi).real, np.fft.ifft2(-1j * KX * psi).real
+    e = 0.5 * (u**2 + v**2).mean(axis=(-2, -1))
+    assert e.shape == ds.energy.shape == (3, 3)
+    assert np.allclose(e, ds.energy.values, rtol=1e-5, atol=0)
+    assert not np.allclose(e, z.values, rtol=0.1)  # the two series are told apart
     assert info["max_cfl"] > 0 and ds.attrs["max_cfl"] == pytest.approx(info["max_cfl"])
     ds.close()
 

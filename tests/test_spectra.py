@@ -67,3 +67,44 @@ def test_power_spectrum_equals_the_full_fft_shell_sum(n):
     np.testing.assert_allclose(power_spectrum(f[0, 0])[1], ref[0, 0], rtol=1e-12, atol=1e-16)
     with pytest.raises(ValueError, match="square"):
         power_spectrum(f[..., :-1])
+
+
+def test_shell_index_rounds_to_the_nearest_integer():
+    """round(|k|), not floor: (kx, ky) = (2, 2), |k| = 2.83 -> 3; (1, 1), 1.41 -> 1; (2, 3),
+    3.61 -> 4; (1, 2), 2.24 -> 2; negative wavenumbers of the FFT layout alike."""
+    from turbtl.spectra import shell_index
+
+    n = 16
+    idx = shell_index(n)
+    assert idx.shape == (n, n)
+    for kx, ky, shell in [(2, 2, 3), (1, 1, 1), (2, 3, 4), (3, 2, 4), (1, 2, 2), (0, 5, 5), (4, 4, 6), (5, 5, 7)]:
+        for sx, sy in [(1, 1), (-1, 1), (1, -1), (-1, -1)]:
+            assert idx[(sy * ky) % n, (sx * kx) % n] == shell, (kx, ky, sx, sy)
+    k = np.fft.fftfreq(n, d=1.0 / n)
+    kk = np.hypot(k[None, :], k[:, None])
+    assert np.all(np.abs(idx - kk) <= 0.5)  # the nearest integer shell, everywhere
+
+
+@pytest.mark.parametrize("kx, ky, shell", [(2, 2, 3), (1, 1, 1), (2, 3, 4), (1, 2, 2)])
+def test_non_integer_mode_lands_in_the_nearest_shell(kx, ky, shell):
+    X, Y = _grid(16)
+    k, p = power_spectrum(2.0 * np.cos(kx * X + ky * Y))
+    assert np.argmax(p) == shell and np.isclose(p[shell], 2.0) and np.isclose(p.sum(), 2.0)
+    _, e, z = energy_enstrophy_spectra(np.cos(kx * X + ky * Y))
+    assert np.argmax(e) == shell and np.isclose(z.sum(), 0.25)
+
+
+def test_parseval_for_a_random_field_with_every_shell():
+    """Every mode up to the shell n/2 (all but the corners |k| > n/2 + 1/2): the spectrum
+    sums to mean(f^2) computed directly, for each sample."""
+    rng = np.random.default_rng(3)
+    n = 24
+    f = rng.standard_normal((2, n, n))
+    fh = np.fft.fft2(f)
+    k = np.fft.fftfreq(n, d=1.0 / n)
+    corner = np.hypot(k[None, :], k[:, None]) >= n // 2 + 0.5
+    fh[:, corner] = 0
+    f = np.fft.ifft2(fh).real
+    _, p = power_spectrum(f, average=False)
+    assert np.allclose(p.sum(-1), (f**2).mean(axis=(-2, -1)), rtol=1e-12)
+    assert p[:, -1].min() > 0  # the Nyquist shell is populated: the whole range is covered

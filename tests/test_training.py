@@ -164,6 +164,21 @@ def test_evaluate_definitions():
     m2 = evaluate(Ident(), norm, X, 2 * Y, "cpu")
     assert m2["cc"] == pytest.approx(1)
     assert m2["nmse"] == pytest.approx(np.mean(Y**2) / np.var(2 * Y), rel=1e-5)
+    # spec_err = RMSE over shells 1 .. n/2-1 of log10(P_pred / P_true): the prediction Y of the
+    # truth 2Y has a quarter of its power in every shell, so spec_err = |log10(1/4)| = log10(4)
+    assert m2["spec_err"] == pytest.approx(math.log10(4), rel=1e-6)
+    # cc is the Pearson correlation (means removed): an offset truth Y + 3 still gives 1 (without
+    # the mean removal it would be about 1/sqrt(10)); nmse = 3^2 / var(Y); the spectra differ
+    # only in shell 0, which spec_err leaves out
+    m3 = evaluate(Ident(), norm, X, Y + 3, "cpu")
+    assert m3["cc"] == pytest.approx(1, abs=1e-6)
+    assert m3["nmse"] == pytest.approx(9 / np.var(Y.astype(np.float64)), rel=1e-5)
+    assert m3["spec_err"] == pytest.approx(0, abs=1e-6)
+    # and on a partly correlated truth: numpy's Pearson coefficient over all grid points
+    Z = (Y + 0.7 * rng.standard_normal(Y.shape) + 1.5).astype(np.float32)
+    m4 = evaluate(Ident(), norm, X, Z, "cpu")
+    cc = np.corrcoef(Y.ravel().astype(np.float64), Z.ravel().astype(np.float64))[0, 1]
+    assert 0.5 < cc < 0.95 and m4["cc"] == pytest.approx(cc, rel=1e-6)
 
 
 def _run(data, seed=0, **kw):

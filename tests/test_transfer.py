@@ -12,11 +12,11 @@ import torch
 
 from synthetic import write_filtered
 from turbtl import TurbtlError
-from turbtl.data import Normaliser, load_xy, small_subset
+from turbtl.data import SYMMETRIES, Normaliser, load_xy, small_subset
 from turbtl.network import NetConfig, SGSNet
-from turbtl.training import fit, load_checkpoint, save_checkpoint
-from turbtl.transfer import (CSV_COLUMNS, load_tl_model, retrain_layer, run_baseline_job,
-                             run_layer_job, summarise)
+from turbtl.training import evaluate, fit, load_checkpoint, save_checkpoint, train_base
+from turbtl.transfer import (CSV_COLUMNS, load_baseline_model, load_tl_model, retrain_layer,
+                             run_baseline_job, run_layer_job, save_model_weights, summarise)
 
 NET = {"depth": 4, "channels": 6, "kernel_size": 5, "padding": "circular"}
 TCFG = {"layers": "all", "seeds": 2, "fraction": 0.5, "epochs": 3, "batch_size": 4, "lr": 1e-3}
@@ -184,7 +184,6 @@ def test_layer_job_and_load_tl_model(setup):
     assert w["layer"] == 3 and w["seeds"] == [0, 1] and set(w["weights"]) == {0, 1}
     assert w["weights"][0]["weight"].shape == (6, 6, 5, 5)
     # the TL model of seed 1 reproduces the CSV's test metrics
-    from turbtl.training import evaluate
     m = load_tl_model(setup["ckpt"], d / "runs" / "layer3.pt", 1)
     _, norm, _ = load_checkpoint(setup["ckpt"])
     got = evaluate(m, norm, *load_xy(setup["target"], "test"), "cpu")
@@ -200,9 +199,18 @@ def test_layer_job_and_load_tl_model(setup):
 def test_baseline_jobs(setup, method):
     d = setup["dir"]
     out = d / "runs" / f"baseline_{method}.csv"
+    wts = d / "runs" / f"baseline_{method}.pt"
     run_baseline_job(setup["ckpt"], setup["target"], method, out, transfer_cfg=TCFG,
-                     training_cfg=TRCFG, network_cfg=NET, n_small=8, device="cpu")
+                     training_cfg=TRCFG, network_cfg=NET, n_small=8, device="cpu", out_weights=wts)
     csv = pd.read_csv(out)
+    # the networks handed to the a-posteriori LES are the ones scored: each seed's saved
+    # network, loaded on the base architecture, reproduces its row's test metrics
+    _, norm, _ = load_checkpoint(setup["ckpt"])
+    Xt, Yt = load_xy(setup["target"], "test")
+    for i, seed in enumerate(csv["seed"]):
+        got = evaluate(load_baseline_model(setup["ckpt"], wts, seed), norm, Xt, Yt, "cpu")
+        for k in ("mse", "nmse", "cc"):
+            assert got[k] == pytest.approx(csv[k][i], rel=1e-6), (seed, k)
     assert list(csv.columns) == CSV_COLUMNS
     assert (csv["method"] == method).all() and (csv["layer"] == 0).all()
     if method == "zero_shot":
@@ -215,6 +223,128 @@ def test_baseline_jobs(setup, method):
     with pytest.raises(TurbtlError, match="unknown"):
         run_baseline_job(setup["ckpt"], setup["target"], "bogus", d / "x.csv", transfer_cfg=TCFG,
                          training_cfg=TRCFG, network_cfg=NET, n_small=8, device="cpu")
+
+
+@pytest.mark.parametrize("method", ["scratch", "finetune_all", "full_target"])
+def test_baselines_start_from_the_documented_networks(setup, tmp_path, method):
+    """lr = 0 leaves every weight where it started (Adam's step is lr-scaled), so the saved
+    networks ARE the starting points: finetune_all starts from the base weights; scratch and
+    full_target from a fresh SGSNet of the base architecture initialised under
+    ``torch.manual_seed(seed)`` with the TL seed (one fresh init per seed, not the base)."""
+    # setup's base net IS the seed-0 fresh init (torch.manual_seed(0)): use another one here
+    _, norm, _ = load_checkpoint(setup["ckpt"])
+    torch.manual_seed(1234)
+    base = SGSNet(NetConfig(**NET))
+    ckpt = tmp_path / "base.pt"
+    save_checkpoint(ckpt, base, norm, {"system": "base"})
+    zero = {"lr": 0.0, "epochs": 1}
+    wts = tmp_path / f"{method}.pt"
+    run_baseline_job(ckpt, setup["target"], method, tmp_path / f"{method}.csv",
+                     transfer_cfg=dict(TCFG, **zero), training_cfg=dict(TRCFG, **zero), network_cfg=NET,
+                     n_small=8, device="cpu", out_weights=wts)
+    saved = torch.load(wts, weights_only=True)
+    assert saved["method"] == method and saved["seeds"] == [0, 1]
+    for seed in (0, 1):
+        if method == "finetune_all":
+            want = base.state_dict()
+        else:
+            torch.manual_seed(seed)
+            want = SGSNet(NetConfig(**NET)).state_dict()
+        got = saved["state"][seed]
+        assert set(got) == set(want)
+        for key, v in want.items():
+            assert torch.equal(got[key], v), (seed, key)
+        if method != "finetune_all":  # a fresh net, not the base one
+            assert not torch.equal(got["layers.0.weight"], base.state_dict()["layers.0.weight"])
+
+
+def test_baseline_weights_round_trip(setup, tmp_path):
+    """save_model_weights -> load_baseline_model: per seed, the same network (same outputs);
+    a file with one network (zero shot, seed 0) serves every seed."""
+    base, norm, _ = load_checkpoint(setup["ckpt"])
+    nets = {}
+    for seed in (0, 3):
+        torch.manual_seed(100 + seed)
+        nets[seed] = SGSNet(NetConfig(**NET)).eval()
+    p = tmp_path / "baseline_scratch.pt"
+    save_model_weights(p, "scratch", {s: m.state_dict() for s, m in nets.items()})
+    x = norm.x(load_xy(setup["target"], "test")[0][:3])
+    with torch.no_grad():
+        for seed, m in nets.items():
+            got = load_baseline_model(setup["ckpt"], p, seed)
+            assert not got.training
+            assert torch.equal(got(x), m(x)), seed
+        assert not torch.equal(nets[0](x), nets[3](x))  # the seeds are told apart
+    z = tmp_path / "baseline_zero_shot.pt"
+    save_model_weights(z, "zero_shot", {0: base.state_dict()})
+    with torch.no_grad():
+        for seed in (0, 2):
+            assert torch.equal(load_baseline_model(setup["ckpt"], z, seed)(x), base(x))
+    (tmp_path / "bad.pt").write_bytes(b"not a torch file")
+    with pytest.raises(TurbtlError, match="baseline-weights"):
+        load_baseline_model(setup["ckpt"], tmp_path / "bad.pt", 0)
+
+
+BETA_GROUP = {(0, False), (2, True)}  # identity and y -> -y (flip x, rotate 180): docs of symmetry_group
+
+
+@pytest.fixture
+def symmetry_spy(monkeypatch):
+    """Record the group ``fit`` augments with and every D4 element actually applied."""
+    import turbtl.data as D
+    import turbtl.training as T
+
+    groups, applied = [], []
+    real_aug, real_apply = T.augment_batch, D.apply_symmetry
+
+    def aug(x, y, gen, group=D.SYMMETRIES):
+        groups.append(tuple(tuple(g) for g in group))
+        return real_aug(x, y, gen, group)
+
+    def apply(f, k, flip):
+        applied.append((int(k) % 4, bool(flip)))
+        return real_apply(f, k, flip)
+
+    monkeypatch.setattr(T, "augment_batch", aug)
+    monkeypatch.setattr(D, "apply_symmetry", apply)
+    return groups, applied
+
+
+@pytest.fixture(scope="module")
+def beta_flow(tmp_path_factory):
+    d = tmp_path_factory.mktemp("beta")
+    return write_filtered(d / "beta.nc", members=4, times=8, n=16, seed=3, beta=20.0, name="beta")
+
+
+def test_base_training_on_a_beta_plane_augments_only_with_its_symmetries(beta_flow, tmp_path, symmetry_spy):
+    groups, applied = symmetry_spy
+    train_base(beta_flow, tmp_path / "b.pt", tmp_path / "m.json", tmp_path / "h.csv",
+               network_cfg={"depth": 2, "channels": 2, "kernel_size": 3, "padding": "circular"},
+               training_cfg=dict(TRCFG, epochs=2, batch_size=4, augment=True), device="cpu")
+    assert groups and all(set(g) == BETA_GROUP for g in groups)
+    assert set(applied) == BETA_GROUP  # 32 draws: both elements come up
+
+
+@pytest.mark.parametrize("beta", [20.0, 0.0])
+def test_full_target_on_a_beta_plane_augments_only_with_its_symmetries(setup, beta_flow, tmp_path,
+                                                                      symmetry_spy, beta):
+    """full_target augments (training.augment) with the TARGET flow's group; the small-set
+    baselines never augment (like the TL runs they are compared with)."""
+    groups, applied = symmetry_spy
+    target = beta_flow if beta else setup["target"]
+    for method in ("full_target", "scratch", "finetune_all"):
+        run_baseline_job(setup["ckpt"], target, method, tmp_path / f"{method}.csv",
+                         transfer_cfg=dict(TCFG, seeds=1, epochs=1), network_cfg=NET, n_small=8,
+                         training_cfg=dict(TRCFG, epochs=2, batch_size=4, augment=True), device="cpu")
+        if method == "full_target":
+            assert groups and all(set(g) == (BETA_GROUP if beta else set(SYMMETRIES)) for g in groups)
+            assert set(applied) <= set(groups[0]) and len(set(applied)) > 1
+            if not beta:  # the control: a flat flow draws rotations the beta-plane forbids
+                assert set(applied) - BETA_GROUP
+            groups.clear()
+            applied.clear()
+        else:
+            assert not groups and not applied, method
 
 
 def _table(tmp_path, nmse_by_layer, baselines):
