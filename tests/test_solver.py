@@ -290,6 +290,42 @@ def test_underresolved_config_fails_and_leaves_no_file(tmp_path):
     _no_outputs(out)
 
 
+
+def test_clearly_underresolved_flow_stops_after_the_spin_up(tmp_path):
+    """The first snapshot's enstrophy spectrum is checked with EARLY_RESOLUTION_MARGIN: a flow
+    far short of dns.resolution_decades stops there (its remaining steps are named, no file is
+    left); without a spin-up (the first snapshot is the initial condition) only the time-mean
+    check at the end runs."""
+    from turbtl.solver import EARLY_RESOLUTION_MARGIN
+    from turbtl.spectra import energy_enstrophy_spectra
+
+    sysc = _system(name="u", Re=5000.0, n_dns=16, n_les=8, dt=2e-3, spinup_time=1.0, sample_interval=0.1,
+                   snapshots_per_member=50)
+    total = 500 + 49 * 50
+    out = tmp_path / "u.nc"
+    with pytest.raises(TurbtlError, match=rf"on the first snapshot \(t = 1, .*running its {total - 500} "
+                                          r"remaining steps; fix: raise systems\.u\.n_dns \(now 16\)"):
+        run_dns(sysc, out, dns_cfg=dict(DNS_CFG, resolution_decades=2.0), progress=False)
+    _no_outputs(out)
+    # short of the requirement by less than the margin on the first snapshot: the DNS runs to the
+    # end, where the time-mean check decides (here it fails: the mean is short too)
+    ok = _system()
+    run_dns(ok, tmp_path / "ok.nc", dns_cfg=DNS_CFG, progress=False)
+    with xr.open_dataset(tmp_path / "ok.nc") as ds:
+        mean = float(ds.attrs["resolution_decades_measured"])
+        _, _, z = energy_enstrophy_spectra(ds.omega.values[:, 0])
+    first = float(np.log10(z[1:].max() / z[32 // 3]))
+    need = first + 0.9 * EARLY_RESOLUTION_MARGIN
+    assert mean < need, (first, mean)
+    with pytest.raises(TurbtlError, match="time-mean") as exc:
+        run_dns(ok, tmp_path / "ok2.nc", dns_cfg=dict(DNS_CFG, resolution_decades=need), progress=False)
+    assert "first snapshot" not in str(exc.value)
+    with pytest.raises(TurbtlError, match="under-resolved") as exc:
+        run_dns(dict(sysc, spinup_time=0.0, snapshots_per_member=3), tmp_path / "v.nc",
+                dns_cfg=dict(DNS_CFG, resolution_decades=2.0), progress=False)
+    assert "first snapshot" not in str(exc.value) and "time-mean" in str(exc.value)
+
+
 # --- output ------------------------------------------------------------------------------
 def test_run_dns_output_format(tmp_path):
     out = tmp_path / "dns" / "tiny.nc"
