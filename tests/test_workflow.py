@@ -181,10 +181,18 @@ def test_prediction_is_a_forecast(tmp_path):
 def test_predict_never_reads_val_or_test_members(tiny_run, tmp_path):
     """The predictors (the probe included) read the base model, the base data and the
     target's small set only: with every val/test snapshot of the target replaced by NaN,
-    a forced re-run of `predict` gives the same scores."""
+    and the target's whole-flow spectra file (which sums over every member) too, a forced
+    re-run of `predict` gives the same scores.  The data weights' spectra (turbtl.predict.
+    data_spectra) are the filter file's definition: over all members they equal its P_*."""
+    from turbtl.data import load_xy
     from turbtl.io import write_netcdf
+    from turbtl.predict import SPECTRA_FIELDS, data_spectra
 
     work, cfg = tiny_run
+    with xr.open_dataset(work / P.FILTERED_SPECTRA.format(system="high_re"), engine="netcdf4") as sp:
+        mine = data_spectra(*load_xy(work / P.FILTERED.format(system="high_re")))
+        for v in SPECTRA_FIELDS:
+            np.testing.assert_allclose(mine[v].values, sp[v].values, rtol=1e-5, atol=1e-12 * float(sp[v].max()))
     copy_dir = tmp_path / "nan"
     shutil.copytree(work, copy_dir, symlinks=True)
     f = copy_dir / P.FILTERED.format(system="high_re")
@@ -195,6 +203,12 @@ def test_predict_never_reads_val_or_test_members(tiny_run, tmp_path):
     for v in ("psi", "omega", "pi"):
         ds[v].values[held] = np.nan
     write_netcdf(ds, f)
+    fs = copy_dir / P.FILTERED_SPECTRA.format(system="high_re")
+    with xr.open_dataset(fs, engine="netcdf4") as sp:
+        sp = sp.load()
+    for v in sp.data_vars:
+        sp[v].values[...] = np.nan
+    write_netcdf(sp, fs)
     pred = P.PREDICTION.format(target="high_re")
     # `--forcerun=predict` (with "="): the option takes several values, the target must not be one
     r = snakemake(copy_dir, cfg, "--forcerun=predict", "--cores", "1", pred)

@@ -7,9 +7,10 @@ re-train.  Layers are 1-based.
 Predictors
 ----------
 **spectral** (data-weighted activation-spectrum shift).  Data weights first: with
-``P_f^b(k)``, ``P_f^t(k)`` the shell power spectra of the base and target data for the
-fields f in {filtered psi, filtered omega, Pi} (``*_spectra.nc``), k = 1 .. n//2 - 1
-(the mean k = 0 and the incomplete Nyquist shell are left out)::
+``P_f^b(k)``, ``P_f^t(k)`` the sample-mean shell power spectra of the base data (its
+training members) and of the target's small set for the fields f in {filtered psi,
+filtered omega, Pi} (:func:`data_spectra`), k = 1 .. n//2 - 1 (the mean k = 0 and the
+incomplete Nyquist shell are left out)::
 
     d(k) = (1/3) sum_f |log10 P_f^t(k) - log10 P_f^b(k)|,      w(k) = d(k) / sum_k d(k)
 
@@ -90,7 +91,11 @@ It never reads the target's validation or test members.  Its cost is the sweep's
 measured seconds.
 
 Data: every predictor reads the small set of the FIRST TL seed's draw
-(``transfer.predictor_draw``): the one small set a user would have.
+(``transfer.predictor_draw``): the one small set a user would have.  Until 2026-11-29 the data
+weights came from the filter's ``{system}_spectra.nc``, which sums over every member of a
+flow, the target's validation and test members included: the spectral, marginal and
+framework predictors then saw data that TL never gets and that the sweep is scored on.  They
+now come from the small set itself (and the base's training members).
 
 Cost: each predictor's ``seconds`` in ``prediction.json`` is the wall time of everything it
 needs (shared work, e.g. the activation spectra, is counted for each predictor that uses
@@ -120,7 +125,7 @@ from .probe import probe_scores, probe_split
 from .spectra import power_spectrum
 
 __all__ = [
-    "SPECTRA_FIELDS", "PREDICTORS", "data_weights", "layer_spectral_shift", "spectral_scores",
+    "SPECTRA_FIELDS", "PREDICTORS", "data_spectra", "data_weights", "layer_spectral_shift", "spectral_scores",
     "marginal_scores", "framework_scores", "gradient_scores", "probe_scores", "deepest_scores",
     "shallowest_scores", "choice", "predict_layers", "evenly", "probe_split",
 ]
@@ -129,6 +134,16 @@ SPECTRA_FIELDS = ("P_psi", "P_omega", "P_pi")
 #: every predictor, in the order of the tables and figures
 PREDICTORS = ("spectral", "marginal", "framework", "gradient", "probe", "deepest", "shallowest")
 _TINY = 1e-30
+
+
+def data_spectra(x, y) -> xr.Dataset:
+    """Sample-mean shell power spectra ``P_psi``, ``P_omega``, ``P_pi`` (coordinate ``k_les``)
+    of raw (not normalised) samples ``x`` (S, 2, n, n) = (psi, omega) and ``y`` (S, 1, n, n) =
+    Pi, as the filter job's ``*_spectra.nc`` gives them over a whole flow."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    k, p_psi = power_spectrum(x[:, 0])
+    return xr.Dataset({"P_psi": ("k_les", p_psi), "P_omega": ("k_les", power_spectrum(x[:, 1])[1]),
+                       "P_pi": ("k_les", power_spectrum(y[:, 0])[1])}, coords={"k_les": k.astype(np.int64)})
 
 
 def data_weights(base_spectra: xr.Dataset, target_spectra: xr.Dataset, *,

@@ -148,8 +148,9 @@ def build(root=".", name: str = "default", gain_threshold: float | None = GAIN_T
     n_seeds = read_json(root / P.SWEEP_SUMMARY.format(target=targets[0])).get("n_seeds") if targets else None
     out += ["", f"Test nMSE over {n_seeds} seeds, each re-training on its own draw of the small target "
             "set (paired); `resolved`: the best layer beats the runner-up in the paired two-sided "
-            "t-test at 5%. Data shift: mean over k of the |log10| ratio of the target's to the base's "
-            "filtered psi, omega and Pi spectra (the predictors' data weights before normalising). "
+            "t-test at 5%. Data shift: mean over k of the |log10| ratio of the target's small set's to the "
+            "base's training data's filtered psi, omega and Pi spectra (the predictors' data weights before "
+            "normalising). "
             "TL gain: (zero shot - best) / zero shot.", ""]
     # --- per predictor: the headline
     out += ["| predictor | hit rate | mean regret | worst regret | mean Spearman | cost / sweep (mean) |",

@@ -104,8 +104,6 @@ rule predict:
         model=P.BASE_MODEL,
         base=P.FILTERED.format(system=BASE),
         target=lambda wc: P.FILTERED.format(system=wc.target),
-        base_spectra=P.FILTERED_SPECTRA.format(system=BASE),
-        target_spectra=lambda wc: P.FILTERED_SPECTRA.format(system=wc.target),
     output:
         P.PREDICTION,
     log:
