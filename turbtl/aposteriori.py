@@ -19,7 +19,9 @@ Length: ``les.time`` in model time units, the first ``les.spinup`` dropped from 
 statistics (the LES adjusts from the filtered field to its own attractor).  The large-eddy
 turnover time L_f/U_rms (L_f = 2 pi/k_f, U_rms of the filtered DNS) is written to the
 output with the length in those units: at the default (time 6, spin-up 1) the statistics
-cover about 5 turnover times per start, 10 in all, half a drag time 1/mu.  That is what fits
+cover about 5 turnover times per start, 10 in all, half a drag time 1/mu; in the domain-scale
+turnover time 2 pi/U_rms (``domain_turnover_time``, k_f times longer) about 1-2 per start,
+which is short.  That is what fits
 the default DAG's 20 minutes on 2 cores; the per-start spread of each score is written
 beside it so that a reader sees what the length resolves, and presets raise ``les.time``.
 
@@ -244,6 +246,9 @@ def run_aposteriori_job(data_path, model_path, layer_weights: dict, baseline_wei
     out = {"target": name, "metric": "spec_err", "closures": res, "starts": [list(map(int, s)) for s in starts],
            "les": {"n": n, "dt": dt, "time": steps * dt, "spinup": spin * dt, "steps": steps,
                    "turnover_time": tau, "turnovers_per_start": (steps - spin) * dt / tau,
+                   # the domain-scale turnover time 2 pi / U_rms (the brief's "eddy turnover times"): kf times longer
+                   "domain_turnover_time": tau * int(a["kf"]),
+                   "domain_turnovers_per_start": (steps - spin) * dt / (tau * int(a["kf"])),
                    "smagorinsky_cs": float(les_cfg["smagorinsky_cs"]), "smagorinsky_delta": delta,
                    "network_seed": int(seed), "max_cfl": les.max_cfl, "wall_s": wall}}
     _write_nc(out_nc, run, ref, names, len(starts), si, name)
