@@ -25,6 +25,21 @@ def test_labels_of_known_kernels(n, name, kernel, label):
     assert D.LABELS[int(lab[0, 0])] == label, name
 
 
+
+def test_high_pass_means_the_maximum_at_the_largest_k():
+    """High-pass: the radial profile peaks at the largest |k| (the Nyquist shell), as the brief
+    defines it.  A fine, oriented Gabor kernel (cos(2 pi 12 x / 32) under a Gaussian window)
+    peaks on an interior shell near the top (15 of 16) with a strongly anisotropic ring: Gabor,
+    not high-pass (it was high-pass under the earlier 'outermost quarter' rule)."""
+    j = np.arange(5) - 2
+    X, Y = np.meshgrid(j, j, indexing="xy")
+    w = np.cos(2 * np.pi * 12 * X / 32) * np.exp(-(X**2 + Y**2) / (2 * 1.5**2))
+    lab, det = D.classify_weights(w[None], 32, return_details=True)
+    assert 12 <= det["peak_k"][0] < 16 and det["anisotropy"][0] > D.ANISOTROPY_THRESHOLD
+    assert D.LABELS[int(lab[0])] == "gabor"
+    lap, det = D.classify_weights(F.laplacian()[None], 32, return_details=True)
+    assert det["peak_k"][0] == 16 and D.LABELS[int(lap[0])] == "high-pass"
+
 def test_kernel_spectrum_is_transfer_function_of_conv():
     """|K| is the magnitude of what the (circular) convolution does to each Fourier mode."""
     n = 16
