@@ -221,6 +221,74 @@ def test_resume_after_interruption_matches_uninterrupted(data, tmp_path):
         assert torch.equal(a, b)
 
 
+
+def test_resume_file_of_other_data_or_settings_is_not_used(data, tmp_path, caplog):
+    """The resume fingerprint holds a hash of the training and validation data, amp and the
+    network's configuration: after a kill, a rerun on other data (a filter change upstream)
+    starts anew and equals an uninterrupted run on that data, instead of resuming epochs
+    trained on the old data."""
+    tr, va = load_xy(data, "train"), load_xy(data, "val")
+    tr2 = (tr[0] * np.float32(1.01), tr[1])
+    resume = tmp_path / "r.ckpt"
+
+    class Killed(Exception):
+        pass
+
+    def kill(epoch, hist):
+        if epoch == 2:
+            raise Killed
+
+    def run(train, **kw):
+        norm = Normaliser.fit(*train)
+        m = small_net(0, depth=3, channels=4)
+        h = fit(m, norm, train, va, epochs=4, batch_size=8, lr=2e-3, seed=0, device="cpu", progress=False, **kw)
+        return m, h
+
+    ref, href = run(tr2)
+    with pytest.raises(Killed):
+        run(tr, resume_path=resume, on_epoch_end=kill)
+    assert resume.exists()
+    with caplog.at_level("WARNING", logger="turbtl.training"):
+        m, h = run(tr2, resume_path=resume)
+    assert "ignoring resume file" in caplog.text
+    assert h == href and all(torch.equal(a, b) for a, b in zip(ref.state_dict().values(), m.state_dict().values()))
+    for kw in ({"amp": "bf16"}, {"augment": True}):  # other settings: not resumed either
+        with pytest.raises(Killed):
+            run(tr, resume_path=resume, on_epoch_end=kill)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="turbtl.training"):
+            run(tr, resume_path=resume, **kw)
+        assert "ignoring resume file" in caplog.text, kw
+
+
+def test_train_base_killed_after_the_last_epoch_resumes_there(data, tmp_path, monkeypatch, caplog):
+    """The resume file is deleted only once base.pt, the metrics and the history are written:
+    a kill after the last epoch but before those outputs resumes after the last epoch (no
+    retraining) and gives the uninterrupted run's network and history."""
+    import turbtl.training as T
+
+    kw = dict(network_cfg={"depth": 3, "channels": 4, "kernel_size": 5, "padding": "circular"},
+              training_cfg={"epochs": 3, "batch_size": 8, "lr": 1e-3, "seed": 0}, device="cpu")
+    ref = tmp_path / "ref"
+    train_base(data, ref / "base.pt", ref / "m.json", ref / "h.csv", resume_path=ref / "r.ckpt", **kw)
+    out = tmp_path / "out"
+    real = T.save_checkpoint
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(T, "save_checkpoint", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train_base(data, out / "base.pt", out / "m.json", out / "h.csv", resume_path=out / "r.ckpt", **kw)
+    assert (out / "r.ckpt").exists() and not (out / "base.pt").exists()
+    monkeypatch.setattr(T, "save_checkpoint", real)
+    with caplog.at_level("INFO", logger="turbtl.training"):
+        train_base(data, out / "base.pt", out / "m.json", out / "h.csv", resume_path=out / "r.ckpt", **kw)
+    assert "after epoch 3" in caplog.text and not (out / "r.ckpt").exists()
+    assert (out / "h.csv").read_text() == (ref / "h.csv").read_text()
+    (a, _, _), (b, _, _) = load_checkpoint(ref / "base.pt"), load_checkpoint(out / "base.pt")
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
 def test_fit_params_freezes_others(data):
     tr = load_xy(data, "train")
     norm = Normaliser.fit(*tr)

@@ -142,7 +142,8 @@ _FIT_FIX = "check the inputs (a non-finite value in the data or the normaliser) 
 def train_loop(model: SGSNet, params, n: int, batch, *, forward=None, epochs: int, batch_size: int,
                lr: float, seed: int, device, amp: str | None = "none", val=None, resume_path=None,
                fingerprint: dict | None = None, host_loss_sum: bool = False, progress: bool = True,
-               log=None, on_epoch_end=None, context: str = "", fix: str = _FIT_FIX) -> list[dict]:
+               log=None, on_epoch_end=None, context: str = "", fix: str = _FIT_FIX,
+               keep_resume: bool = False) -> list[dict]:
     """The one training loop: ``fit`` and ``transfer.retrain_layer`` only prepare its data.
 
     - Freezing: Adam (one parameter group, ``lr``) on ``params``; every other parameter of
@@ -166,7 +167,10 @@ def train_loop(model: SGSNet, params, n: int, batch, *, forward=None, epochs: in
     - ``resume_path``: model, optimiser, epoch, RNG, best state and history are saved
       atomically after every epoch and resumed when the fingerprint (epochs, batch_size, lr,
       seed, the caller's ``fingerprint`` keys, n, number of trained weights) matches; the
-      file is deleted at the end.  ``on_epoch_end(epoch, history)`` runs after that save.
+      file is deleted at the end (``keep_resume``: left for the caller to delete once its own
+      outputs are written, as ``train_base`` does, so that a kill between the last epoch and
+      those outputs does not restart the training).  ``on_epoch_end(epoch, history)`` runs
+      after that save.
     - ``amp``: :func:`precision_context` around every forward; ``None`` leaves the precision
       flags as the process has them (``retrain_layer``'s default: TL has no amp setting).
 
@@ -256,15 +260,28 @@ def train_loop(model: SGSNet, params, n: int, batch, *, forward=None, epochs: in
         model.load_state_dict(best_state)
         log.info("best validation loss %.4g at epoch %d", best_val, best_epoch)
     model.eval()
-    if resume_path is not None and resume_path.exists():
+    if resume_path is not None and resume_path.exists() and not keep_resume:
         resume_path.unlink()
     return history
+
+
+def _data_digest(*arrays) -> str:
+    """A content hash of the training (and validation) arrays, for the resume fingerprint:
+    a rerun on other data (e.g. after a filter change) must not resume on the old epochs."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    for a in arrays:
+        a = np.ascontiguousarray(a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else a)
+        h.update(str((a.dtype, a.shape)).encode())
+        h.update(memoryview(a).cast("B"))
+    return h.hexdigest()
 
 
 def fit(model: SGSNet, norm: Normaliser, train_xy, val_xy=None, *, epochs: int, batch_size: int,
         lr: float, seed: int, device, params=None, augment: bool = False, amp: str = "none",
         resume_path=None, progress: bool = True, log=None, symmetries=SYMMETRIES,
-        on_epoch_end=None) -> list[dict]:
+        on_epoch_end=None, keep_resume: bool = False) -> list[dict]:
     """Train ``model`` in place (Adam, MSE on normalised data) with :func:`train_loop`; return
     the history.
 
@@ -274,8 +291,10 @@ def fit(model: SGSNet, norm: Normaliser, train_xy, val_xy=None, *, epochs: int, 
     ``turbtl.data.symmetry_group``) per sample, applied to the physical fields before
     normalisation.  With ``val_xy`` the state of the lowest validation loss is loaded at the
     end.  ``on_epoch_end(epoch, history)`` is called after each epoch's resume state is saved
-    (tests use it to simulate a kill).  History rows: ``epoch`` (1-based), ``train_loss``,
-    ``val_loss`` (NaN without validation).
+    (tests use it to simulate a kill).  The resume fingerprint also holds ``augment``,
+    ``amp``, the symmetry group, the network's configuration and a hash of the training and
+    validation data, so that a resume file of another run is never used.  History rows:
+    ``epoch`` (1-based), ``train_loss``, ``val_loss`` (NaN without validation).
     """
     dev = torch.device(device)
     model.to(dev)
@@ -293,10 +312,14 @@ def fit(model: SGSNet, norm: Normaliser, train_xy, val_xy=None, *, epochs: int, 
     val = None
     if val_xy is not None:
         val = norm.x(as_float32_tensor(val_xy[0])).to(dev), norm.y(as_float32_tensor(val_xy[1])).to(dev)
+    fingerprint = {"augment": bool(augment), "amp": str(amp), "network": repr(getattr(model, "cfg", None))}
+    if resume_path is not None:
+        fingerprint["symmetries"] = repr([tuple(g) for g in symmetries]) if augment else None
+        fingerprint["data"] = _data_digest(train_xy[0], train_xy[1], *(val_xy if val_xy is not None else ()))
     return train_loop(model, params, len(X), batch, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                       device=dev, amp=amp, val=val, resume_path=resume_path,
-                      fingerprint={"augment": bool(augment)}, progress=progress, log=log,
-                      on_epoch_end=on_epoch_end)
+                      fingerprint=fingerprint, progress=progress, log=log,
+                      on_epoch_end=on_epoch_end, keep_resume=keep_resume)
 
 
 # ------------------------------------------------------------------------- base job
@@ -324,7 +347,7 @@ def train_base(data_path, model_path, metrics_path, history_path, *, network_cfg
     history = fit(model, norm, train, val, epochs=int(training_cfg["epochs"]),
                   batch_size=int(training_cfg["batch_size"]), lr=float(training_cfg["lr"]),
                   seed=seed, device=dev, augment=augment, amp=training_cfg.get("amp", "none"),
-                  resume_path=resume_path, log=log, symmetries=group)
+                  resume_path=resume_path, log=log, symmetries=group, keep_resume=True)
     seconds = time.perf_counter() - t0
     m_test = evaluate(model, norm, *test, dev)
     m_val = evaluate(model, norm, *val, dev)
@@ -343,4 +366,6 @@ def train_base(data_path, model_path, metrics_path, history_path, *, network_cfg
     write_json(metrics, metrics_path)
     with atomic_path(history_path) as tmp:
         pd.DataFrame(history, columns=["epoch", "train_loss", "val_loss"]).to_csv(tmp, index=False)
+    if resume_path is not None and Path(resume_path).exists():  # only now: every output is written
+        Path(resume_path).unlink()
     return metrics
