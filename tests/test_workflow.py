@@ -276,6 +276,27 @@ def test_replicate_changes_the_seeded_jobs_and_the_dns(tiny_run, tmp_path):
         assert not np.allclose(a["omega"].values, b["omega"].values)
 
 
+
+@pytest.mark.parametrize("missing,rules", [
+    (P.DNS.format(system="base"), ["dns", "filter", "train_base"]),
+    (P.TL_LAYER_CSV.format(target="high_re", layer=2), ["transfer_layer", "sweep_summary"]),
+])
+def test_a_missing_intermediate_output_is_remade(tiny_run, tmp_path, missing, rules):
+    """Snakemake deletes a job's old output when the job starts, and does not remake a missing
+    intermediate whose consumers exist.  A job rerunning for a changed setting that only it
+    reads (say a `dns` key) and killed then would be skipped by the same command; every output
+    is therefore in `rule all`: the plain command plans the missing file and what follows."""
+    work, cfg = tiny_run
+    copy_dir = tmp_path / "w"
+    shutil.copytree(work, copy_dir, symlinks=True)
+    (copy_dir / missing).unlink()
+    r = snakemake(copy_dir, cfg, "-n")
+    assert r.returncode == 0, r.stderr[-4000:]
+    out = r.stdout + r.stderr
+    assert "Nothing to be done" not in out and missing in out, out[-3000:]
+    for rule in rules:
+        assert f"rule {rule}:" in out or f"\n{rule} " in out, (rule, out[-3000:])
+
 def test_kill_9_recovers_with_unlock_and_a_plain_rerun(tmp_path):
     """After `kill -9` of the snakemake process group: `snakemake --unlock`, then the same
     command, finishes (profiles/default sets rerun-incomplete) and leaves no temporaries."""

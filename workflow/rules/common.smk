@@ -92,8 +92,23 @@ def train_mem_mb(wc=None):
 
 
 def all_outputs():
-    out = [P.BASE_MODEL, P.BASE_METRICS, P.BASE_KERNELS, P.FIG_SUMMARY, P.SUMMARY_CSV, P.SUMMARY_BY_TARGET]
+    # EVERY job's outputs, the intermediate ones too (DNS, filtered data, each TL run): Snakemake
+    # does not remake a missing intermediate file whose consumers exist, so a job that was
+    # rerunning for a changed setting (e.g. a `dns` key only the dns rule reads), interrupted
+    # after Snakemake deleted its old output, would otherwise be skipped by the same command
+    # (found by an interruption audit).  Listed here, a missing file is always remade, and
+    # everything downstream of it after it.
+    out = [P.BASE_MODEL, P.BASE_METRICS, P.BASE_HISTORY, P.BASE_KERNELS, P.FIG_SUMMARY, P.SUMMARY_CSV,
+           P.SUMMARY_BY_TARGET]
+    for s in SYSTEMS:
+        out += [P.DNS.format(system=s), P.FILTERED.format(system=s), P.FILTERED_SPECTRA.format(system=s)]
     for t in TARGETS:
+        out += expand(P.TL_LAYER_CSV, target=t, layer=LAYERS) + expand(P.TL_LAYER_WEIGHTS, target=t, layer=LAYERS)
+        out += expand(P.TL_BASELINE_CSV, target=t, method=METHODS)
+        out += expand(P.TL_BASELINE_WEIGHTS, target=t, method=METHODS)
+        out += [P.SYSTEM_SPECTRA.format(target=t), P.TL_KERNELS.format(target=t), P.ACTIVATIONS.format(target=t)]
+        if LES:
+            out += [P.LES_STATS.format(target=t)]
         out += [
             P.SWEEP_CSV.format(target=t),
             P.SWEEP_SUMMARY.format(target=t),
