@@ -112,7 +112,7 @@ def load_replicate(root) -> dict:
             agg[str(row["predictor"])] = {"mean_regret": float(row["mean_regret"]),
                                           "goal": meets_goal(row["mean_regret"], row["max_cost_fraction"])}
     return {"root": str(root), "base": base, "seed": _attrs_seed(root / P.FILTERED.format(system=base)),
-            "base_test_cc": metrics.get("test_cc"), "wall_s": _wall(root)[0], "targets": targets,
+            "base_test_cc": metrics.get("test_cc"), "wall_s": _wall(root, needs="rule transfer_layer")[0], "targets": targets,
             "predictors": agg}
 
 
@@ -187,7 +187,8 @@ def render(pooled: dict, header: str = "") -> str:
     R = len(reps)
     lines = [header] if header else []
     lines += ["Replicates (each a whole run: its own DNS trajectories, base network and small-set draws):", "",
-              "| # | directory | base DNS seed | base test CC | wall time (min) |", "|---|---|---|---|---|"]
+              "| # | directory | base DNS seed | base test CC | wall time of the run that made its sweep (min) |",
+              "|---|---|---|---|---|"]
     lines += [f"| {i} | `{r['root']}` | {r['seed']} | {_fmt(r['base_test_cc'])} | "
               f"{_fmt(r['wall_s'] / 60, 1) if r.get('wall_s') else 'n/a'} |" for i, r in enumerate(reps)]
     if pooled["left_out"]:

@@ -89,11 +89,14 @@ def _machine() -> str:
     return f"{os.cpu_count()} cores ({cpu}), {gpu}, Python {platform.python_version()}, torch {tv}"
 
 
-def _wall(root: Path) -> tuple[float | None, str]:
+def _wall(root: Path, needs: str | None = None) -> tuple[float | None, str]:
+    """Wall time of the newest complete Snakemake log of ``root`` (and its name); with
+    ``needs``, of the newest complete one whose text holds it (e.g. ``"rule transfer_layer"``:
+    the run that made the sweep, not a later partial rerun of a few jobs)."""
     logs = sorted((root / ".snakemake" / "log").glob("*.snakemake.log"))
     for log in reversed(logs):
         text = log.read_text(errors="replace")
-        if "(100%) done" not in text or "Nothing to be done" in text:
+        if "(100%) done" not in text or "Nothing to be done" in text or (needs and needs not in text):
             continue
         m = re.match(r"(\d{4}-\d\d-\d\dT\d{6})", log.name)
         if not m:
