@@ -98,8 +98,7 @@ def all_outputs():
     # after Snakemake deleted its old output, would otherwise be skipped by the same command
     # (found by an interruption audit).  Listed here, a missing file is always remade, and
     # everything downstream of it after it.
-    out = [P.BASE_MODEL, P.BASE_METRICS, P.BASE_HISTORY, P.BASE_KERNELS, P.FIG_SUMMARY, P.SUMMARY_CSV,
-           P.SUMMARY_BY_TARGET]
+    out = [P.BASE_MODEL, P.BASE_METRICS, P.BASE_HISTORY, P.BASE_KERNELS, P.FIG_SUMMARY, P.SUMMARY_CSV, P.SUMMARY_BY_TARGET]
     for s in SYSTEMS:
         out += [P.DNS.format(system=s), P.FILTERED.format(system=s), P.FILTERED_SPECTRA.format(system=s)]
     for t in TARGETS:
