@@ -32,6 +32,7 @@ __all__ = [
     "initial_energy",
     "check_timestep",
     "check_resolution",
+    "resolution_decades",
     "forcing_hat",
     "random_vorticity_hat",
 ]
@@ -140,13 +141,18 @@ def check_timestep(p: FlowParams, cfl_max: float, where: str | None = None, divi
     return est
 
 
+def resolution_decades(z: np.ndarray, n: int) -> float:
+    """Decades between the peak of the enstrophy spectrum ``z`` (shells k = 0 .. n//2, the
+    mean left out) and its value at the 2/3 cut-off shell k = n//3 (inf where that is 0)."""
+    peak, zc = float(np.max(z[1:])), float(z[n // 3])
+    return math.inf if zc <= 0 else math.log10(peak / zc)
+
+
 def check_resolution(k: np.ndarray, z: np.ndarray, n: int, decades: float, name: str = "flow") -> float:
-    """Decades between the peak of the enstrophy spectrum ``z`` and its value at the 2/3
-    cut-off shell k = n//3; raises :class:`TurbtlError` if fewer than ``decades``."""
+    """:func:`resolution_decades` of the time-mean enstrophy spectrum ``z``; raises
+    :class:`TurbtlError` if fewer than ``decades``."""
     kc = n // 3
-    peak = float(np.max(z[1:]))
-    zc = float(z[kc])
-    got = math.inf if zc <= 0 else math.log10(peak / zc)
+    got = resolution_decades(z, n)
     if not got >= decades:
         raise TurbtlError(
             f"system '{name}' is under-resolved: the time-mean enstrophy spectrum at the 2/3 "

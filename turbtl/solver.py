@@ -28,7 +28,6 @@ and a rerun of the same job continues from it bit for bit (:mod:`turbtl.resume`)
 from __future__ import annotations
 
 import logging
-import math
 import os
 import signal
 import time as _time
@@ -37,7 +36,8 @@ import numpy as np
 import torch
 
 from . import TurbtlError, __version__, equation
-from .equation import BETA_SIGN, EQUATION, FlowParams, check_resolution, check_timestep, laminar_velocity
+from .equation import (BETA_SIGN, EQUATION, FlowParams, check_resolution, check_timestep, laminar_velocity,
+                       resolution_decades)
 from .advection import Advection
 from .grid import SpectralGrid
 from .io import atomic_path, nc_field_coords, nc_set_attrs, nc_snapshot_variables
@@ -120,10 +120,9 @@ EARLY_RESOLUTION_MARGIN = 0.5
 
 
 def _early_resolution_check(z: np.ndarray, n: int, decades: float, name: str, t: float, steps_left: int) -> None:
-    """:func:`check_resolution` on the first snapshot's enstrophy spectrum ``z``, with the
-    margin :data:`EARLY_RESOLUTION_MARGIN`."""
-    kc, peak, zc = n // 3, float(np.max(z[1:])), float(z[n // 3])
-    got = math.inf if zc <= 0 else math.log10(peak / zc)
+    """:func:`resolution_decades` of the first snapshot's enstrophy spectrum ``z`` against
+    ``decades`` less the margin :data:`EARLY_RESOLUTION_MARGIN`."""
+    kc, got = n // 3, resolution_decades(z, n)
     if not got >= decades - EARLY_RESOLUTION_MARGIN:
         raise TurbtlError(
             f"system '{name}' is under-resolved: on the first snapshot (t = {t:.6g}, after the spin-up) the "
