@@ -286,7 +286,7 @@ def test_time_step_fix_names_a_step_that_divides_the_sample_interval(cfg):
     divides the sample interval, and the config with that step passes."""
     import re
 
-    from turbtl.config import _is_multiple
+    from turbtl.config_checks import _is_multiple
 
     cfg["systems"]["high_re"]["dt"] = 8e-3
     cfg["les"]["dt"] = 0.05
