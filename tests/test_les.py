@@ -11,7 +11,7 @@ from turbtl import TurbtlError
 from turbtl.equation import FlowParams
 from turbtl.filters import jacobian_les_hat, sgs_fields
 from turbtl.grid import SpectralGrid
-from turbtl.les import LES, filtered_forcing_hat, les_mask, network_closure, smagorinsky
+from turbtl.les import LES, dynamic, equivalent_constant, filtered_forcing_hat, les_mask, network_closure, smagorinsky
 from turbtl.solver import DNSSolver
 
 
@@ -119,6 +119,131 @@ def test_smagorinsky_matches_the_closed_form_on_a_field_with_smooth_strain():
     assert float(np.mean(om * got)) == pytest.approx(float(np.mean(nu_e * (om_x**2 + om_y**2))), rel=1e-12)
 
 
+def _np_deriv(f, axis):
+    """Spectral d/dx (axis -1) or d/dy (axis -2) in numpy, the Nyquist mode's derivative zero."""
+    n = f.shape[-1]
+    k = np.fft.fftfreq(n, d=1.0 / n)
+    k[n // 2] = 0.0
+    k = k[None, :] if axis == -1 else k[:, None]
+    return np.real(np.fft.ifft2(1j * k * np.fft.fft2(f)))
+
+
+def _np_drop_nyquist(f):
+    n = f.shape[-1]
+    fh = np.fft.fft2(f)
+    fh[..., n // 2, :] = 0
+    fh[..., :, n // 2] = 0
+    return np.real(np.fft.ifft2(fh))
+
+
+def _np_eddy_term(psi, om, kind):
+    """-div(nu grad omega) with nu = |S| or |grad omega|, written out in numpy, the Nyquist
+    modes of the result dropped (as the LES drops them)."""
+    dx, dy = (lambda f: _np_deriv(f, -1)), (lambda f: _np_deriv(f, -2))
+    ox, oy = dx(om), dy(om)
+    if kind == "smagorinsky":
+        nu = np.sqrt(4 * dx(dy(psi)) ** 2 + (dx(dx(psi)) - dy(dy(psi))) ** 2)
+    else:
+        nu = np.sqrt(ox**2 + oy**2)
+    return _np_drop_nyquist(-(dx(nu * ox) + dy(nu * oy)))
+
+
+def _np_low_band(rng, n, members, kmax):
+    """psi with modes |kx|, |ky| < kmax only (random, smooth spectrum), and omega = -lap(psi)."""
+    k = np.fft.fftfreq(n, d=1.0 / n)
+    KX, KY = k[None, :], k[:, None]
+    keep = (np.abs(KX) < kmax) & (np.abs(KY) < kmax) & ((KX != 0) | (KY != 0))
+    ph = np.fft.fft2(rng.standard_normal((members, n, n))) * keep / np.maximum(KX**2 + KY**2, 1.0)
+    return np.real(np.fft.ifft2(ph)), np.real(np.fft.ifft2(ph * (KX**2 + KY**2)))
+
+
+def test_leith_term_drains_enstrophy_as_the_cube_of_the_vorticity_gradient():
+    """Leith's Pi = -div(nu grad omega) with nu = C |grad omega| gives mean(omega Pi)
+    = C mean(|grad omega|^3) on the grid for any field (the spectral derivative is
+    skew-adjoint), to round-off; the Smagorinsky invariant, a wrong sign or a wrong power
+    of the gradient gives another number.  Both eddy terms also against numpy, point by point."""
+    from turbtl.les import _eddy_term
+
+    n = 32
+    psi, om = _np_low_band(np.random.default_rng(4), n, 3, n // 3)
+    g = SpectralGrid(n, dtype=torch.float64)
+    ph, oh = g.rfft(torch.tensor(psi)), g.rfft(torch.tensor(om))
+    coef = (0.3 * 2 * math.pi / n) ** 3
+    keep = les_mask(n)
+    got = _eddy_term(g, ph, oh, "leith", coef, keep=keep).numpy()
+    grad = np.sqrt(_np_deriv(om, -1) ** 2 + _np_deriv(om, -2) ** 2)
+    np.testing.assert_allclose((om * got).mean(axis=(-2, -1)), coef * (grad**3).mean(axis=(-2, -1)), rtol=1e-12)
+    np.testing.assert_allclose(got, coef * _np_eddy_term(psi, om, "leith"), rtol=0, atol=1e-12 * np.abs(got).max())
+    smag = _eddy_term(g, ph, oh, "smagorinsky", coef, keep=keep).numpy()
+    # without ``keep`` only the Nyquist modes differ (the static Smagorinsky closure's output)
+    full = _eddy_term(g, ph, oh, "smagorinsky", coef).numpy()
+    np.testing.assert_allclose(_np_drop_nyquist(full), smag, rtol=0, atol=1e-12 * np.abs(smag).max())
+    np.testing.assert_allclose(smag, coef * _np_eddy_term(psi, om, "smagorinsky"), rtol=0, atol=1e-12 * np.abs(smag).max())
+    with pytest.raises(TurbtlError, match="not known"):
+        _eddy_term(g, ph, oh, "lilly")
+
+
+@pytest.mark.parametrize("kind", ["smagorinsky", "leith"])
+def test_dynamic_closure_matches_a_numpy_germano_procedure(kind):
+    """The dynamic coefficient against the Germano identity written out in numpy: for
+    fields with |kx|, |ky| < n/4 the plain product J on the grid is exact, so
+    L = T(J(psi, omega)) - J(T psi, T omega) needs no padding; T is a Gaussian of width
+    sqrt(3) Delta_f (so T after the LES's Gaussian filter of width Delta_f is one of width
+    2 Delta_f), M = 2^p m(T psi, T omega) - T(m(psi, omega)), c = max(0, <LM>/<MM>) per member,
+    Pi = c m(psi, omega).  A test filter of the wrong width, a wrong power p, L with the
+    opposite sign or one c for all members give O(1) differences.  The field scaled by 3 has
+    the same c (L and M are both quadratic), so Pi scales by 9."""
+    n, members = 32, 6
+    fd = 2 * 2 * math.pi / n  # the default filter width (width_factor 2)
+    psi, om = _np_low_band(np.random.default_rng(7), n, members, n // 4)
+    k = np.fft.fftfreq(n, d=1.0 / n)
+    T = np.exp(-(k[None, :] ** 2 + k[:, None] ** 2) * 3 * fd**2 / 24)
+    T[n // 2, :] = 0
+    T[:, n // 2] = 0
+    filt = lambda f: np.real(np.fft.ifft2(T * np.fft.fft2(f)))  # noqa: E731
+    jac = lambda p, o: _np_deriv(p, -2) * _np_deriv(o, -1) - _np_deriv(p, -1) * _np_deriv(o, -2)  # noqa: E731
+    p = {"smagorinsky": 2, "leith": 3}[kind]
+    m = _np_eddy_term(psi, om, kind)
+    L = filt(jac(psi, om)) - jac(filt(psi), filt(om))
+    M = 2.0**p * _np_eddy_term(filt(psi), filt(om), kind) - filt(m)
+    c_raw = (L * M).mean(axis=(-2, -1)) / (M * M).mean(axis=(-2, -1))
+    assert (c_raw > 0).any() and (c_raw < 0).any()  # both branches of the clipping are exercised
+    c = np.maximum(c_raw, 0.0)
+    clo = dynamic(kind, n, fd)
+    got = clo(torch.tensor(psi), torch.tensor(om)).numpy()
+    np.testing.assert_allclose(clo.coefficient_sum.numpy(), c, rtol=1e-9, atol=1e-14 * np.abs(c_raw).max())
+    np.testing.assert_allclose(got, c[:, None, None] * m, rtol=0, atol=1e-9 * np.abs(got).max())
+    assert torch.equal(clo.calls, torch.ones(members, dtype=torch.float64))
+    scaled = dynamic(kind, n, fd)(torch.tensor(3 * psi), torch.tensor(3 * om)).numpy()
+    np.testing.assert_allclose(scaled, 9 * got, rtol=0, atol=1e-9 * np.abs(scaled).max())
+    # never injects enstrophy: mean(omega Pi) = c mean(nu |grad omega|^2) >= 0 per member
+    drain = (om * got).mean(axis=(-2, -1))
+    assert np.all(drain[c > 0] > 0) and np.allclose(drain[c == 0], 0.0)
+
+
+def test_dynamic_closure_is_off_on_a_steady_euler_flow():
+    """omega on one shell |k|^2 = 25 with psi = omega/25 has J(psi, omega) = 0, and so has the
+    test-filtered pair (T is constant on the shell): L = 0, the dynamic closures switch off
+    (c = 0, Pi = 0) where the constant-coefficient Smagorinsky still dissipates.  A zero field
+    (a blown-up LES member) is not counted in the time mean."""
+    n = 32
+    x = np.arange(n) * 2 * math.pi / n
+    Y, X = np.meshgrid(x, x, indexing="ij")
+    om = np.cos(3 * X + 4 * Y + 0.3) + 0.7 * np.sin(5 * X - 1.1) + 0.4 * np.cos(4 * X - 3 * Y) + np.sin(5 * Y)
+    om = np.stack([om, 0 * om])
+    psi = om / 25
+    for kind in ("smagorinsky", "leith"):
+        clo = dynamic(kind, n, 2 * 2 * math.pi / n)
+        pi = clo(torch.tensor(psi), torch.tensor(om))
+        assert float(pi.abs().max()) < 1e-12
+        assert float(clo.coefficient_sum[0]) < 1e-12 and clo.calls.tolist() == [1.0, 0.0]
+    assert float(smagorinsky(n, 2 * math.pi / n)(torch.tensor(psi), torch.tensor(om)).abs().max()) > 1e-3
+    with pytest.raises(TurbtlError, match="not known"):
+        dynamic("vreman", n, 1.0)
+    assert equivalent_constant("smagorinsky", 0.04 * 0.25, 0.5) == pytest.approx(0.2)
+    assert equivalent_constant("leith", 0.027 * 0.125, 0.5) == pytest.approx(0.3)
+
+
 def test_a_blow_up_is_recorded_per_member_and_stops_the_les_without_closure():
     n = 16
     p = FlowParams(Re=100.0, kf=2, beta=0.0, mu=0.1, n=n, dt=1e-2, name="blow", force=False)
@@ -222,14 +347,19 @@ def test_aposteriori_job_writes_every_closure(tmp_path):
     data, model, lw = _job_inputs(tmp_path)
     out = run_aposteriori_job(data, model, lw, {}, tmp_path / "ap.json", tmp_path / "ap.nc", les_cfg=LES_CFG, seed=0,
                               cfl_max=0.5, progress=False)
-    assert list(out["closures"]) == ["no_closure", "smagorinsky", "zero_shot", "tl_layer1", "tl_layer2", "tl_layer3"]
+    assert list(out["closures"]) == ["no_closure", "smagorinsky", "dynamic_smagorinsky", "dynamic_leith", "zero_shot",
+                                     "tl_layer1", "tl_layer2", "tl_layer3"]
     assert out["starts"] == [[0, 0], [0, 9]]  # the one test member, spread over the usable snapshots
     on_disk = json.loads((tmp_path / "ap.json").read_text())
     for c in on_disk["closures"].values():
         assert c["stable"] and all(k in c for k in SCORE_KEYS)
         assert c["spec_err"] >= 0 and c["energy_ratio"] > 0
     ds = xr.load_dataset(tmp_path / "ap.nc")
-    assert ds["energy_spectrum"].shape == (6, 2, 9) and ds["cc"].shape == (6, 2, 3)
+    assert ds["energy_spectrum"].shape == (8, 2, 9) and ds["cc"].shape == (8, 2, 3)
+    for name in ("dynamic_smagorinsky", "dynamic_leith"):  # a time-mean constant per start, never negative
+        dyn = on_disk["les"]["dynamic"][name]
+        assert len(dyn["constant_per_start"]) == 2 and all(c >= 0 for c in dyn["constant_per_start"])
+        assert min(dyn["constant_per_start"]) <= dyn["constant"] <= max(dyn["constant_per_start"])
     assert np.allclose(ds["cc"].values[:, :, 0], 1.0, atol=1e-5)  # every LES starts on the filtered DNS
 
 

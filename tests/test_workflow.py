@@ -55,7 +55,12 @@ def test_every_stage_writes_its_files(tiny_run):
     for t in cfg["targets"]:
         ap = read_json(work / P.APOSTERIORI.format(target=t))
         layers = [f"tl_layer{L}" for L in range(1, cfg["network"]["depth"] + 1)]
-        assert list(ap["closures"]) == ["no_closure", "smagorinsky", "zero_shot", *layers, "finetune_all", "full_target"]
+        assert list(ap["closures"]) == ["no_closure", "smagorinsky", "dynamic_smagorinsky", "dynamic_leith", "zero_shot",
+                                        *layers, "finetune_all", "full_target"]
+        # on real turbulence the Germano procedure finds a positive coefficient (with L's sign
+        # flipped it clips to zero at every step)
+        for name in ("dynamic_smagorinsky", "dynamic_leith"):
+            assert 0.01 < ap["les"]["dynamic"][name]["constant"] < 1.0, (t, name, ap["les"]["dynamic"][name])
         assert ap["closures"]["no_closure"]["stable"] and np.isfinite(ap["closures"]["no_closure"]["spec_err"])
         assert (work / P.FIG_APOSTERIORI.format(target=t)).stat().st_size > 10_000
     by_target = pd.read_csv(work / P.SUMMARY_BY_TARGET)

@@ -2,11 +2,13 @@
 
 Per target (:func:`run_aposteriori_job`), closures: ``no_closure``; ``smagorinsky``
 (constant coefficient ``les.smagorinsky_cs``, Lilly's 0.17, the LES grid spacing as Delta);
-``zero_shot`` (the base network); ``tl_layer{L}`` for every layer of the sweep (so TL at the
-empirically best layer and at every predictor's choice are among them); ``finetune_all``
-and ``full_target``.  The networks of the small-set methods are those of the sweep's first
-seed (``transfer.seeds``' seed 0 draw); all run in inference mode with their checkpoint's
-normaliser.
+``dynamic_smagorinsky`` and ``dynamic_leith`` (:func:`turbtl.les.dynamic`: the coefficient
+from the resolved field by the Germano identity at every step, nothing to tune; their
+time-mean constants go to the output's ``les.dynamic``); ``zero_shot`` (the base network);
+``tl_layer{L}`` for every layer of the sweep (so TL at the empirically best layer and at
+every predictor's choice are among them); ``finetune_all`` and ``full_target``. The networks
+of the small-set methods are those of the sweep's first seed (``transfer.seeds``' seed 0
+draw); all run in inference mode with their checkpoint's normaliser.
 
 Initial conditions: filtered vorticity of the target's **test** members (never training
 data), ``les.starts`` snapshots spread evenly over the test members' snapshots that leave a
@@ -54,7 +56,8 @@ from . import TurbtlError
 from .data import FilteredData
 from .equation import FlowParams, check_timestep
 from .io import atomic_path, cf_globals, open_netcdf, write_json
-from .les import LES, filtered_forcing_hat, network_closure, smagorinsky
+from .filters import filter_width
+from .les import DYNAMIC_RATIO, LES, dynamic, equivalent_constant, filtered_forcing_hat, network_closure, smagorinsky
 from .runtime import progress as _progress
 from .spectra import energy_enstrophy_spectra, log_rmse
 from .training import load_checkpoint
@@ -187,11 +190,17 @@ def scores(run: dict, ref: dict, names: list[str], starts: int, sample_interval:
     return out
 
 
+#: The physics closures besides the constant-coefficient Smagorinsky, in the order of the batch.
+DYNAMIC_CLOSURES = {"dynamic_smagorinsky": "smagorinsky", "dynamic_leith": "leith"}
+
+
 def _closures(model_path, layer_weights: dict, baseline_weights: dict, seed: int, n: int, delta: float, cs: float,
-              device) -> tuple[list[str], list]:
+              filter_delta: float, device) -> tuple[list[str], list]:
     base, norm, _ = load_checkpoint(model_path, device)
-    names = ["no_closure", "smagorinsky", "zero_shot"]
-    fns = [None, smagorinsky(n, delta, cs, device=device), network_closure(base, norm)]
+    names = ["no_closure", "smagorinsky", *DYNAMIC_CLOSURES, "zero_shot"]
+    fns = [None, smagorinsky(n, delta, cs, device=device),
+           *(dynamic(kind, n, filter_delta, device=device) for kind in DYNAMIC_CLOSURES.values()),
+           network_closure(base, norm)]
     for layer, path in sorted(layer_weights.items()):
         names.append(tl_closure(layer))
         fns.append(network_closure(load_tl_model(model_path, path, seed, device), norm))
@@ -223,8 +232,9 @@ def run_aposteriori_job(data_path, model_path, layer_weights: dict, baseline_wei
     window = int(round(float(les_cfg["cc_time"]) / si))
     starts = choose_starts(dns_om.shape[0], dns_om.shape[1], window, int(les_cfg["starts"]))
     delta = 2 * math.pi / n  # the LES grid spacing (see turbtl.les.smagorinsky)
+    filter_delta = filter_width(n, float(a["filter_width_factor"]))  # the width of the filter that made the data
     names, fns = _closures(model_path, layer_weights, baseline_weights, seed, n, delta,
-                           float(les_cfg["smagorinsky_cs"]), dev)
+                           float(les_cfg["smagorinsky_cs"]), filter_delta, dev)
     fh = filtered_forcing_hat(int(a["kf"]), int(a["n_dns"]), n, str(a["filter_kind"]), float(a["filter_width_factor"]))
     omega0 = torch.stack([torch.as_tensor(dns_om[m, t]) for m, t in starts])
     les = LES(p, omega0, fns, names, forcing_hat=fh, device=dev, dtype=torch.float32, cfl_max=cfl_max,
@@ -250,12 +260,31 @@ def run_aposteriori_job(data_path, model_path, layer_weights: dict, baseline_wei
                    "domain_turnover_time": tau * int(a["kf"]),
                    "domain_turnovers_per_start": (steps - spin) * dt / (tau * int(a["kf"])),
                    "smagorinsky_cs": float(les_cfg["smagorinsky_cs"]), "smagorinsky_delta": delta,
+                   "dynamic": _dynamic_constants(names, fns, len(starts), delta, filter_delta),
                    "network_seed": int(seed), "max_cfl": les.max_cfl, "wall_s": wall}}
     _write_nc(out_nc, run, ref, names, len(starts), si, name)
     write_json(out, out_json)
     for c in names:
         log.info("%-14s %s", c, {k: res[c].get(k) for k in ("stable", *SCORE_KEYS)})
     log.info("LES %s done in %.1f s", name, wall)
+    return out
+
+
+def _dynamic_constants(names: list[str], fns: list, starts: int, delta: float, filter_delta: float) -> dict:
+    """Per dynamic closure: the time-mean coefficient over its live members' calls as the
+    static model's constant with Delta = the LES grid spacing ``delta`` (comparable with
+    ``les.smagorinsky_cs``) and per start; the test filter's width."""
+    out = {}
+    for name, fn in zip(names, fns):
+        if name in DYNAMIC_CLOSURES:
+            calls = torch.as_tensor(fn.calls, dtype=torch.float64).reshape(-1)
+            total = torch.as_tensor(fn.coefficient_sum, dtype=torch.float64).reshape(-1)
+            per = [equivalent_constant(fn.kind, float(s / k), delta) if k > 0 else None
+                   for s, k in zip(total.cpu().tolist(), calls.cpu().tolist())]
+            whole = float(total.sum() / calls.sum()) if float(calls.sum()) > 0 else None
+            out[name] = {"constant": equivalent_constant(fn.kind, whole, delta) if whole is not None else None,
+                         "constant_per_start": per if len(per) == starts else None,
+                         "delta": delta, "test_filter_ratio": DYNAMIC_RATIO, "filter_delta": filter_delta}
     return out
 
 

@@ -17,7 +17,7 @@ Jacobian is computed exactly as the Pi definition assumes
 (:func:`turbtl.filters.jacobian_les_hat`: 3/2 zero padding, LES Nyquist modes dropped), and
 the state keeps every mode but the Nyquist ones.  The closure is a callable on a batch,
 ``(psi_bar, omega_bar) -> Pi`` with each argument (B, n, n) in physical space, so a physics
-closure (:func:`smagorinsky`) and a network (:func:`network_closure`) plug in the same way.
+closure (:func:`smagorinsky`, :func:`dynamic`) and a network (:func:`network_closure`) plug in the same way.
 Every closure and every initial condition of one target advance together as one batch:
 member ``c * starts + s`` is closure ``c`` from start ``s``.
 
@@ -40,7 +40,8 @@ from .equation import forcing_hat
 from .grid import SpectralGrid, band_mask
 from .stepper import Stepper
 
-__all__ = ["les_mask", "filtered_forcing_hat", "smagorinsky", "network_closure", "LESTendency", "LES"]
+__all__ = ["les_mask", "filtered_forcing_hat", "smagorinsky", "dynamic", "equivalent_constant", "DYNAMIC_RATIO",
+           "network_closure", "LESTendency", "LES"]
 
 
 def les_mask(n: int) -> torch.Tensor:
@@ -56,6 +57,32 @@ def filtered_forcing_hat(kf: int, n_dns: int, n_les: int, kind: str, width_facto
     return coarse_grain(G * forcing_hat(n_dns, kf), n_les)
 
 
+def _eddy_term(g: SpectralGrid, ph: torch.Tensor, oh: torch.Tensor, kind: str, coef=1.0, keep=None) -> torch.Tensor:
+    """-div(nu grad omega) in physical space with nu = ``coef`` times the model's invariant:
+    the strain rate |S| = sqrt(4 psi_xy^2 + (psi_xx - psi_yy)^2) (``"smagorinsky"``) or
+    |grad omega| (``"leith"``); ``ph``, ``oh`` are rfft's of psi and omega.  ``keep``: a mask
+    of the modes of the result (the LES's :func:`les_mask`), None for all of them (the LES
+    drops the Nyquist modes of a closure's output anyway)."""
+    kx, ky = g.kx, g.ky
+    if kind == "smagorinsky":
+        f = g.irfft(torch.stack([-kx * ky * ph, -(kx**2) * ph + ky**2 * ph, g.ddx(oh), g.ddy(oh)]))
+        nu_e = coef * torch.sqrt(4 * f[0] ** 2 + f[1] ** 2)
+    elif kind == "leith":
+        f = g.irfft(torch.stack([g.ddx(oh), g.ddy(oh)]))
+        nu_e = coef * torch.sqrt(f[-2] ** 2 + f[-1] ** 2)
+    else:
+        raise TurbtlError(f"eddy-viscosity model {kind!r} is not known; fix: use 'smagorinsky' or 'leith'")
+    flux = g.rfft(torch.stack([nu_e * f[-2], nu_e * f[-1]]))
+    div = g.ddx(flux[0]) + g.ddy(flux[1])
+    return -g.irfft(div if keep is None else div * keep)
+
+
+def _check_device(g: SpectralGrid, psi: torch.Tensor, what: str) -> None:
+    if psi.device.type != g.device.type:
+        raise TurbtlError(f"the {what} closure was built for {g.device} but the LES runs on {psi.device}; "
+                          "fix: build it with device=the LES's device")
+
+
 def smagorinsky(n: int, delta: float, cs: float = 0.17, *, device="cpu", dtype=torch.float64):
     """Smagorinsky's closure in vorticity form: Pi = -div(nu_e grad omega_bar) with the eddy
     viscosity nu_e = (cs delta)^2 |S|, |S| = sqrt(4 psi_xy^2 + (psi_xx - psi_yy)^2) (the
@@ -67,17 +94,70 @@ def smagorinsky(n: int, delta: float, cs: float = 0.17, *, device="cpu", dtype=t
     c2 = (float(cs) * float(delta)) ** 2
 
     def closure(psi: torch.Tensor, omega: torch.Tensor) -> torch.Tensor:
-        if psi.device.type != g.device.type:
-            raise TurbtlError(f"the Smagorinsky closure was built for {g.device} but the LES runs on {psi.device}; "
-                              "fix: build it with device=the LES's device")
-        ph, oh = g.rfft(psi.to(dtype)), g.rfft(omega.to(dtype))
-        kx, ky = g.kx, g.ky
-        f = g.irfft(torch.stack([-kx * ky * ph, -(kx**2) * ph + ky**2 * ph, g.ddx(oh), g.ddy(oh)]))
-        nu_e = c2 * torch.sqrt(4 * f[0] ** 2 + f[1] ** 2)
-        flux = g.rfft(torch.stack([nu_e * f[2], nu_e * f[3]]))
-        return -g.irfft(g.ddx(flux[0]) + g.ddy(flux[1])).to(omega.dtype)
+        _check_device(g, psi, "Smagorinsky")
+        return _eddy_term(g, g.rfft(psi.to(dtype)), g.rfft(omega.to(dtype)), "smagorinsky", c2).to(omega.dtype)
 
     return closure
+
+
+#: Dynamic procedure: the test-level filter is ``DYNAMIC_RATIO`` times as wide as the LES's
+#: own filter (Germano et al.'s usual 2).
+DYNAMIC_RATIO = 2.0
+#: The power of Delta in each model's eddy viscosity: (cs Delta)^2 |S| and (C_L Delta)^3 |grad omega|.
+DELTA_POWER = {"smagorinsky": 2, "leith": 3}
+
+
+def dynamic(kind: str, n: int, filter_delta: float, *, device="cpu", dtype=torch.float64):
+    """The dynamic Smagorinsky (``kind="smagorinsky"``) or Leith (``"leith"``) closure: the
+    eddy-viscosity model Pi = c m(psi, omega), m = -div(nu~ grad omega) with nu~ = |S| or
+    |grad omega| (:func:`_eddy_term` with coefficient 1), whose coefficient c is computed from
+    the resolved field at every call by the Germano identity, no constant to choose.
+
+    With T the test filter, a Gaussian of width ``sqrt(DYNAMIC_RATIO^2 - 1) * filter_delta``
+    (``filter_delta``: the width of the filter that made the LES fields, so that T after
+    that filter is a Gaussian ``DYNAMIC_RATIO`` times wider when that filter is Gaussian; for a
+    box filter the second moments add the same way), the identity
+    T(Pi) + L = Pi at the test level, with the resolved part
+    L = T(J(psi, omega)) - J(T psi, T omega), gives L = c M with
+    M = a^p m(T psi, T omega) - T(m(psi, omega)), a = ``DYNAMIC_RATIO``, p = 2 (Smagorinsky)
+    or 3 (Leith) the power of Delta in the eddy viscosity.  Lilly's least squares over the
+    domain, per member: c = max(0, <L M> / <M M>) (clipped at zero, so the closure never
+    injects enstrophy, the usual choice for 2D turbulence; 0 where M vanishes).  J is the
+    LES's own 3/2-padded Jacobian (:func:`turbtl.filters.jacobian_les_hat`).
+
+    The returned closure keeps, per member, the sum of c over its calls
+    (``coefficient_sum``) and the number of calls (``calls``, tensors of shape (B,) after the
+    first call), a member whose field is zero (a blown-up LES member) not counted: their ratio
+    is the time-mean c, :func:`equivalent_constant` turns it into cs or C_L."""
+    if kind not in DELTA_POWER:
+        raise TurbtlError(f"dynamic model {kind!r} is not known; fix: use one of {sorted(DELTA_POWER)}")
+    g = SpectralGrid(n, device=device, dtype=dtype)
+    a, p = DYNAMIC_RATIO, DELTA_POWER[kind]
+    keep = les_mask(n).to(g.device, dtype)
+    T = transfer_function("gaussian", g.kx, g.ky, math.sqrt(a**2 - 1) * float(filter_delta)) * keep
+
+    def closure(psi: torch.Tensor, omega: torch.Tensor) -> torch.Tensor:
+        _check_device(g, psi, f"dynamic {kind}")
+        ph, oh = g.rfft(psi.to(dtype)), g.rfft(omega.to(dtype))
+        m = _eddy_term(g, ph, oh, kind, keep=keep)
+        tph, toh = T * ph, T * oh
+        L = g.irfft(T * jacobian_les_hat(ph, oh) - jacobian_les_hat(tph, toh))
+        M = a**p * _eddy_term(g, tph, toh, kind, keep=keep) - g.irfft(T * g.rfft(m))
+        num, den = (L * M).mean(dim=(-2, -1)), (M * M).mean(dim=(-2, -1))
+        c = torch.where(den > 0, num / torch.where(den > 0, den, 1.0), 0.0).clamp(min=0.0)
+        live = (den > 0).to(dtype)
+        closure.coefficient_sum = closure.coefficient_sum + c * live
+        closure.calls = closure.calls + live
+        return (c[:, None, None] * m).to(omega.dtype)
+
+    closure.coefficient_sum, closure.calls, closure.kind = 0.0, 0.0, kind
+    return closure
+
+
+def equivalent_constant(kind: str, c: float, delta: float) -> float:
+    """The constant of the static model with filter width ``delta`` that has coefficient ``c``
+    of :func:`dynamic`: cs = sqrt(c)/delta (Smagorinsky) or C_L = c^(1/3)/delta (Leith)."""
+    return float(c) ** (1.0 / DELTA_POWER[kind]) / float(delta)
 
 
 def network_closure(model, norm):

@@ -11,6 +11,8 @@ from .verdict import tl_closure
 __all__ = ["aposteriori", "layer_errors"]
 
 SHOWN = {"no_closure": ("no closure", "0.55", ":"), "smagorinsky": ("Smagorinsky", "tab:brown", "-."),
+         "dynamic_smagorinsky": ("dynamic Smagorinsky", "tab:olive", "-."),
+         "dynamic_leith": ("dynamic Leith", "tab:cyan", "-."),
          "zero_shot": ("zero shot (base net)", "tab:blue", "--"), "finetune_all": ("fine-tune all", "tab:purple", "--"),
          "full_target": ("full target data", "tab:green", "--")}
 

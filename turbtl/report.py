@@ -203,11 +203,13 @@ def _aposteriori_section(root: Path, targets: list[str], by: pd.DataFrame, agg: 
     out = ["", f"**A posteriori** (every closure inside an LES on the {a0['n']}^2 grid, {a0['time']:.3g} time units "
            f"with {a0['spinup']:.3g} dropped, {len(next(iter(aps.values()))['starts'])} starts from test members): "
            "energy-spectrum error spec_err (log-RMSE against the filtered DNS; per-start spread as +-std), "
-           "time-mean energy over the DNS's, and whether the closure stayed stable.", ""]
-    out += ["| target | turnovers / start | no closure | Smagorinsky | zero shot | TL a-priori best | fine-tune all | "
-            "full target | a-posteriori best layer (each start's) | a-priori best's regret in the LES | "
-            "paired p over starts |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+           "time-mean energy over the DNS's, and whether the closure stayed stable. The dynamic closures' c is "
+           "the time-mean constant the Germano procedure chose (cs for Smagorinsky, C_L for Leith, Delta the LES "
+           "grid spacing, as for the constant Smagorinsky's cs).", ""]
+    out += ["| target | turnovers / start | no closure | Smagorinsky | dynamic Smagorinsky | dynamic Leith | zero shot | "
+            "TL a-priori best | fine-tune all | full target | a-posteriori best layer (each start's) | "
+            "a-priori best's regret in the LES | paired p over starts |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def cell(c):
         if c is None:
@@ -216,6 +218,11 @@ def _aposteriori_section(root: Path, targets: list[str], by: pd.DataFrame, agg: 
             return f"blew up at t={_fmt(c['blowup_time'], 2)}"
         sd = f" +-{_fmt(c['spec_err_std'], 3)}" if c.get("spec_err_std") is not None else ""
         return f"{_fmt(c['spec_err'], 3)}{sd} (E {_fmt(c['energy_ratio'], 2)})"
+
+    def dyn(ap, name):  # the score, then the time-mean constant the dynamic procedure chose
+        c = ap["closures"].get(name)
+        const = ap["les"].get("dynamic", {}).get(name, {}).get("constant")
+        return cell(c) + (f", c {_fmt(const, 2)}" if c is not None and const is not None else "")
 
     tested = []  # (target, p) where the a-priori best is not the a-posteriori best
     for t, ap in aps.items():
@@ -231,7 +238,8 @@ def _aposteriori_section(root: Path, targets: list[str], by: pd.DataFrame, agg: 
             p = paired_test(pd.Series(err[best]), pd.Series(err[int(row["ap_best"])]))["p"]
             tested.append((t, p))
         out.append(f"| {t} | {_fmt(ap['les']['turnovers_per_start'], 1)} | {cell(cl.get('no_closure'))} | "
-                   f"{cell(cl.get('smagorinsky'))} | {cell(cl.get('zero_shot'))} | {best}: {cell(cl.get(tl_closure(best)))} | "
+                   f"{cell(cl.get('smagorinsky'))} | {dyn(ap, 'dynamic_smagorinsky')} | {dyn(ap, 'dynamic_leith')} | "
+                   f"{cell(cl.get('zero_shot'))} | {best}: {cell(cl.get(tl_closure(best)))} | "
                    f"{cell(cl.get('finetune_all'))} | {cell(cl.get('full_target'))} | {_fmt(row['ap_best'], 0)}{per} | "
                    f"{_fmt(row['apriori_best_ap_regret'], 2)} | {_fmt(p, 3) if p is not None else '-'} |")
     sig = [t for t, p in tested if p is not None and p < ALPHA]
