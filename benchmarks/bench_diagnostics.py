@@ -15,6 +15,7 @@ import torch
 
 from turbtl import diagnostics as D
 from turbtl import diagnostics_files as DF
+from turbtl import kernel_clusters as KC
 from turbtl.network import NetConfig, SGSNet
 from turbtl.spectra import power_spectrum, shell_index
 
@@ -122,6 +123,10 @@ def main():
     print(f"kernel_shell_stats (no spectra):          {t_stats * 1e3:8.1f} ms   stats / FFT     = {t_stats / t_fft:6.2f}"
           f"   (spectra + shell_stats) / stats = {(t_batched + t_cls) / t_stats:5.1f}")
     print(f"base_kernels_dataset (everything):        {t_all * 1e3:8.1f} ms   total / FFT     = {t_all / t_fft:6.2f}")
+    t_feat, _ = timeit(lambda: KC.features(ws))
+    t_km, fitted = timeit(lambda: KC.fit(ws), repeat=1)
+    print(f"k-means clusters (fit, {KC.RESTARTS} restarts):     {t_km * 1e3:8.1f} ms   / FFT           = {t_km / t_fft:6.2f}"
+          f"   / its features (padded FFTs, z-scores) = {t_km / t_feat:5.1f}; sizes {fitted.counts().tolist()}")
 
     seeds = a.seeds
     g = torch.Generator().manual_seed(1)

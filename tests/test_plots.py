@@ -41,8 +41,10 @@ def test_best_layer_png(setup, tmp_path):
     _check_png(out)
 
 
-def test_kernels_png(setup, tmp_path):
-    ds = DF.tl_kernels_dataset(setup["net"], setup["lw"], 16, percentile=90.0)
+@pytest.mark.parametrize("clusters", [False, True])
+def test_kernels_png(setup, tmp_path, clusters):
+    centroids = DF.centroids_of(DF.base_kernels_dataset(setup["net"], 16)) if clusters else None
+    ds = DF.tl_kernels_dataset(setup["net"], setup["lw"], 16, percentile=90.0, centroids=centroids)
     out = tmp_path / "kernels.png"
     plots.kernels(ds, out, layer=2, target="t")
     _check_png(out)
@@ -164,7 +166,8 @@ def test_scripts_end_to_end(tmp_path):
     _run_script("system_spectra", _Smk("system_spectra", _NL(base=str(r / "base_spectra.nc"),
                                                              target=str(r / "tgt_spectra.nc")),
                                        _NL([str(r / "ss.nc")]), wildcards=wc, log=str(r / "log/ss.log")))
-    _run_script("tl_kernels", _Smk("tl_kernels", _NL(model=str(r / "base.pt"), weights=weights),
+    _run_script("tl_kernels", _Smk("tl_kernels", _NL(model=str(r / "base.pt"), base_kernels=str(r / "bk.nc"),
+                                                     weights=weights),
                                    _NL([str(r / "tk.nc")]), _NL(layers=layers, n_les=16, percentile=99.9),
                                    wildcards=wc, log=str(r / "log/tk.log")))
     _run_script("activations", _Smk("activations", _NL(model=str(r / "base.pt"), base=str(base), target=str(tgt),

@@ -48,6 +48,15 @@ def test_every_stage_writes_its_files(tiny_run):
         assert split.count("test") == sc["test_members"] and split.count("val") == sc["val_members"]
         assert (work / P.FILTERED_SPECTRA.format(system=s)).exists()
     assert (work / P.BASE_MODEL).exists()
+    # the k-means kernel clusters of the base network, and how a re-trained layer's kernels fall in them
+    with xr.open_dataset(work / P.BASE_KERNELS, engine="netcdf4") as bk:
+        per_layer = bk["label_count"].sum("label_code").values
+        np.testing.assert_array_equal(bk["cluster_count"].sum("cluster").values, per_layer)
+        assert int(bk["cluster_label_count"].sum()) == per_layer.sum() and 0 < bk.attrs["cluster_purity"] <= 1
+    for t in cfg["targets"]:
+        with xr.open_dataset(work / P.TL_KERNELS.format(target=t), engine="netcdf4") as tk:
+            np.testing.assert_array_equal(tk["cluster_count_after"].sum("cluster").values,
+                                          per_layer[tk["tl_layer"].values - 1])
     metrics = read_json(work / P.BASE_METRICS)
     for key in ("test_nmse", "test_cc", "test_spec_err", "val_nmse"):
         assert np.isfinite(metrics[key]), key

@@ -8,10 +8,11 @@ import numpy as np
 import torch
 import xarray as xr
 
+from . import kernel_clusters as KC
 from .diagnostics import (ANISOTROPY_THRESHOLD, HIGH_PASS_FRACTION, LABELS, activation_spectra, fftshift_k,
                           label_counts, layer_kernel_summary, tl_changes)
 
-__all__ = ["SYSTEM_FIELDS", "system_spectra", "with_layer", "base_kernels_dataset", "tl_kernels_dataset",
+__all__ = ["SYSTEM_FIELDS", "system_spectra", "with_layer", "base_kernels_dataset", "centroids_of", "tl_kernels_dataset",
            "activations_dataset"]
 
 
@@ -71,8 +72,29 @@ def with_layer(model, layer: int, weight, bias=None):
     return m
 
 
+def _centroid_coords(pad: int) -> dict:
+    kc = fftshift_k(pad)
+    return {"cluster": ("cluster", np.arange(KC.CLUSTERS), {"long_name": "k-means kernel cluster "
+                                                             "(0: lowest spectral centre of mass)", "units": "1"}),
+            "ky_pad": ("ky_pad", kc, {"long_name": "wavenumber y of the padded kernel (centred)", "units": "1"}),
+            "kx_pad": ("kx_pad", kc, {"long_name": "wavenumber x of the padded kernel (centred)", "units": "1"})}
+
+
+def _centroid_var(centroids: np.ndarray):
+    return (("cluster", "ky_pad", "kx_pad"), np.fft.fftshift(centroids, axes=(-2, -1)),
+            {"long_name": "cluster centroid: z-scored |FFT2| of the zero-padded kernel (centred)", "units": "1"})
+
+
+def centroids_of(ds: xr.Dataset) -> np.ndarray:
+    """The k-means centroids of a ``base_kernels.nc`` dataset in the full fft layout (the
+    layout :func:`turbtl.kernel_clusters.assign` takes)."""
+    return np.fft.ifftshift(ds["cluster_centroid"].values, axes=(-2, -1))
+
+
 def base_kernels_dataset(model, n: int) -> xr.Dataset:
-    """``base_kernels.nc``: labels, label counts, mean radial spectrum per layer."""
+    """``base_kernels.nc``: labels, label counts, mean radial spectrum per layer; the k-means
+    clusters of every kernel's spectrum (:mod:`turbtl.kernel_clusters`), their centroids,
+    counts per layer and their mix of rule-based labels."""
     depth = model.depth
     ws = [model.layer(L).weight for L in range(1, depth + 1)]
     co = max(w.shape[0] for w in ws)
@@ -83,6 +105,10 @@ def base_kernels_dataset(model, n: int) -> xr.Dataset:
     rad = np.zeros((depth, nk))
     pk = np.full((depth, co, ci), -1, np.int16)
     an = np.full((depth, co, ci), np.nan)
+    clu = np.full((depth, co, ci), -1, np.int8)
+    fitted = KC.fit([w.detach() for w in ws])
+    ccount = np.zeros((depth, KC.CLUSTERS), np.int64)
+    start = 0
     for j, w in enumerate(ws):
         s = layer_kernel_summary(w, n)
         o, i = w.shape[:2]
@@ -91,6 +117,12 @@ def base_kernels_dataset(model, n: int) -> xr.Dataset:
         rad[j] = s["radial"]
         pk[j, :o, :i] = s["peak_k"]
         an[j, :o, :i] = s["anisotropy"]
+        clu[j, :o, :i] = fitted.labels[start:start + o * i].reshape(o, i)
+        ccount[j] = fitted.counts(clu[j, :o, :i])
+        start += o * i
+    valid = lab >= 0
+    mix = np.zeros((KC.CLUSTERS, len(LABELS)), np.int64)
+    np.add.at(mix, (clu[valid], lab[valid]), 1)
     ds = xr.Dataset(
         {
             "label": (("layer", "out", "in"), lab, dict(_LABEL_ATTRS, long_name="kernel class", units="1",
@@ -102,6 +134,12 @@ def base_kernels_dataset(model, n: int) -> xr.Dataset:
                                                      "units": "1", "_FillValue": np.int16(-1)}),
             "anisotropy": (("layer", "out", "in"), an, {"long_name": "coefficient of variation of |K| on the peak shell",
                                                          "units": "1"}),
+            "kernel_cluster": (("layer", "out", "in"), clu, {"long_name": "k-means cluster of the kernel's z-scored spectrum",
+                                                       "units": "1", "_FillValue": np.int8(-1)}),
+            "cluster_count": (("layer", "cluster"), ccount, {"long_name": "number of kernels per cluster", "units": "1"}),
+            "cluster_label_count": (("cluster", "label_code"), mix,
+                                    {"long_name": "kernels per cluster and rule-based class", "units": "1"}),
+            "cluster_centroid": _centroid_var(fitted.centroids),
         },
         coords={
             "layer": ("layer", np.arange(1, depth + 1), {"long_name": "layer (1-based)", "units": "1"}),
@@ -110,8 +148,15 @@ def base_kernels_dataset(model, n: int) -> xr.Dataset:
             "label_code": ("label_code", np.arange(len(LABELS), dtype=np.int8),
                       {"long_name": "kernel class code", "units": "1", **_LABEL_ATTRS}),
             "k": ("k", np.arange(nk, dtype=np.float64), {"long_name": "wavenumber magnitude (shell)", "units": "1"}),
+            **_centroid_coords(fitted.pad),
         },
         attrs={"n": int(n), "kernel_size": int(ws[0].shape[-1]),
+               "clusters": KC.CLUSTERS, "cluster_pad": fitted.pad, "cluster_inertia": fitted.inertia,
+               "cluster_purity": KC.purity(clu[valid], lab[valid]),
+               "cluster_method": "k-means (k-means++, best of 4 seeded restarts) on the z-scored |FFT2| of each kernel "
+                                 "zero-padded to cluster_pad^2; clusters numbered by the centroid's spectral centre of "
+                                 "mass; cluster_purity: share of kernels whose rule-based class is their cluster's "
+                                 "commonest",
                "high_pass_fraction": HIGH_PASS_FRACTION, "anisotropy_threshold": ANISOTROPY_THRESHOLD,
                "labels": " ".join(LABELS),
                "classification": "peak shell k_p of the shell-RMS |K|: 0 -> low-pass; "
@@ -122,13 +167,15 @@ def base_kernels_dataset(model, n: int) -> xr.Dataset:
 
 
 def tl_kernels_dataset(model, layer_weights: dict, n: int, *, percentile: float = 99.9,
-                       max_kernels: int = 8) -> xr.Dataset:
+                       max_kernels: int = 8, centroids: np.ndarray | None = None) -> xr.Dataset:
     """``tl_kernels.nc`` from the base model and ``{L: {seed: {"weight", "bias"}}}``.
 
     Per re-trained layer and seed: ``dw_norm``, ``dspec_norm`` (NaN-padded to the widest
     layer) and the percentile threshold; for the first seed (``spectra_seed``): the
     most-changed kernels' centred 2D spectra before/after, their labels, and the class
-    counts of the layer's kernels before/after.
+    counts of the layer's kernels before/after.  With ``centroids`` (the base network's k-means
+    centroids, :func:`centroids_of`): the same for the clusters, every kernel assigned to its
+    nearest base centroid (:func:`turbtl.kernel_clusters.assign`), and the centroids.
     """
     tls = sorted(int(L) for L in layer_weights)
     if not tls:
@@ -156,6 +203,10 @@ def tl_kernels_dataset(model, layer_weights: dict, n: int, *, percentile: float 
     nk = n // 2 + 1
     rb = np.zeros((nL, nk))
     ra = np.zeros((nL, nk))
+    ncl = 0 if centroids is None else len(centroids)
+    kb, ka = np.zeros((nL, ncl), np.int64), np.zeros((nL, ncl), np.int64)
+    top_cb = np.full((nL, max_kernels), -1, np.int8)
+    top_ca = np.full((nL, max_kernels), -1, np.int8)
     for a, L in enumerate(tls):
         bw = model.layer(L).weight.detach()
         o, i = bw.shape[:2]
@@ -180,6 +231,12 @@ def tl_kernels_dataset(model, layer_weights: dict, n: int, *, percentile: float 
                 ca[a] = label_counts(ch["labels_after"])
                 rb[a] = ch["radial_before"].reshape(-1, nk).mean(0)
                 ra[a] = ch["radial_after"].reshape(-1, nk).mean(0)
+                if centroids is not None:
+                    before = KC.assign(bw, centroids).reshape(o, i)
+                    after = KC.assign(layer_weights[L][s]["weight"], centroids).reshape(o, i)
+                    kb[a], ka[a] = np.bincount(before.ravel(), minlength=ncl), np.bincount(after.ravel(), minlength=ncl)
+                    top_cb[a, :m] = before[ch["top_out"], ch["top_in"]]
+                    top_ca[a, :m] = after[ch["top_out"], ch["top_in"]]
     kc = fftshift_k(n)
     one = {"units": "1"}
     ds = xr.Dataset(
@@ -222,6 +279,18 @@ def tl_kernels_dataset(model, layer_weights: dict, n: int, *, percentile: float 
         },
         attrs={"n": int(n), "percentile": float(percentile), "spectra_seed": int(s0), "labels": " ".join(LABELS)},
     )
+    if centroids is not None:
+        ds = ds.assign_coords(_centroid_coords(np.asarray(centroids).shape[-1]))
+        ds["cluster_count_before"] = (("tl_layer", "cluster"), kb,
+                                      {"long_name": "kernels per base k-means cluster, base", **one})
+        ds["cluster_count_after"] = (("tl_layer", "cluster"), ka,
+                                     {"long_name": "kernels per base k-means cluster (nearest centroid), after TL", **one})
+        ds["top_cluster_before"] = (("tl_layer", "rank"), top_cb,
+                                    {"long_name": "cluster of the most-changed kernels, base", **one, "_FillValue": np.int8(-1)})
+        ds["top_cluster_after"] = (("tl_layer", "rank"), top_ca,
+                                   {"long_name": "cluster of the most-changed kernels, after TL", **one,
+                                    "_FillValue": np.int8(-1)})
+        ds["cluster_centroid"] = _centroid_var(np.asarray(centroids))
     return ds
 
 

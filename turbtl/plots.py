@@ -144,8 +144,9 @@ def kernels(tl_ds, path, *, layer: int | None = None, target: str = "", max_kern
     sel = tl_ds.sel(tl_layer=layer)
     valid = [int(r) for r in sel["rank"].values if int(sel["top_out"].sel(rank=r)) >= 0][:max_kernels]
     m = max(1, len(valid))
-    fig = plt.figure(figsize=(2.7 * (m + 1) + 1.5, 9))
-    gs = fig.add_gridspec(3, m + 1, height_ratios=[1, 1, 1.1])
+    clustered = "cluster_count_before" in tl_ds
+    fig = plt.figure(figsize=(max(2.7 * (m + 1) + 1.5, 12), 13 if clustered else 9))
+    gs = fig.add_gridspec(4 if clustered else 3, m + 1, height_ratios=[1, 1, 1.1, 1.2][:4 if clustered else 3])
     kk = tl_ds["kx"].values
     ext = [kk[0] - 0.5, kk[-1] + 0.5, kk[0] - 0.5, kk[-1] + 0.5]
     for j, r in enumerate(valid):
@@ -194,10 +195,50 @@ def kernels(tl_ds, path, *, layer: int | None = None, target: str = "", max_kern
     ax.set_ylabel("fraction of kernels")
     ax.legend(fontsize=8, ncol=len(LABELS), loc="upper center", bbox_to_anchor=(0.5, -0.22))
     ax.set_title("kernel classes per layer", fontsize=9)
+    if clustered:
+        _kernel_clusters(fig, gs[3, :], tl_ds)
     fig.suptitle(f"Most-changed kernels of layer {layer} (|FFT2| of the zero-padded kernel)"
                  + (f", target {target}" if target else ""))
     fig.tight_layout()
     save(fig, path)
+
+
+def _kernel_clusters(fig, cell, tl_ds) -> None:
+    """The base network's k-means clusters (centroids) and the share of each re-trained
+    layer's kernels in them, before and after TL (:mod:`turbtl.kernel_clusters`)."""
+    sub = cell.subgridspec(1, 2, width_ratios=[1, 1.4], wspace=0.25)
+    cen = tl_ds["cluster_centroid"].values
+    kk = tl_ds["kx_pad"].values
+    ext = [kk[0] - 0.5, kk[-1] + 0.5, kk[0] - 0.5, kk[-1] + 0.5]
+    grid = sub[0].subgridspec(2, (len(cen) + 1) // 2, wspace=0.05, hspace=0.35)
+    lim = float(np.abs(cen).max())
+    for c in range(len(cen)):
+        ax = fig.add_subplot(grid[c // grid.ncols, c % grid.ncols])
+        ax.imshow(cen[c], origin="lower", extent=ext, cmap="RdBu_r", vmin=-lim, vmax=lim)
+        ax.set_title(f"cluster {c}", fontsize=7)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.grid(False)
+    ax = fig.add_subplot(sub[1])
+    before = tl_ds["cluster_count_before"].to_pandas()
+    after = tl_ds["cluster_count_after"].to_pandas()
+    pal = sns.color_palette("viridis", len(cen))
+    x = np.arange(len(before.index))
+    wdt = 0.38
+    for side, tab, hatch in ((-1, before, ""), (1, after, "//")):
+        frac = tab.div(tab.sum(axis=1).replace(0, 1), axis=0)
+        bottom = np.zeros(len(x))
+        for c, col in zip(pal, frac.columns):
+            ax.bar(x + side * wdt / 2, frac[col].values, wdt, bottom=bottom, color=c, hatch=hatch, edgecolor="k",
+                   lw=0.4, label=f"cluster {col}" if side < 0 else None)
+            bottom += frac[col].values
+    ax.set_xticks(x)
+    ax.set_xticklabels([str(L) for L in before.index])
+    ax.set_xlabel("layer (left bar: base kernels; right, hatched: after re-training that layer)")
+    ax.set_ylabel("fraction of kernels")
+    ax.legend(fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.22))
+    ax.set_title("k-means clusters of the z-scored kernel spectra (centroids left, z-units; 0: lowest "
+                 "spectral centre of mass)", fontsize=9)
 
 
 def activations(act_ds, path, *, tl_layer: int | None = None, stage: str = "post", target: str = "") -> None:

@@ -4,7 +4,7 @@
 
 
 rule base_kernels:
-    """Kernel spectra and low/high/band-pass/Gabor labels of every layer of the base network."""
+    """Kernel spectra, low/high/band-pass/Gabor labels and k-means clusters of every layer of the base network."""
     input:
         model=P.BASE_MODEL,
     output:
@@ -50,6 +50,7 @@ rule tl_kernels:
     """What TL changed: per kernel of each re-trained layer, weight and spectral change."""
     input:
         model=P.BASE_MODEL,
+        base_kernels=P.BASE_KERNELS,
         weights=expand(P.TL_LAYER_WEIGHTS, layer=LAYERS, allow_missing=True),
     output:
         P.TL_KERNELS,
