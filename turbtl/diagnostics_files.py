@@ -72,9 +72,9 @@ def with_layer(model, layer: int, weight, bias=None):
     return m
 
 
-def _centroid_coords(pad: int) -> dict:
+def _centroid_coords(clusters: int, pad: int) -> dict:
     kc = fftshift_k(pad)
-    return {"cluster": ("cluster", np.arange(KC.CLUSTERS), {"long_name": "k-means kernel cluster "
+    return {"cluster": ("cluster", np.arange(clusters), {"long_name": "k-means kernel cluster "
                                                              "(0: lowest spectral centre of mass)", "units": "1"}),
             "ky_pad": ("ky_pad", kc, {"long_name": "wavenumber y of the padded kernel (centred)", "units": "1"}),
             "kx_pad": ("kx_pad", kc, {"long_name": "wavenumber x of the padded kernel (centred)", "units": "1"})}
@@ -148,12 +148,13 @@ def base_kernels_dataset(model, n: int) -> xr.Dataset:
             "label_code": ("label_code", np.arange(len(LABELS), dtype=np.int8),
                       {"long_name": "kernel class code", "units": "1", **_LABEL_ATTRS}),
             "k": ("k", np.arange(nk, dtype=np.float64), {"long_name": "wavenumber magnitude (shell)", "units": "1"}),
-            **_centroid_coords(fitted.pad),
+            **_centroid_coords(len(fitted.centroids), fitted.pad),
         },
         attrs={"n": int(n), "kernel_size": int(ws[0].shape[-1]),
                "clusters": KC.CLUSTERS, "cluster_pad": fitted.pad, "cluster_inertia": fitted.inertia,
                "cluster_purity": KC.purity(clu[valid], lab[valid]),
-               "cluster_method": "k-means (k-means++, best of 4 seeded restarts) on the z-scored |FFT2| of each kernel "
+               "cluster_method": f"k-means (k-means++, best of {KC.RESTARTS} seeded restarts) on the z-scored |FFT2| "
+                                 "of each kernel "
                                  "zero-padded to cluster_pad^2; clusters numbered by the centroid's spectral centre of "
                                  "mass; cluster_purity: share of kernels whose rule-based class is their cluster's "
                                  "commonest",
@@ -280,7 +281,7 @@ def tl_kernels_dataset(model, layer_weights: dict, n: int, *, percentile: float 
         attrs={"n": int(n), "percentile": float(percentile), "spectra_seed": int(s0), "labels": " ".join(LABELS)},
     )
     if centroids is not None:
-        ds = ds.assign_coords(_centroid_coords(np.asarray(centroids).shape[-1]))
+        ds = ds.assign_coords(_centroid_coords(ncl, np.asarray(centroids).shape[-1]))
         ds["cluster_count_before"] = (("tl_layer", "cluster"), kb,
                                       {"long_name": "kernels per base k-means cluster, base", **one})
         ds["cluster_count_after"] = (("tl_layer", "cluster"), ka,

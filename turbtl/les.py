@@ -116,7 +116,8 @@ def dynamic(kind: str, n: int, filter_delta: float, *, device="cpu", dtype=torch
     With T the test filter, a Gaussian of width ``sqrt(DYNAMIC_RATIO^2 - 1) * filter_delta``
     (``filter_delta``: the width of the filter that made the LES fields, so that T after
     that filter is a Gaussian ``DYNAMIC_RATIO`` times wider when that filter is Gaussian; for a
-    box filter the second moments add the same way), the identity
+    box filter the second moments add the same way; after the sharp spectral filter the ratio
+    is only nominal), the identity
     T(Pi) + L = Pi at the test level, with the resolved part
     L = T(J(psi, omega)) - J(T psi, T omega), gives L = c M with
     M = a^p m(T psi, T omega) - T(m(psi, omega)), a = ``DYNAMIC_RATIO``, p = 2 (Smagorinsky)
