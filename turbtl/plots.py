@@ -179,20 +179,7 @@ def kernels(tl_ds, path, *, layer: int | None = None, target: str = "", max_kern
     ca = tl_ds["label_count_after"].to_pandas()
     cb.columns = [LABELS[int(c)] for c in cb.columns]
     ca.columns = [LABELS[int(c)] for c in ca.columns]
-    pal = sns.color_palette("Set2", len(LABELS))
-    x = np.arange(len(cb.index))
-    wdt = 0.38
-    for side, tab, hatch in ((-1, cb, ""), (1, ca, "//")):
-        frac = tab.div(tab.sum(axis=1).replace(0, 1), axis=0)
-        bottom = np.zeros(len(x))
-        for c, col in zip(pal, frac.columns):
-            ax.bar(x + side * wdt / 2, frac[col].values, wdt, bottom=bottom, color=c, hatch=hatch,
-                   edgecolor="k", lw=0.4, label=col if side < 0 else None)
-            bottom += frac[col].values
-    ax.set_xticks(x)
-    ax.set_xticklabels([str(L) for L in cb.index])
-    ax.set_xlabel("layer (left bar: base kernels; right, hatched: after re-training that layer)")
-    ax.set_ylabel("fraction of kernels")
+    _paired_fractions(ax, cb, ca, sns.color_palette("Set2", len(LABELS)))
     ax.legend(fontsize=8, ncol=len(LABELS), loc="upper center", bbox_to_anchor=(0.5, -0.22))
     ax.set_title("kernel classes per layer", fontsize=9)
     if clustered:
@@ -201,6 +188,24 @@ def kernels(tl_ds, path, *, layer: int | None = None, target: str = "", max_kern
                  + (f", target {target}" if target else ""))
     fig.tight_layout()
     save(fig, path)
+
+
+def _paired_fractions(ax, before: pd.DataFrame, after: pd.DataFrame, palette) -> None:
+    """Per layer (rows), two stacked bars of the columns' shares: ``before`` plain on the
+    left, ``after`` hatched on the right; the legend labels are ``before``'s columns."""
+    x = np.arange(len(before.index))
+    wdt = 0.38
+    for side, tab, hatch in ((-1, before, ""), (1, after, "//")):
+        frac = tab.div(tab.sum(axis=1).replace(0, 1), axis=0)
+        bottom = np.zeros(len(x))
+        for c, col in zip(palette, frac.columns):
+            ax.bar(x + side * wdt / 2, frac[col].values, wdt, bottom=bottom, color=c, hatch=hatch,
+                   edgecolor="k", lw=0.4, label=col if side < 0 else None)
+            bottom += frac[col].values
+    ax.set_xticks(x)
+    ax.set_xticklabels([str(L) for L in before.index])
+    ax.set_xlabel("layer (left bar: base kernels; right, hatched: after re-training that layer)")
+    ax.set_ylabel("fraction of kernels")
 
 
 def _kernel_clusters(fig, cell, tl_ds) -> None:
@@ -222,20 +227,8 @@ def _kernel_clusters(fig, cell, tl_ds) -> None:
     ax = fig.add_subplot(sub[1])
     before = tl_ds["cluster_count_before"].to_pandas()
     after = tl_ds["cluster_count_after"].to_pandas()
-    pal = sns.color_palette("viridis", len(cen))
-    x = np.arange(len(before.index))
-    wdt = 0.38
-    for side, tab, hatch in ((-1, before, ""), (1, after, "//")):
-        frac = tab.div(tab.sum(axis=1).replace(0, 1), axis=0)
-        bottom = np.zeros(len(x))
-        for c, col in zip(pal, frac.columns):
-            ax.bar(x + side * wdt / 2, frac[col].values, wdt, bottom=bottom, color=c, hatch=hatch, edgecolor="k",
-                   lw=0.4, label=f"cluster {col}" if side < 0 else None)
-            bottom += frac[col].values
-    ax.set_xticks(x)
-    ax.set_xticklabels([str(L) for L in before.index])
-    ax.set_xlabel("layer (left bar: base kernels; right, hatched: after re-training that layer)")
-    ax.set_ylabel("fraction of kernels")
+    before.columns = after.columns = [f"cluster {c}" for c in before.columns]
+    _paired_fractions(ax, before, after, sns.color_palette("viridis", len(cen)))
     ax.legend(fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.22))
     ax.set_title("k-means clusters of the z-scored kernel spectra (centroids left, z-units; 0: lowest "
                  "spectral centre of mass)", fontsize=9)
