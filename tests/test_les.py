@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from turbtl import TurbtlError
+from turbtl.data import FilteredData
 from turbtl.equation import FlowParams
 from turbtl.filters import jacobian_les_hat, sgs_fields
 from turbtl.grid import SpectralGrid
@@ -256,6 +257,28 @@ def test_a_blow_up_is_recorded_per_member_and_stops_the_les_without_closure():
     assert les.alive.tolist() == [True, False]
     assert 0 < les.blowup_time[1] < 4.0 and "CFL" in les.blowup_cause[1]
     assert torch.all(les.omega[1] == 0)  # set to zero, so it cannot spread NaN
+
+
+def test_a_blown_up_member_stays_zero_under_forcing_and_leaves_the_dynamic_mean():
+    """With the forcing on, a member zeroed at its blow-up would regrow: it must stay zero
+    from then on (its statistics are no closure's LES), and a dynamic closure must stop
+    counting it in its time-mean coefficient.  Start 1 of the dynamic closure is killed
+    the way the guard does it; start 0 goes on."""
+    n = 16
+    p = FlowParams(Re=100.0, kf=2, beta=0.0, mu=0.1, n=n, dt=1e-2, name="forced")
+    g, oh = _band_limited(n, members=2, seed=5)
+    om = g.irfft(oh)
+    om = 2 * om / om.abs().max()
+    dyn = dynamic("leith", n, 2 * 2 * math.pi / n)
+    les = LES(p, om, [None, dyn], ["no_closure", "dynamic_leith"], forcing_hat=filtered_forcing_hat(2, 32, n, "gaussian", 2.0),
+              cfl_max=0.5, check_every=5)
+    les.advance(10)
+    les.on_check([0.0, 0.0, 0.0, 1e9], [1.0] * 4)  # member 3 = closure 1, start 1: a CFL failure
+    assert les.alive.tolist() == [True, True, True, False]
+    les.advance(40)
+    assert torch.all(les.omega[3] == 0) and float(les.omega[2].abs().max()) > 0.1
+    assert float(les.omega[0].abs().max()) > 0.1
+    assert dyn.calls.tolist() == [50.0, 10.0]  # start 1 counted only while alive
     fast = LES(p, 400 * om, [None], ["no_closure"], forcing_hat=None, cfl_max=0.5, check_every=5)
     with pytest.raises(TurbtlError, match=r"without closure blew up .*fix: reduce les\.dt"):
         fast.advance(50)
@@ -356,8 +379,11 @@ def test_aposteriori_job_writes_every_closure(tmp_path):
         assert c["spec_err"] >= 0 and c["energy_ratio"] > 0
     ds = xr.load_dataset(tmp_path / "ap.nc")
     assert ds["energy_spectrum"].shape == (8, 2, 9) and ds["cc"].shape == (8, 2, 3)
+    factor = float(FilteredData(data).attrs["filter_width_factor"])
     for name in ("dynamic_smagorinsky", "dynamic_leith"):  # a time-mean constant per start, never negative
         dyn = on_disk["les"]["dynamic"][name]
+        # the test filter is built on the data filter's width, the constant quoted with the grid spacing
+        assert dyn["filter_delta"] == pytest.approx(factor * 2 * math.pi / 16) and dyn["delta"] == pytest.approx(2 * math.pi / 16)
         assert len(dyn["constant_per_start"]) == 2 and all(c >= 0 for c in dyn["constant_per_start"])
         assert min(dyn["constant_per_start"]) <= dyn["constant"] <= max(dyn["constant_per_start"])
     assert np.allclose(ds["cc"].values[:, :, 0], 1.0, atol=1e-5)  # every LES starts on the filtered DNS

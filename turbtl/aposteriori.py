@@ -271,9 +271,9 @@ def run_aposteriori_job(data_path, model_path, layer_weights: dict, baseline_wei
 
 
 def _dynamic_constants(names: list[str], fns: list, starts: int, delta: float, filter_delta: float) -> dict:
-    """Per dynamic closure: the time-mean coefficient over its live members' calls as the
-    static model's constant with Delta = the LES grid spacing ``delta`` (comparable with
-    ``les.smagorinsky_cs``) and per start; the test filter's width."""
+    """Per dynamic closure: the time-mean coefficient over its live members' calls (every step,
+    the spin-up included) as the static model's constant with Delta = the LES grid spacing
+    ``delta`` (comparable with ``les.smagorinsky_cs``), pooled and per start; the filter widths."""
     out = {}
     for name, fn in zip(names, fns):
         if name in DYNAMIC_CLOSURES:

@@ -225,6 +225,18 @@ class LES(Stepper):
         self.alive = torch.ones(members, dtype=torch.bool)
         self.blowup_time = [math.nan] * members
         self.blowup_cause = [""] * members
+        self._keep = None  # (members, 1, 1) 0/1 after the first blow-up: the dead stay zero
+
+    def _step_tensors(self, first: bool) -> None:
+        """The step, then the blown-up members set to zero again: the forcing (and a closure
+        that answers a zero field with something) would otherwise regrow them, and their
+        statistics, and a dynamic closure's time-mean coefficient, would count a member that
+        is no longer the closure's LES.  (The LES takes no CUDA graph, which would freeze the
+        test on ``_keep``.)"""
+        super()._step_tensors(first)
+        if self._keep is not None:
+            self.omega_hat.mul_(self._keep)
+            self._H.mul_(self._keep)
 
     def on_check(self, umax: list[float], wmax: list[float]) -> float:
         cfl = [u * self.dt / self.grid.dx for u in umax]
@@ -242,6 +254,9 @@ class LES(Stepper):
             idx = torch.tensor(dead, device=self.device)
             self.omega_hat[idx] = 0
             self._H[idx] = 0
+            if self._keep is None:
+                self._keep = torch.ones(self.members, 1, 1, dtype=self.grid.dtype, device=self.device)
+            self._keep[idx] = 0
             for m in dead:
                 c = m // self.starts
                 if self.tendency.closures[c] is None:
