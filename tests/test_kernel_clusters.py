@@ -51,7 +51,7 @@ def test_features_are_z_scored_full_spectra():
     assert np.all(f[2] == 0)  # a dead kernel
     spec = np.abs(np.fft.fft2(w, s=(KC.PAD, KC.PAD))).ravel()
     np.testing.assert_allclose(f[0], (spec - spec.mean()) / spec.std(), atol=1e-12)
-    with pytest.raises(ValueError, match="do not fit"):
+    with pytest.raises(ValueError, match="exceeds the grid size"):
         KC.features(np.zeros((1, 17, 17)))
 
 

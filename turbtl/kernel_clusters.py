@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .diagnostics import kernel_spectra
+
 __all__ = ["CLUSTERS", "PAD", "RESTARTS", "features", "kmeans", "KernelClusters", "fit", "assign", "purity"]
 
 CLUSTERS = 8
@@ -39,12 +41,7 @@ def features(weights, pad: int = PAD) -> np.ndarray:
     """(N, pad*pad) z-scored |fft2| of the zero-padded kernels of ``weights``: one array (or a
     list of arrays) of shape (..., k, k), flattened in order."""
     ws = weights if isinstance(weights, (list, tuple)) else [weights]
-    flat = [np.asarray(w.detach().cpu() if hasattr(w, "detach") else w, dtype=np.float64) for w in ws]
-    flat = [w.reshape(-1, w.shape[-2], w.shape[-1]) for w in flat]
-    w = np.concatenate(flat) if flat else np.zeros((0, 1, 1))
-    if w.shape[-1] > pad or w.shape[-2] > pad:
-        raise ValueError(f"kernels of {w.shape[-2]}x{w.shape[-1]} do not fit a {pad}x{pad} padding")
-    spec = np.abs(np.fft.fft2(w, s=(pad, pad))).reshape(len(w), -1)
+    spec = np.concatenate([kernel_spectra(w, pad).reshape(-1, pad * pad) for w in ws])
     mean = spec.mean(axis=1, keepdims=True)
     std = spec.std(axis=1, keepdims=True)
     return np.where(std > 1e-12 * np.maximum(mean, 1e-300), (spec - mean) / np.where(std > 0, std, 1.0), 0.0)
