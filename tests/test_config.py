@@ -1,5 +1,6 @@
 """Config validation: every bad value fails with a message naming the field and the fix."""
 import copy
+import math
 import subprocess
 import sys
 
@@ -411,3 +412,36 @@ def test_yaml_error_of_a_configfile_named_by_the_checker(tmp_path):
     ok = subprocess.run([sys.executable, "-m", "turbtl.config", "presets/reference.yaml"], capture_output=True,
                         text=True, cwd=REPO, timeout=120)
     assert ok.returncode == 0 and "config OK" in ok.stdout, ok.stderr
+
+
+def test_decaying_flow_is_checked_before_any_work(cfg):
+    """forcing: none needs initial_energy (named with the fix); a wrong forcing is named; a
+    decaying target's LES must fit its whole run (les.time, not only les.cc_time) into a test
+    member, since it is scored against the filtered DNS of its own window."""
+    cfg["systems"]["beta"].update(forcing="none", beta=0.0, mu=0.0)
+    _fails(copy.deepcopy(cfg), "systems.beta has forcing: none but no initial_energy", "add systems.beta.initial_energy")
+    bad = copy.deepcopy(cfg)
+    bad["systems"]["beta"]["forcing"] = "sinusoidal"
+    _fails(bad, "systems.beta.forcing", "kolmogorov")
+    cfg["systems"]["beta"]["initial_energy"] = 1.0
+    s = cfg["systems"]["beta"]
+    validate_config(copy.deepcopy(cfg))  # 6 time units in 30 snapshots 0.5 apart: fits
+    bad = copy.deepcopy(cfg)
+    bad["les"]["time"] = s["snapshots_per_member"] * s["sample_interval"]  # one snapshot too many
+    msg = _fails(bad, f"les.time = {bad['les']['time']} spans {s['snapshots_per_member']} snapshots (systems.beta is "
+                      "decaying", "lower les.time or raise systems.beta.snapshots_per_member")
+    assert "high_re" not in msg  # the forced targets compare with all their test snapshots
+    ok = copy.deepcopy(bad)
+    ok["systems"]["beta"]["forcing"] = "kolmogorov"
+    ok["systems"]["beta"]["mu"] = 0.1
+    validate_config(ok)
+    # the starts are counted with the whole run's window
+    bad = copy.deepcopy(cfg)
+    window = math.ceil(bad["les"]["time"] / s["sample_interval"])
+    usable = s["test_members"] * (s["snapshots_per_member"] - window)
+    bad["les"]["starts"] = usable + 1
+    _fails(bad, f"les.starts = {usable + 1} exceeds the {usable} start snapshots of systems.beta")
+    # an unforced flow's dt is screened on its initial speed
+    bad = copy.deepcopy(cfg)
+    bad["systems"]["beta"]["initial_energy"] = 400.0
+    _fails(bad, "U = 5 sqrt(2 initial_energy)", "reduce systems.beta.dt")

@@ -753,3 +753,64 @@ def test_compiled_update_on_cpu_matches_eager():
     comp.advance(60)
     assert comp._fused is not None and comp.tendency._product is not None
     assert ((eager.omega_hat - comp.omega_hat).abs().max() / eager.omega_hat.abs().max()).item() < 1e-5
+
+
+# --- decaying flows (forcing: none) --------------------------------------------------------
+def test_forcing_none_is_read_from_the_config_and_needs_an_initial_energy():
+    p = FlowParams.from_config(_system(forcing="none", initial_energy=0.7), "dec")
+    assert not p.force and p.energy0 == 0.7
+    q = FlowParams.from_config(_system(), "forced")
+    assert q.force and q.energy0 is None  # the default: forced, energy from the laminar scale
+    from turbtl.equation import initial_energy
+
+    assert initial_energy(p) == 0.7 and initial_energy(q) == pytest.approx(0.5 * (0.2 / (0.1 + 16 / 100.0)) ** 2)
+    with pytest.raises(TurbtlError, match=r"systems\.dec has forcing: none but no initial_energy.*fix: add "
+                                          r"systems\.dec\.initial_energy"):
+        initial_energy(FlowParams.from_config(_system(forcing="none"), "dec"))
+    with pytest.raises(TurbtlError, match=r"systems\.odd\.forcing = 'sine'; fix: use one of"):
+        FlowParams.from_config(_system(forcing="sine"), "odd")
+
+
+def test_decaying_flow_time_step_is_screened_on_its_initial_speed():
+    """Unforced: U = DECAY_PEAK_FACTOR sqrt(2 E0), which bounds the initial field's largest
+    speed (measured here on 128^2 x 4 members); a dt above the CFL limit is named."""
+    from turbtl.equation import DECAY_PEAK_FACTOR
+
+    p = FlowParams(Re=1000.0, kf=10, beta=0.0, mu=0.0, n=128, dt=1e-3, force=False, energy0=1.0)
+    s = DNSSolver(p, 4, seed=3)
+    u = torch.fft.irfft2(1j * s.grid.ky * s.grid.inv_lap * s.omega_hat, s=(128, 128))
+    v = torch.fft.irfft2(-1j * s.grid.kx * s.grid.inv_lap * s.omega_hat, s=(128, 128))
+    assert float((0.5 * (u**2 + v**2)).mean()) == pytest.approx(1.0, rel=1e-4)  # the initial energy E0
+    umax = float(torch.sqrt(u**2 + v**2).max())
+    bound = DECAY_PEAK_FACTOR * math.sqrt(2.0)
+    assert 0.6 * bound < umax < bound  # the bound holds (3.55 sqrt(2 E0) measured), and is not loose
+    est = check_timestep(p, 0.25)
+    assert est == pytest.approx(bound * 1e-3 / (2 * math.pi / 128))
+    fast = FlowParams(Re=1000.0, kf=10, beta=0.0, mu=0.0, n=128, dt=2e-2, force=False, energy0=1.0, name="dec")
+    with pytest.raises(TurbtlError, match=r"U = 5 sqrt\(2 initial_energy\) = 7\.07.*reduce systems\.dec\.dt"):
+        check_timestep(fast, 0.25)
+
+
+def test_decaying_dns_loses_energy_exactly_to_viscosity_and_drag(tmp_path):
+    """No forcing: dE/dt = -2 nu Z - 2 mu E, snapshot by snapshot (trapezoid over 0.01-spaced
+    snapshots), and the file says it is unforced; the forced flow from the same start gains."""
+    sys_dec = _system(name="dec", forcing="none", initial_energy=0.5, kf=3, dt=1e-3, spinup_time=0.0,
+                      sample_interval=0.01, snapshots_per_member=41)
+    out = tmp_path / "dec.nc"
+    run_dns(sys_dec, out, dns_cfg=dict(DNS_CFG, precision="float64"), progress=False)
+    with xr.open_dataset(out, engine="netcdf4") as ds:
+        assert ds.attrs["forcing"] == "none" and ds.attrs["initial_energy"] == 0.5
+        assert "kf*" not in ds.attrs["equation"] and ds.attrs["title"].startswith("DNS of decaying")
+        e, z, t = ds.energy.values, ds.enstrophy.values, ds.time.values
+    assert np.allclose(e[:, 0], 0.5, rtol=1e-6)
+    nu, mu = 1 / 100.0, 0.1
+    loss = -(2 * nu * z + 2 * mu * e)
+    budget = np.cumsum(0.5 * (loss[:, 1:] + loss[:, :-1]) * np.diff(t), axis=1)
+    assert np.all(np.diff(e, axis=1) < 0)
+    assert np.allclose(e[:, 1:] - e[:, :1], budget, rtol=2e-3), (e[:, -1] - e[:, 0], budget[:, -1])
+    forced = tmp_path / "forced.nc"
+    run_dns(dict(sys_dec, name="forced", forcing="kolmogorov"), forced, dns_cfg=dict(DNS_CFG, precision="float64"),
+            progress=False)
+    with xr.open_dataset(forced, engine="netcdf4") as ds:
+        assert ds.attrs["forcing"] == "kolmogorov" and "kf*" in ds.attrs["equation"]
+        assert np.all(ds.energy.values[:, -1] > e[:, -1])  # the forcing's work on the same start

@@ -17,6 +17,13 @@ member are ``(snapshots - window) / (starts - 1)`` sample intervals apart: at th
 (30 snapshots 0.5 apart, 2 starts) 13 time units, about 13 large-eddy turnover times, so
 they are independent.
 
+A decaying flow (``forcing: none``) has no steady statistics to compare with: its starts
+leave the whole run (``les.time``) inside their test member, and the reference is the
+filtered DNS of each start's member over the LES's own window after the spin-up (the
+sampled snapshots from ``les.spinup`` to ``les.time`` after the start), pooled over starts
+for the pooled scores and start by start for the per-start ones (``reference`` in the
+output says which).
+
 Length: ``les.time`` in model time units, the first ``les.spinup`` dropped from the
 statistics (the LES adjusts from the filtered field to its own attractor).  The large-eddy
 turnover time L_f/U_rms (L_f = 2 pi/k_f, U_rms of the filtered DNS) is written to the
@@ -55,6 +62,7 @@ import torch
 from . import TurbtlError
 from .data import FilteredData
 from .equation import FlowParams, check_timestep
+from .config_checks import les_window
 from .io import atomic_path, cf_globals, open_netcdf, write_json
 from .filters import filter_width
 from .les import DYNAMIC_RATIO, LES, dynamic, equivalent_constant, filtered_forcing_hat, network_closure, smagorinsky
@@ -65,7 +73,7 @@ from .transfer import load_baseline_model, load_tl_model
 from .verdict import closure_layer, tl_closure
 
 __all__ = ["choose_starts", "pdf_bins", "run_les_batch", "scores", "run_aposteriori_job", "best_layer_per_start",
-           "per_start_errors", "SCORE_KEYS"]
+           "per_start_errors", "dns_reference", "window_reference", "SCORE_KEYS"]
 
 _LOG = logging.getLogger("turbtl.aposteriori")
 SCORE_KEYS = ("spec_err", "pdf_err", "energy_ratio", "enstrophy_ratio", "cc_t1", "decorrelation_time")
@@ -158,6 +166,22 @@ def dns_reference(omega: np.ndarray) -> dict:
             "enstrophy": float(0.5 * np.mean(om**2)), "sigma": sigma, "u_rms": float(np.sqrt(2 * e.sum()))}
 
 
+def window_reference(omega: np.ndarray, starts: list[tuple[int, int]], first: int, last: int) -> dict:
+    """:func:`dns_reference` of a decaying flow: the filtered DNS ``omega`` (members, time, n, n)
+    of each start (member, time index) over its snapshots ``first`` .. ``last`` after the start
+    (the LES's own window), pooled over starts; ``spec_start`` (starts, k): each start's own
+    time-mean energy spectrum, for its per-start error."""
+    if not 0 <= first <= last:
+        raise TurbtlError(f"the reference window {first}..{last} (snapshots after a start) is empty")
+    win = np.stack([np.asarray(omega[m, t + first: t + last + 1]) for m, t in starts])
+    if win.shape[1] != last - first + 1:
+        raise TurbtlError(f"a start's window of snapshots {first}..{last} after it runs past its test member's "
+                          f"{omega.shape[1]} snapshots; fix: lower les.time or raise snapshots_per_member")
+    ref = dns_reference(win)
+    ref["spec_start"] = np.stack([energy_enstrophy_spectra(w.astype(np.float64))[1] for w in win])
+    return ref
+
+
 def scores(run: dict, ref: dict, names: list[str], starts: int, sample_interval: float, alive, blowup_time) -> dict:
     """Per closure: stability and the scores of the module docstring, pooled over starts,
     with the per-start spread (std) of spec_err and the energy ratio."""
@@ -171,7 +195,8 @@ def scores(run: dict, ref: dict, names: list[str], starts: int, sample_interval:
         if ok and st["n"]:
             spec = st["spec"][sl] / st["n"]
             e_pool, e_ref = spec.mean(axis=0), ref["spec"]
-            per_start = [log_rmse(s, e_ref) for s in spec]
+            e_start = ref.get("spec_start", [e_ref] * starts)  # a decaying flow's own window per start
+            per_start = [log_rmse(s, r) for s, r in zip(spec, e_start)]
             p_les, p_dns = _pdf(st["pdf"][sl].sum(axis=0)), _pdf(ref["pdf"])
             keep = p_dns > 0
             ccm = np.nanmean(cc[c], axis=0)
@@ -227,21 +252,28 @@ def run_aposteriori_job(data_path, model_path, layer_weights: dict, baseline_wei
     if abs(sample_every * dt - si) > 1e-9 * si or sample_every < 1:
         raise TurbtlError(f"les.dt = {dt} does not divide the sample interval {si} of '{name}'; "
                           f"fix: choose les.dt = {si}/k for an integer k")
-    p = FlowParams(Re=float(a["Re"]), kf=int(a["kf"]), beta=float(a["beta"]), mu=float(a["mu"]), n=n, dt=dt, name=name)
+    decaying = str(a.get("forcing", "kolmogorov")) == "none"
+    p = FlowParams(Re=float(a["Re"]), kf=int(a["kf"]), beta=float(a["beta"]), mu=float(a["mu"]), n=n, dt=dt, name=name,
+                   force=not decaying, energy0=float(a["initial_energy"]) if "initial_energy" in a else None)
     check_timestep(p, cfl_max, where="les")
     window = int(round(float(les_cfg["cc_time"]) / si))
-    starts = choose_starts(dns_om.shape[0], dns_om.shape[1], window, int(les_cfg["starts"]))
+    starts = choose_starts(dns_om.shape[0], dns_om.shape[1], les_window(les_cfg, si, decaying)[0],
+                           int(les_cfg["starts"]))
     delta = 2 * math.pi / n  # the LES grid spacing (see turbtl.les.smagorinsky)
     filter_delta = filter_width(n, float(a["filter_width_factor"]))  # the width of the filter that made the data
     names, fns = _closures(model_path, layer_weights, baseline_weights, seed, n, delta,
                            float(les_cfg["smagorinsky_cs"]), filter_delta, dev)
-    fh = filtered_forcing_hat(int(a["kf"]), int(a["n_dns"]), n, str(a["filter_kind"]), float(a["filter_width_factor"]))
+    fh = None if decaying else filtered_forcing_hat(int(a["kf"]), int(a["n_dns"]), n, str(a["filter_kind"]),
+                                                    float(a["filter_width_factor"]))
     omega0 = torch.stack([torch.as_tensor(dns_om[m, t]) for m, t in starts])
     les = LES(p, omega0, fns, names, forcing_hat=fh, device=dev, dtype=torch.float32, cfl_max=cfl_max,
               check_every=int(les_cfg.get("check_every", 10)))
     steps = int(round(float(les_cfg["time"]) / dt))
     spin = int(round(float(les_cfg["spinup"]) / dt))
-    ref = dns_reference(dns_om)
+    if decaying:  # the filtered DNS of the sampled snapshots in each LES's window after its spin-up
+        ref = window_reference(dns_om, starts, math.ceil(spin * dt / si - 1e-9), int(math.floor(steps * dt / si + 1e-9)))
+    else:
+        ref = dns_reference(dns_om)
     tau = 2 * math.pi / int(a["kf"]) / ref["u_rms"]
     log.info("LES %s: %d closures x %d starts on %d^2, dt %g, %d steps (%.1f turnover times of %.3g), spin-up %d",
              name, len(names), len(starts), n, dt, steps, steps * dt / tau, tau, spin)
@@ -254,6 +286,8 @@ def run_aposteriori_job(data_path, model_path, layer_weights: dict, baseline_wei
                         les.blowup_time[m], les.blowup_cause[m])
     wall = _time.perf_counter() - t0
     out = {"target": name, "metric": "spec_err", "closures": res, "starts": [list(map(int, s)) for s in starts],
+           "reference": "filtered DNS of each start's window after the spin-up (decaying flow)" if decaying else
+                        "filtered DNS of every test snapshot",
            "les": {"n": n, "dt": dt, "time": steps * dt, "spinup": spin * dt, "steps": steps,
                    "turnover_time": tau, "turnovers_per_start": (steps - spin) * dt / tau,
                    # the domain-scale turnover time 2 pi / U_rms (the brief's "eddy turnover times"): kf times longer
@@ -303,6 +337,9 @@ def _write_nc(path, run: dict, ref: dict, names: list[str], starts: int, sample_
          "enstrophy": (("closure", "start", "time"), st["enstrophy"].reshape(C, starts, -1), {"long_name": "LES enstrophy"}),
          "cc": (("closure", "start", "lag"), run["cc"], {"long_name": "correlation of omega with the filtered DNS"}),
          "dns_energy_spectrum": (("k",), ref["spec"], {"long_name": "energy spectrum of the filtered DNS (test members)"}),
+         **({"dns_energy_spectrum_start": (("start", "k"), ref["spec_start"], {
+             "long_name": "energy spectrum of the filtered DNS in each start's window (decaying flow)"})}
+            if "spec_start" in ref else {}),
          "dns_vorticity_pdf": (("bin",), _pdf(ref["pdf"]), {"long_name": "PDF of omega / sigma_dns of the filtered DNS"})},
         coords={"closure": names, "start": np.arange(starts), "k": ref["k"], "time": st["time"],
                 "lag": np.arange(run["cc"].shape[-1]) * sample_interval,
@@ -317,19 +354,23 @@ def _write_nc(path, run: dict, ref: dict, names: list[str], starts: int, sample_
 def per_start_errors(stats) -> dict[int, np.ndarray]:
     """Per re-trained layer, from ``les_stats.nc`` (its path or the open dataset): the
     ``spec_err`` of each start alone (its time-mean energy spectrum against the filtered
-    DNS), shape (starts,); inf where the member blew up (its spectrum is zero)."""
+    DNS; for a decaying flow, that of the start's own window), shape (starts,); inf where
+    the member blew up (its spectrum is zero)."""
     if not hasattr(stats, "data_vars"):
         with open_netcdf(stats) as ds:
             return per_start_errors(ds)
     names = [str(c) for c in stats["closure"].values]
     spec = stats["energy_spectrum"].values  # (closure, start, k)
-    ref = stats["dns_energy_spectrum"].values
+    if "dns_energy_spectrum_start" in stats:  # a decaying flow: each start's own window
+        refs = stats["dns_energy_spectrum_start"].values
+    else:
+        refs = [stats["dns_energy_spectrum"].values] * spec.shape[1]
     out = {}
     for i, c in enumerate(names):
         L = closure_layer(c)
         if L is not None:
-            out[L] = np.array([log_rmse(e, ref) if np.all(np.isfinite(e)) and np.any(e > 0) else math.inf
-                               for e in spec[i]])
+            out[L] = np.array([log_rmse(e, r) if np.all(np.isfinite(e)) and np.any(e > 0) else math.inf
+                               for e, r in zip(spec[i], refs)])
     return out
 
 

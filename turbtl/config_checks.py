@@ -11,7 +11,7 @@ from . import TurbtlError
 from .solver import FlowParams, check_timestep
 
 __all__ = ["train_snapshots", "base_train_snapshots", "small_set_size", "name_types", "cross_checks",
-           "FILTER_MIN_FORCING"]
+           "FILTER_MIN_FORCING", "les_window"]
 
 
 def train_snapshots(sys_cfg) -> int:
@@ -140,7 +140,8 @@ FILTER_MIN_FORCING = 0.5
 
 def _filter_problems(flt: dict, systems: dict) -> list[str]:
     """The filter must keep the forcing scale of every flow: G(kf) >= FILTER_MIN_FORCING on the
-    forcing's modes (kf, 0) and (0, kf).  A wider filter puts the LES scale above the forcing
+    forcing's modes (kf, 0) and (0, kf) (for an unforced flow, on its initial peak kf: its
+    energy-containing scale, which the decay only moves to larger scales).  A wider filter puts the LES scale above the forcing
     scale: the energy injection itself becomes subgrid, and a spectral filter with pi/Delta <= kf
     (or a filter wider than the domain) removes the forcing, or every mode, outright.  One
     message, for the flow that allows the narrowest filter."""
@@ -168,18 +169,34 @@ def _filter_problems(flt: dict, systems: dict) -> list[str]:
         return []
     name, lo = worst
     s = systems[name]
-    return [f"filter.width_factor = {wf:g} ({kind}) keeps only G(kf) = {g(s['kf'], s['n_les'], wf):.3g} of the forcing "
+    forced = s.get("forcing", "kolmogorov") != "none"
+    what, scale = ("the forcing", "forcing") if forced else ("the initial spectrum's peak (forcing: none)", "energy-containing")
+    return [f"filter.width_factor = {wf:g} ({kind}) keeps only G(kf) = {g(s['kf'], s['n_les'], wf):.3g} of {what} "
             f"of systems.{name} (kf = {s['kf']}, n_les = {s['n_les']}; the least allowed is {FILTER_MIN_FORCING}): the "
-            f"filter scale would lie above the forcing scale; fix: lower filter.width_factor below {lo:.3g} "
+            f"filter scale would lie above the {scale} scale; fix: lower filter.width_factor below {lo:.3g} "
             f"(reference 2), or raise systems.{name}.n_les"]
+
+
+def les_window(les: dict, sample_interval: float, decaying: bool) -> tuple[int, str]:
+    """Snapshots a start must leave after it in its test member, and the ``les`` key that asks
+    for them: ``cc_time`` (the correlation with the filtered DNS), or for a decaying flow
+    ``time`` where longer (its statistics are compared with the filtered DNS of the LES's own
+    window, :mod:`turbtl.aposteriori`)."""
+    window = round(les["cc_time"] / sample_interval)
+    if decaying:
+        whole = math.ceil(les["time"] / sample_interval - 1e-9)
+        if whole > window:
+            return whole, "time"
+    return window, "cc_time"
 
 
 def _les_problems(cfg: dict, skip=()) -> list[str]:
     """The a-posteriori LES of every target, checked before any work: its time step divides
     the sample interval and the statistics' sampling (``les.stats_every``) hits every sample
-    time, the spin-up is shorter than the run, the correlation window fits in a test member
-    and in the run, the test members hold ``les.starts`` starts, and the time step passes the
-    DNS's a-priori screen on the LES grid (not for the flows in ``skip``, whose grids are wrong)."""
+    time, the spin-up is shorter than the run, the correlation window (a decaying flow's
+    whole run, :func:`les_window`) fits in a test member and in the run, the test members
+    hold ``les.starts`` starts, and the time step passes the DNS's a-priori screen on the LES
+    grid (not for the flows in ``skip``, whose grids are wrong)."""
     les = cfg.get("les") or {}
     if not les.get("enabled", False):
         return []
@@ -201,11 +218,13 @@ def _les_problems(cfg: dict, skip=()) -> list[str]:
                      "fix: choose les.dt = sample_interval / k for a whole k")
         elif round(si / les["dt"]) % les["stats_every"]:
             per_sample[t] = round(si / les["dt"])
-        window = round(les["cc_time"] / si)
+        window, key = les_window(les, si, decaying=s.get("forcing", "kolmogorov") == "none")
         usable = s["test_members"] * (s["snapshots_per_member"] - window)
         if window >= s["snapshots_per_member"]:
-            p.append(f"les.cc_time = {les['cc_time']} spans {window} snapshots, not fewer than "
-                     f"systems.{t}.snapshots_per_member = {s['snapshots_per_member']}; fix: lower les.cc_time or "
+            why = ("" if key == "cc_time" else f" (systems.{t} is decaying: its LES is scored against the filtered "
+                   "DNS of its own time window, which must lie inside a test member)")
+            p.append(f"les.{key} = {les[key]} spans {window} snapshots{why}, not fewer than "
+                     f"systems.{t}.snapshots_per_member = {s['snapshots_per_member']}; fix: lower les.{key} or "
                      f"raise systems.{t}.snapshots_per_member")
         elif les["starts"] > usable:
             few_starts[t] = (usable, f"{s['test_members']} x ({s['snapshots_per_member']} - {window})")

@@ -1,4 +1,4 @@
-"""The equation of forced, damped 2D turbulence: parameters, forcing, initial condition, guards.
+"""The equation of forced (or decaying), damped 2D turbulence: parameters, forcing, initial condition, guards.
 
 Equation (textbook beta-plane sign, +beta*v on the left-hand side; py2d uses the opposite
 sign, which mirrors the flow without changing its statistics):
@@ -6,6 +6,10 @@ sign, which mirrors the flow without changing its statistics):
     d(omega)/dt + J(psi, omega) + beta*v = nu lap(omega) - mu omega + F
     omega = -lap(psi),  u = d(psi)/dy,  v = -d(psi)/dx,  nu = 1/Re,
     F = kf (cos(kf x) + cos(kf y)),   J(psi, omega) = u d(omega)/dx + v d(omega)/dy.
+
+A flow with ``forcing: none`` (:data:`FORCINGS`) has F = 0: decaying turbulence from the
+random initial condition, whose spectrum peaks at kf and which carries the energy
+``initial_energy`` (required then: without forcing it sets the flow's Reynolds number).
 
 This module holds what belongs to the equation and not to a discretisation in time: the
 parameters (:class:`FlowParams`), the forcing's spectrum, the random initial condition and
@@ -28,7 +32,11 @@ __all__ = [
     "FlowParams",
     "BETA_SIGN",
     "EQUATION",
+    "FORCINGS",
+    "DECAY_PEAK_FACTOR",
+    "equation_text",
     "laminar_velocity",
+    "velocity_bound",
     "initial_energy",
     "check_timestep",
     "check_resolution",
@@ -39,6 +47,13 @@ __all__ = [
 
 BETA_SIGN = "+beta*v on the left-hand side"
 EQUATION = "d(omega)/dt + J(psi,omega) + beta*v = (1/Re) lap(omega) - mu*omega + kf*(cos(kf x) + cos(kf y))"
+#: ``systems.<name>.forcing``: the Kolmogorov forcing F above, or none (decaying turbulence)
+FORCINGS = ("kolmogorov", "none")
+
+
+def equation_text(force: bool = True) -> str:
+    """:data:`EQUATION`, or for an unforced flow the same equation without F."""
+    return EQUATION if force else EQUATION.split(" + kf*")[0] + "   (unforced: F = 0, decaying)"
 
 
 @dataclass(frozen=True)
@@ -52,7 +67,8 @@ class FlowParams:
     n: int
     dt: float
     name: str = "flow"
-    force: bool = True  # False: no forcing (tests)
+    force: bool = True  # False: no forcing (``forcing: none``, decaying turbulence)
+    energy0: float | None = None  # initial energy per member; None: :func:`initial_energy`'s default
 
     @property
     def nu(self) -> float:
@@ -64,7 +80,13 @@ class FlowParams:
 
     @classmethod
     def from_config(cls, system: dict, name: str | None = None) -> "FlowParams":
-        """From a system config dict (keys Re, kf, beta, mu, n_dns, dt; optional name)."""
+        """From a system config dict (keys Re, kf, beta, mu, n_dns, dt; optional name,
+        forcing (default kolmogorov) and initial_energy)."""
+        forcing = str(system.get("forcing", "kolmogorov"))
+        if forcing not in FORCINGS:
+            raise TurbtlError(f"systems.{name or system.get('name', 'flow')}.forcing = {forcing!r}; fix: use one of "
+                              f"{list(FORCINGS)}")
+        e0 = system.get("initial_energy")
         try:
             return cls(
                 Re=float(system["Re"]),
@@ -74,6 +96,8 @@ class FlowParams:
                 n=int(system["n_dns"]),
                 dt=float(system["dt"]),
                 name=str(name or system.get("name", "flow")),
+                force=forcing != "none",
+                energy0=None if e0 is None else float(e0),
             )
         except KeyError as e:  # pragma: no cover - config validation catches this first
             raise TurbtlError(f"system config lacks key {e}; fix: add it to systems.<name> in config.yaml") from e
@@ -86,10 +110,34 @@ def laminar_velocity(p: FlowParams) -> float:
 
 
 def initial_energy(p: FlowParams) -> float:
-    """Energy of the random initial condition: a fraction of the laminar energy U^2/2 that
-    is of the order of the statistically steady energy, so that spin-up is short."""
+    """Energy of the random initial condition: ``p.energy0`` where set (``initial_energy`` in
+    the config; required for an unforced flow), else a fraction of the laminar energy U^2/2
+    that is of the order of the statistically steady energy, so that spin-up is short."""
+    if p.energy0 is not None:
+        return float(p.energy0)
+    if not p.force:
+        raise TurbtlError(f"systems.{p.name} has forcing: none but no initial_energy: without forcing nothing else "
+                          f"sets the flow's amplitude; fix: add systems.{p.name}.initial_energy (e.g. 0.5)")
     u = laminar_velocity(p)
     return 0.5 * (0.2 * u) ** 2
+
+
+#: an unforced flow's a-priori velocity bound is this many times its initial rms speed
+#: sqrt(2 E0), which the energy never exceeds without forcing (drag, viscosity and beta do not
+#: add energy).  The largest |u| of the Gaussian random initial field grows like the root of
+#: the log of its number of points: 3.55 times the rms speed measured on 128^2 x 4 members,
+#: about 4 expected at 1024^2 x 12.  The decay concentrates the energy into vortices but, in
+#: the runs measured (128^2, Re 1000, 25 time units), never raised max|u| above its start.
+DECAY_PEAK_FACTOR = 5.0
+
+
+def velocity_bound(p: FlowParams) -> tuple[float, str]:
+    """The a-priori velocity scale of :func:`check_timestep` and how it was formed (for its
+    message): the laminar velocity for a forced flow, :data:`DECAY_PEAK_FACTOR` x the initial
+    rms speed for an unforced one."""
+    if p.force:
+        return laminar_velocity(p), "1/(mu + kf^2/Re)"
+    return DECAY_PEAK_FACTOR * math.sqrt(2.0 * initial_energy(p)), f"{DECAY_PEAK_FACTOR:g} sqrt(2 initial_energy)"
 
 
 def _dividing_step(interval: float, dt_max: float, multiple: int = 1) -> float:
@@ -105,9 +153,10 @@ def check_timestep(p: FlowParams, cfl_max: float, where: str | None = None, divi
                    steps_multiple: int = 1) -> float:
     """A-priori check of ``dt`` before any work; returns the estimated CFL number.
 
-    Uses the laminar velocity bound U = 1/(mu + nu kf^2): a dt with U dt/dx > cfl_max is
-    rejected.  Also rejects a dt at which AB2 amplifies Rossby waves (frequency up to beta
-    at |k| = 1) faster than the drag damps them: (beta dt)^4 / 4 > mu dt.  ``where`` names
+    Uses the velocity bound of :func:`velocity_bound` (the laminar U = 1/(mu + nu kf^2) for a
+    forced flow): a dt with U dt/dx > cfl_max is rejected.  Also rejects a dt at which AB2
+    amplifies Rossby waves (frequency up to beta at |k| = 1) faster than the drag damps them:
+    (beta dt)^4 / 4 > mu dt.  ``where`` names
     the config entry that holds dt (default ``systems.<name>``; ``"les"``: the a-posteriori
     LES of that system, on its grid of n = n_les).  With ``divides`` (the sample interval)
     the fix also names a step below the limit that divides it (into a multiple of
@@ -124,13 +173,13 @@ def check_timestep(p: FlowParams, cfl_max: float, where: str | None = None, divi
               f"{divides:g}" + (f" into a multiple of {steps_multiple} steps)" if steps_multiple > 1 else ")")) if divides else ""
         return f"fix: reduce {key}.dt to at most {dt_ok:.3g}{eg}"
 
-    u = laminar_velocity(p) if p.force else 0.0
+    u, how = velocity_bound(p)
     est = u * p.dt / p.dx
     if est > cfl_max:
         dt_ok = 0.8 * cfl_max * p.dx / u
         raise TurbtlError(
             f"{head}: the estimated CFL number "
-            f"U dt/dx = {est:.3g} (U = 1/(mu + kf^2/Re) = {u:.3g}, dx = 2pi/{p.n}) exceeds "
+            f"U dt/dx = {est:.3g} (U = {how} = {u:.3g}, dx = 2pi/{p.n}) exceeds "
             f"dns.cfl_max = {cfl_max}; {fix(dt_ok)}")
     if p.beta and (abs(p.beta) * p.dt) ** 4 / 4 > max(p.mu, 1e-12) * p.dt:
         dt_ok = 0.5 * (4 * max(p.mu, 1e-12)) ** (1 / 3) / abs(p.beta) ** (4 / 3)

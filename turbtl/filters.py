@@ -257,7 +257,7 @@ def filter_dns_file(dns_path, out_path, spectra_path, system: dict, filter_cfg: 
                                            "product of 2/3-dealiased fields, LES product with 3/2 padding",
                              coarse_graining="spectral truncation to |kx|,|ky| < n_les/2 (LES Nyquist "
                                              "dropped), amplitude factor (n_les/n_dns)^2")
-                for k in ("precision", "beta_sign"):
+                for k in ("precision", "beta_sign", "forcing", "initial_energy", "equation"):
                     if k in src_attrs:
                         attrs[k] = src_attrs[k]
                 nc_set_attrs(dst, attrs, title=f"filtered fields and SGS term Pi of flow {name} on the LES grid")

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from . import TurbtlError, __version__, equation
-from .equation import (BETA_SIGN, EQUATION, FlowParams, check_resolution, check_timestep, laminar_velocity,
+from .equation import (BETA_SIGN, FlowParams, check_resolution, check_timestep, equation_text, laminar_velocity,
                        resolution_decades)
 from .advection import Advection
 from .grid import SpectralGrid
@@ -186,7 +186,9 @@ def run_dns(system: dict, out_path, *, dns_cfg: dict, device="cpu", progress: bo
              accel["cuda_graph"], "on" if acc["compile"] else "off", accel["compile"],
              "on" if acc["band"] else "off", accel["band"], acc["prune"], accel["prune"])
     n = p.n
-    key = trajectory_key(Re=p.Re, kf=p.kf, beta=p.beta, mu=p.mu, n=n, dt=p.dt, members=members, seed=seed,
+    # an unforced flow's key also holds its forcing and initial energy (a forced flow's key is as it was)
+    extra = {} if p.force else {"forcing": "none", "initial_energy": equation.initial_energy(p)}
+    key = trajectory_key(**extra, Re=p.Re, kf=p.kf, beta=p.beta, mu=p.mu, n=n, dt=p.dt, members=members, seed=seed,
                           n_spin=n_spin, n_every=n_every, nsnap=nsnap, precision=precision,
                           check_every=check_every, cfl_max=cfl_max, resolution_decades=decades)
     ck = Checkpoint(out_path, key, members, n, log)
@@ -272,6 +274,8 @@ def run_dns(system: dict, out_path, *, dns_cfg: dict, device="cpu", progress: bo
                 got = check_resolution(k, zsum / nsnap, n, decades, name)
                 _fill_dns_file(ds, nc, ck, system, name, nsnap, times, energy, enstrophy, attrs={
                     "precision": precision, "max_cfl": float(solver.max_cfl),
+                    "initial_energy": equation.initial_energy(p),
+                    "forcing": "kolmogorov" if p.force else "none", "equation": equation_text(p.force),
                     "resolution_decades_measured": float(got), "cfl_max": cfl_max, "resolution_decades": decades,
                     "checkpoint_resumes": resumes})
             finally:
@@ -317,11 +321,11 @@ def _fill_dns_file(ds, v: dict, ck: Checkpoint, system: dict, name: str, nsnap: 
     v["time"][:] = times.numpy()
     v["energy"][:, :] = energy.numpy()
     v["enstrophy"][:, :] = enstrophy.numpy()
-    nc_set_attrs(ds, system, title=f"DNS of forced 2D turbulence, flow {system.get('name', '')}")
+    kind = "decaying" if str(system.get("forcing", "kolmogorov")) == "none" else "forced"
+    nc_set_attrs(ds, system, title=f"DNS of {kind} 2D turbulence, flow {system.get('name', '')}")
     ds.setncattr("name", name)
     ds.setncattr("beta_sign", BETA_SIGN)
     ds.setncattr("turbtl_version", __version__)
-    ds.setncattr("equation", EQUATION)
     ds.setncattr("dealiasing", "2/3 rule, |kx| < n/3 and |ky| < n/3")
     ds.setncattr("time_stepping", "AB2 (advection, beta, forcing; first step Euler), "
                                   "Crank-Nicolson viscosity, implicit drag")

@@ -66,9 +66,14 @@ def sys_cfg(wc):
 DNS_KEYS = ("Re", "kf", "beta", "mu", "n_dns", "dt", "spinup_time", "sample_interval", "snapshots_per_member", "members", "seed")
 
 
+# ... and, where set, a decaying flow's keys (absent from a forced flow's params, whose DNS
+# then keeps the params, and the outputs, it had before these keys existed)
+DNS_OPTIONAL_KEYS = ("forcing", "initial_energy")
+
+
 def dns_sys_cfg(wc):
     s = sys_cfg(wc)
-    return {k: s[k] for k in (*DNS_KEYS, "name")}
+    return {k: s[k] for k in (*DNS_KEYS, *DNS_OPTIONAL_KEYS, "name") if k in s}
 
 
 def dns_mem_mb(wc):
