@@ -291,6 +291,25 @@ def test_replicate_changes_the_seeded_jobs_and_the_dns(tiny_run, tmp_path):
 
 
 
+def test_a_decaying_flow_reaches_its_dns_job(tiny_run, tmp_path):
+    """forcing: none and initial_energy are DNS params of that flow (its DNS reruns, and runs
+    unforced), while a forced flow's DNS params stay as they were (nothing to do)."""
+    work, _ = tiny_run
+    cfg = tiny_config()
+    cfg["systems"]["high_kf"].update(forcing="none", initial_energy=0.5)
+    cf = write_config(cfg, tmp_path / "decaying.yaml")
+    for system, changed in (("high_kf", True), ("base", False)):
+        r = snakemake(work, cf, "-n", P.DNS.format(system=system), "--allowed-rules", "dns")
+        assert r.returncode == 0, r.stderr[-4000:]
+        assert ("Params have changed" in r.stdout + r.stderr) == changed, (system, (r.stdout + r.stderr)[-2000:])
+    target = P.DNS.format(system="high_kf")
+    r = snakemake(tmp_path, cf, "--cores", "1", target)
+    assert r.returncode == 0, r.stderr[-4000:]
+    with xr.open_dataset(tmp_path / target, engine="netcdf4") as ds:
+        assert ds.attrs["forcing"] == "none" and float(ds.attrs["initial_energy"]) == 0.5
+        assert np.all(np.diff(ds["energy"].values, axis=1) < 0)  # no forcing: the energy only falls
+
+
 @pytest.mark.parametrize("missing,rules", [
     (P.DNS.format(system="base"), ["dns", "filter", "train_base"]),
     (P.TL_LAYER_CSV.format(target="high_re", layer=2), ["transfer_layer", "sweep_summary"]),

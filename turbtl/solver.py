@@ -186,8 +186,10 @@ def run_dns(system: dict, out_path, *, dns_cfg: dict, device="cpu", progress: bo
              accel["cuda_graph"], "on" if acc["compile"] else "off", accel["compile"],
              "on" if acc["band"] else "off", accel["band"], acc["prune"], accel["prune"])
     n = p.n
-    # an unforced flow's key also holds its forcing and initial energy (a forced flow's key is as it was)
-    extra = {} if p.force else {"forcing": "none", "initial_energy": equation.initial_energy(p)}
+    # the forcing and a configured initial energy join the key where they differ from the defaults (so
+    # that a forced flow with the default initial condition keeps the key it always had)
+    extra = {**({} if p.force else {"forcing": "none"}),
+             **({} if p.energy0 is None else {"initial_energy": float(p.energy0)})}
     key = trajectory_key(**extra, Re=p.Re, kf=p.kf, beta=p.beta, mu=p.mu, n=n, dt=p.dt, members=members, seed=seed,
                           n_spin=n_spin, n_every=n_every, nsnap=nsnap, precision=precision,
                           check_every=check_every, cfl_max=cfl_max, resolution_decades=decades)
