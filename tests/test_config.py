@@ -419,7 +419,9 @@ def test_decaying_flow_is_checked_before_any_work(cfg):
     decaying target's LES must fit its whole run (les.time, not only les.cc_time) into a test
     member, since it is scored against the filtered DNS of its own window."""
     cfg["systems"]["beta"].update(forcing="none", beta=0.0, mu=0.0)
-    _fails(copy.deepcopy(cfg), "systems.beta has forcing: none but no initial_energy", "add systems.beta.initial_energy")
+    msg = _fails(copy.deepcopy(cfg), "systems.beta has forcing: none but no initial_energy",
+                 "add systems.beta.initial_energy")
+    assert msg.count("no initial_energy") == 1, msg  # the DNS's and the LES's screens say it once
     bad = copy.deepcopy(cfg)
     bad["systems"]["beta"]["forcing"] = "sinusoidal"
     _fails(bad, "systems.beta.forcing", "kolmogorov")
@@ -440,7 +442,11 @@ def test_decaying_flow_is_checked_before_any_work(cfg):
     window = math.ceil(bad["les"]["time"] / s["sample_interval"])
     usable = s["test_members"] * (s["snapshots_per_member"] - window)
     bad["les"]["starts"] = usable + 1
-    _fails(bad, f"les.starts = {usable + 1} exceeds the {usable} start snapshots of systems.beta")
+    _fails(bad, f"les.starts = {usable + 1} exceeds the {usable} start snapshots of systems.beta",
+           "les.time / sample_interval", "or lower les.time")
+    bad = copy.deepcopy(cfg)
+    bad["les"].update(time=5.8, spinup=5.6)  # no sample time (every 0.5) in (5.6, 5.8]
+    _fails(bad, "leave no sample time of systems.beta", "lower les.spinup or raise les.time")
     # an unforced flow's dt is screened on its initial speed
     bad = copy.deepcopy(cfg)
     bad["systems"]["beta"]["initial_energy"] = 400.0

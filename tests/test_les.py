@@ -507,8 +507,9 @@ def test_best_layer_per_start_reads_each_start_alone(tmp_path):
 
 def test_aposteriori_job_of_a_decaying_flow_compares_each_start_with_its_own_window(tmp_path):
     """forcing: none: no forcing in the LES, starts that leave the whole run inside the test
-    member, and the reference is the filtered DNS of each start's window after the spin-up
-    (pooled, and per start for the per-start errors), not the whole test member."""
+    member, statistics at the sample times after the spin-up, and the reference is the
+    filtered DNS of each start at those times (pooled, and per start for the per-start
+    errors and energy ratios), not the whole test member."""
     import xarray as xr
 
     from turbtl.aposteriori import dns_reference, per_start_errors, run_aposteriori_job
@@ -524,8 +525,16 @@ def test_aposteriori_job_of_a_decaying_flow_compares_each_start_with_its_own_win
     assert out["starts"] == [[0, 0], [0, 7]]  # 12 snapshots less the run's 4 after a start
     assert "each start's window" in out["reference"]
     om = FilteredData(data).fields("test")["omega"]
-    win = np.stack([om[m, t + 1: t + 5] for m, t in out["starts"]])  # t + 0.5 .. t + 2.0
+    win = np.stack([om[m, t + 2: t + 5] for m, t in out["starts"]])  # t + 1.0 .. t + 2.0: after the spin-up 0.5
     st = xr.load_dataset(tmp_path / "ap.nc")
+    assert np.allclose(st["time"].values, [1.0, 1.5, 2.0])  # the LES's statistics: at those sample times only
+    ref = dns_reference(win)
+    assert np.allclose(st["dns_vorticity_pdf"].values, ref["pdf"] / ref["pdf"].sum() / 0.25)
+    e_les = st["energy"].sel(closure="zero_shot").values  # (start, time)
+    zs = out["closures"]["zero_shot"]
+    assert zs["energy_ratio"] == pytest.approx(e_les.mean() / ref["energy"], rel=1e-6)
+    e_start = [energy_enstrophy_spectra(w)[1].sum() for w in win]  # each start against its own window
+    assert zs["energy_ratio_std"] == pytest.approx(np.std(e_les.mean(axis=1) / e_start, ddof=1), rel=1e-6)
     assert np.allclose(st["dns_energy_spectrum"].values, dns_reference(win)["spec"])
     assert not np.allclose(st["dns_energy_spectrum"].values, dns_reference(om)["spec"], rtol=0.05)
     for s in range(2):

@@ -771,6 +771,19 @@ def test_forcing_none_is_read_from_the_config_and_needs_an_initial_energy():
         FlowParams.from_config(_system(forcing="sine"), "odd")
 
 
+def test_rossby_screen_counts_viscosity_where_there_is_no_drag():
+    """AB2's Rossby-wave growth (beta dt)^4/4 per step against the damping mu + 1/Re of the
+    fastest wave (|k| = 1): a decaying beta-plane flow without drag passes on its viscosity,
+    an inviscid one without drag is named."""
+    p = FlowParams(Re=1000.0, kf=10, beta=20.0, mu=0.0, n=128, dt=1e-3, force=False, energy0=1.0, name="dec")
+    check_timestep(p, 0.25)  # (0.02)^4/4 = 4e-8 < 1e-3 x 1e-3
+    with pytest.raises(TurbtlError, match=r"Rossby.*mu \+ 1/Re = 1e-12"):
+        check_timestep(FlowParams(Re=math.inf, kf=10, beta=20.0, mu=0.0, n=128, dt=1e-3, force=False, energy0=1.0), 0.25)
+    # dt_ok = 0.5 (4 / 3000)^(1/3) / 20^(4/3) = 0.5 x 0.1101 / 54.29
+    with pytest.raises(TurbtlError, match=r"mu \+ 1/Re = 0\.000333.*at most 0\.00101"):
+        check_timestep(FlowParams(Re=3000.0, kf=10, beta=20.0, mu=0.0, n=128, dt=2e-2, force=False, energy0=1e-6), 0.25)
+
+
 def test_decaying_flow_time_step_is_screened_on_its_initial_speed():
     """Unforced: U = DECAY_PEAK_FACTOR sqrt(2 E0), which bounds the initial field's largest
     speed (measured here on 128^2 x 4 members); a dt above the CFL limit is named."""
@@ -813,4 +826,39 @@ def test_decaying_dns_loses_energy_exactly_to_viscosity_and_drag(tmp_path):
             progress=False)
     with xr.open_dataset(forced, engine="netcdf4") as ds:
         assert ds.attrs["forcing"] == "kolmogorov" and "kf*" in ds.attrs["equation"]
+        assert np.allclose(ds.energy.values[:, 0], 0.5, rtol=1e-6)  # a forced flow's configured initial_energy
         assert np.all(ds.energy.values[:, -1] > e[:, -1])  # the forcing's work on the same start
+    # the filtered file keeps what the DNS file says of the forcing
+    from turbtl.filters import filter_dns_file
+
+    filter_dns_file(out, tmp_path / "f.nc", tmp_path / "s.nc", dict(sys_dec), dict(kind="gaussian", width_factor=2.0),
+                    progress=False)
+    with xr.open_dataset(tmp_path / "f.nc", engine="netcdf4") as ds:
+        assert ds.attrs["forcing"] == "none" and ds.attrs["initial_energy"] == 0.5 and "kf*" not in ds.attrs["equation"]
+
+
+def test_a_checkpoint_is_not_resumed_by_a_flow_with_other_forcing_or_initial_energy(tmp_path, monkeypatch):
+    """The trajectory key holds forcing: none and a configured initial_energy: an interrupted
+    forced run's checkpoint is resumed by the same flow only."""
+    calls = {"n": 0}
+    advance = DNSSolver.advance
+
+    def interrupted(self, m):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return advance(self, m)
+
+    system = _system(name="k", spinup_time=0.0, snapshots_per_member=4)
+    cfg = dict(DNS_CFG, checkpoint_minutes=1e-9)  # a checkpoint after every block
+    out = tmp_path / "k.nc"
+    e2 = dict(initial_energy=0.2)
+    for first, then, resumes in ((e2, dict(e2, forcing="none"), 0), ({}, e2, 0), ({}, {}, 1)):
+        calls["n"] = 0
+        monkeypatch.setattr(DNSSolver, "advance", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            run_dns(dict(system, **first), out, dns_cfg=cfg, progress=False)
+        monkeypatch.setattr(DNSSolver, "advance", advance)
+        info = run_dns(dict(system, **then), out, dns_cfg=cfg, progress=False)
+        assert info["resumes"] == resumes, (first, then)
+        out.unlink()

@@ -293,10 +293,12 @@ def test_replicate_changes_the_seeded_jobs_and_the_dns(tiny_run, tmp_path):
 
 def test_a_decaying_flow_reaches_its_dns_job(tiny_run, tmp_path):
     """forcing: none and initial_energy are DNS params of that flow (its DNS reruns, and runs
-    unforced), while a forced flow's DNS params stay as they were (nothing to do)."""
+    unforced), while a forced flow's DNS params stay as they were (nothing to do), also with
+    the default forcing written out."""
     work, _ = tiny_run
     cfg = tiny_config()
     cfg["systems"]["high_kf"].update(forcing="none", initial_energy=0.5)
+    cfg["systems"]["base"]["forcing"] = "kolmogorov"
     cf = write_config(cfg, tmp_path / "decaying.yaml")
     for system, changed in (("high_kf", True), ("base", False)):
         r = snakemake(work, cf, "-n", P.DNS.format(system=system), "--allowed-rules", "dns")

@@ -18,11 +18,12 @@ member are ``(snapshots - window) / (starts - 1)`` sample intervals apart: at th
 they are independent.
 
 A decaying flow (``forcing: none``) has no steady statistics to compare with: its starts
-leave the whole run (``les.time``) inside their test member, and the reference is the
-filtered DNS of each start's member over the LES's own window after the spin-up (the
-sampled snapshots from ``les.spinup`` to ``les.time`` after the start), pooled over starts
-for the pooled scores and start by start for the per-start ones (``reference`` in the
-output says which).
+leave the whole run (``les.time``) inside their test member, the LES's statistics are taken
+at the DNS's sample times after the spin-up only (every ``sample_interval``, not every
+``les.stats_every`` steps), and the reference is the filtered DNS of each start's member at
+the same times (:func:`window_reference`), pooled over starts for the pooled scores and start
+by start for the per-start ``spec_err`` and energy ratio (``reference`` in the output says
+which).
 
 Length: ``les.time`` in model time units, the first ``les.spinup`` dropped from the
 statistics (the LES adjusts from the filtered field to its own attractor).  The large-eddy
@@ -80,13 +81,13 @@ SCORE_KEYS = ("spec_err", "pdf_err", "energy_ratio", "enstrophy_ratio", "cc_t1",
 PDF_EDGES = np.arange(-8.0, 8.0 + 1e-9, 0.25)
 
 
-def choose_starts(n_members: int, n_times: int, window: int, starts: int) -> list[tuple[int, int]]:
+def choose_starts(n_members: int, n_times: int, window: int, starts: int, key: str = "cc_time") -> list[tuple[int, int]]:
     """``starts`` (member index, time index) pairs spread evenly over the snapshots that
-    leave ``window`` snapshots after them; members first, then time."""
+    leave ``window`` snapshots after them (asked for by ``les.{key}``); members first, then time."""
     usable = n_times - window
     if usable < 1:
-        raise TurbtlError(f"les.cc_time needs {window} snapshots after a start but a test member has only "
-                          f"{n_times}; fix: lower les.cc_time or raise snapshots_per_member")
+        raise TurbtlError(f"les.{key} needs {window} snapshots after a start but a test member has only "
+                          f"{n_times}; fix: lower les.{key} or raise snapshots_per_member")
     pairs = [(m, t) for m in range(n_members) for t in range(usable)]
     if starts > len(pairs):
         raise TurbtlError(f"les.starts = {starts} exceeds the {len(pairs)} usable test snapshots; fix: lower les.starts")
@@ -112,11 +113,13 @@ def _cc(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def run_les_batch(les: LES, dns_omega: np.ndarray, starts: list[tuple[int, int]], *, steps: int, spinup_steps: int,
-                  stats_every: int, sample_every: int, window: int, sigma: float, progress: bool = False) -> dict:
+                  stats_every: int, sample_every: int, window: int, sigma: float, progress: bool = False,
+                  at_samples: bool = False) -> dict:
     """Advance ``les`` ``steps`` steps; return per-member statistics after spin-up (spectra
     summed, PDF counts of omega / ``sigma`` (the filtered DNS's, :func:`dns_reference`),
-    energy and enstrophy series) and the correlation with the filtered DNS ``dns_omega``
-    (members, time, n, n) of each start at lags 0 .. window."""
+    energy and enstrophy series; every ``stats_every`` steps, or with ``at_samples`` only at
+    the DNS's sample times, every ``sample_every`` steps) and the correlation with the
+    filtered DNS ``dns_omega`` (members, time, n, n) of each start at lags 0 .. window."""
     C, S = les.members // les.starts, les.starts
     nk = les.grid.n // 2 + 1
     acc = {"spec": np.zeros((les.members, nk)), "pdf": np.zeros((les.members, len(PDF_EDGES) - 1)),
@@ -138,7 +141,7 @@ def run_les_batch(les: LES, dns_omega: np.ndarray, starts: list[tuple[int, int]]
         bar.update(m)
         if done % sample_every == 0 and done // sample_every <= window:
             sample(done // sample_every)
-        if done > spinup_steps:
+        if done > spinup_steps and not (at_samples and done % sample_every):
             om = les.omega.to(torch.float64).cpu().numpy()
             _, e, _ = energy_enstrophy_spectra(om, average=False)
             acc["spec"] += e
@@ -169,16 +172,21 @@ def dns_reference(omega: np.ndarray) -> dict:
 def window_reference(omega: np.ndarray, starts: list[tuple[int, int]], first: int, last: int) -> dict:
     """:func:`dns_reference` of a decaying flow: the filtered DNS ``omega`` (members, time, n, n)
     of each start (member, time index) over its snapshots ``first`` .. ``last`` after the start
-    (the LES's own window), pooled over starts; ``spec_start`` (starts, k): each start's own
-    time-mean energy spectrum, for its per-start error."""
+    (the sample times of the LES's statistics), pooled over starts; ``spec_start`` (starts, k)
+    and ``energy_start`` (starts,): each start's own time-mean energy spectrum and energy, for
+    its per-start scores."""
     if not 0 <= first <= last:
-        raise TurbtlError(f"the reference window {first}..{last} (snapshots after a start) is empty")
+        raise TurbtlError(f"the reference window {first}..{last} (snapshots after a start) is empty; fix: make "
+                          "les.time longer than les.spinup by at least one sample interval")
+    for m, t in starts:
+        if t + last >= omega.shape[1]:
+            raise TurbtlError(f"the window of snapshots {first}..{last} after the start at snapshot {t} runs past "
+                              f"its test member's {omega.shape[1]} snapshots; fix: lower les.time or raise "
+                              "snapshots_per_member")
     win = np.stack([np.asarray(omega[m, t + first: t + last + 1]) for m, t in starts])
-    if win.shape[1] != last - first + 1:
-        raise TurbtlError(f"a start's window of snapshots {first}..{last} after it runs past its test member's "
-                          f"{omega.shape[1]} snapshots; fix: lower les.time or raise snapshots_per_member")
     ref = dns_reference(win)
     ref["spec_start"] = np.stack([energy_enstrophy_spectra(w.astype(np.float64))[1] for w in win])
+    ref["energy_start"] = ref["spec_start"].sum(axis=1)
     return ref
 
 
@@ -205,7 +213,8 @@ def scores(run: dict, ref: dict, names: list[str], starts: int, sample_interval:
                 spec_err=log_rmse(e_pool, e_ref), spec_err_std=float(np.std(per_start, ddof=1)) if starts > 1 else None,
                 pdf_err=float(np.mean(np.abs(np.log10(np.maximum(p_les[keep], 1e-6)) - np.log10(p_dns[keep])))),
                 energy_ratio=float(st["energy"][sl].mean() / ref["energy"]),
-                energy_ratio_std=float(np.std(st["energy"][sl].mean(axis=1) / ref["energy"], ddof=1)) if starts > 1 else None,
+                energy_ratio_std=float(np.std(st["energy"][sl].mean(axis=1) / ref.get("energy_start", ref["energy"]), ddof=1))
+                if starts > 1 else None,
                 enstrophy_ratio=float(st["enstrophy"][sl].mean() / ref["enstrophy"]),
                 cc_t1=float(ccm[lag1]) if lag1 < len(ccm) else None,
                 decorrelation_time=float(below[0] * sample_interval) if len(below) else None)
@@ -257,8 +266,8 @@ def run_aposteriori_job(data_path, model_path, layer_weights: dict, baseline_wei
                    force=not decaying, energy0=float(a["initial_energy"]) if "initial_energy" in a else None)
     check_timestep(p, cfl_max, where="les")
     window = int(round(float(les_cfg["cc_time"]) / si))
-    starts = choose_starts(dns_om.shape[0], dns_om.shape[1], les_window(les_cfg, si, decaying)[0],
-                           int(les_cfg["starts"]))
+    start_window, start_key = les_window(les_cfg, si, decaying)
+    starts = choose_starts(dns_om.shape[0], dns_om.shape[1], start_window, int(les_cfg["starts"]), key=start_key)
     delta = 2 * math.pi / n  # the LES grid spacing (see turbtl.les.smagorinsky)
     filter_delta = filter_width(n, float(a["filter_width_factor"]))  # the width of the filter that made the data
     names, fns = _closures(model_path, layer_weights, baseline_weights, seed, n, delta,
@@ -270,15 +279,16 @@ def run_aposteriori_job(data_path, model_path, layer_weights: dict, baseline_wei
               check_every=int(les_cfg.get("check_every", 10)))
     steps = int(round(float(les_cfg["time"]) / dt))
     spin = int(round(float(les_cfg["spinup"]) / dt))
-    if decaying:  # the filtered DNS of the sampled snapshots in each LES's window after its spin-up
-        ref = window_reference(dns_om, starts, math.ceil(spin * dt / si - 1e-9), int(math.floor(steps * dt / si + 1e-9)))
+    if decaying:  # the filtered DNS at the LES's statistics times: the sample times after its spin-up
+        ref = window_reference(dns_om, starts, spin // sample_every + 1, steps // sample_every)
     else:
         ref = dns_reference(dns_om)
     tau = 2 * math.pi / int(a["kf"]) / ref["u_rms"]
     log.info("LES %s: %d closures x %d starts on %d^2, dt %g, %d steps (%.1f turnover times of %.3g), spin-up %d",
              name, len(names), len(starts), n, dt, steps, steps * dt / tau, tau, spin)
     run = run_les_batch(les, dns_om, starts, steps=steps, spinup_steps=spin, stats_every=int(les_cfg["stats_every"]),
-                        sample_every=sample_every, window=window, sigma=ref["sigma"], progress=progress)
+                        sample_every=sample_every, window=window, sigma=ref["sigma"], progress=progress,
+                        at_samples=decaying)
     res = scores(run, ref, names, len(starts), si, les.alive.tolist(), les.blowup_time)
     for m in range(les.members):
         if not les.alive[m]:

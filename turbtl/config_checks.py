@@ -111,7 +111,7 @@ def cross_checks(cfg) -> list[str]:
         except TurbtlError as e:
             p.append(str(e))
     p += _filter_problems(cfg["filter"], {k: v for k, v in systems.items() if k not in bad_grid})
-    p += _les_problems(cfg, skip=bad_grid)
+    p += [m for m in _les_problems(cfg, skip=bad_grid) if m not in p]  # e.g. a missing initial_energy: said once
     depth = cfg["network"]["depth"]
     if cfg["network"]["kernel_size"] % 2 == 0:
         p.append(f"network.kernel_size = {cfg['network']['kernel_size']} is even; fix: use an odd size such as 5")
@@ -218,7 +218,12 @@ def _les_problems(cfg: dict, skip=()) -> list[str]:
                      "fix: choose les.dt = sample_interval / k for a whole k")
         elif round(si / les["dt"]) % les["stats_every"]:
             per_sample[t] = round(si / les["dt"])
-        window, key = les_window(les, si, decaying=s.get("forcing", "kolmogorov") == "none")
+        decaying = s.get("forcing", "kolmogorov") == "none"
+        window, key = les_window(les, si, decaying)
+        if decaying and math.floor(les["time"] / si + 1e-9) <= math.floor(les["spinup"] / si + 1e-9):
+            p.append(f"les.time = {les['time']} and les.spinup = {les['spinup']} leave no sample time of systems.{t} "
+                     f"(every {si}) after the spin-up, where a decaying flow's LES is compared with its DNS; fix: "
+                     "lower les.spinup or raise les.time")
         usable = s["test_members"] * (s["snapshots_per_member"] - window)
         if window >= s["snapshots_per_member"]:
             why = ("" if key == "cc_time" else f" (systems.{t} is decaying: its LES is scored against the filtered "
@@ -227,7 +232,7 @@ def _les_problems(cfg: dict, skip=()) -> list[str]:
                      f"systems.{t}.snapshots_per_member = {s['snapshots_per_member']}; fix: lower les.{key} or "
                      f"raise systems.{t}.snapshots_per_member")
         elif les["starts"] > usable:
-            few_starts[t] = (usable, f"{s['test_members']} x ({s['snapshots_per_member']} - {window})")
+            few_starts[t] = (usable, f"{s['test_members']} x ({s['snapshots_per_member']} - {window})", key)
         if t in skip:
             continue
         try:
@@ -242,9 +247,10 @@ def _les_problems(cfg: dict, skip=()) -> list[str]:
                  f"(sample_interval / les.dt: {', '.join(f'{t} {v}' for t, v in per_sample.items())}), so the "
                  f"correlation with the filtered DNS would skip sample times; fix: choose a divisor of {need} (e.g. {eg})")
     if few_starts:
-        t, (usable, how) = min(few_starts.items(), key=lambda kv: kv[1][0])
+        t, (usable, how, key) = min(few_starts.items(), key=lambda kv: kv[1][0])
         p.append(f"les.starts = {les['starts']} exceeds the {usable} start snapshots of systems.{t} (test_members x "
-                 f"(snapshots_per_member - les.cc_time / sample_interval) = {how})"
+                 f"(snapshots_per_member - les.{key} / sample_interval) = {how})"
                  + (f", and of {', '.join(k for k in few_starts if k != t)}" if len(few_starts) > 1 else "")
-                 + f"; fix: lower les.starts to at most {usable}, or raise test_members or snapshots_per_member")
+                 + f"; fix: lower les.starts to at most {usable}, or raise test_members or snapshots_per_member"
+                 + (f", or lower les.{key}" if key == "time" else ""))
     return p

@@ -155,8 +155,9 @@ def check_timestep(p: FlowParams, cfl_max: float, where: str | None = None, divi
 
     Uses the velocity bound of :func:`velocity_bound` (the laminar U = 1/(mu + nu kf^2) for a
     forced flow): a dt with U dt/dx > cfl_max is rejected.  Also rejects a dt at which AB2
-    amplifies Rossby waves (frequency up to beta at |k| = 1) faster than the drag damps them:
-    (beta dt)^4 / 4 > mu dt.  ``where`` names
+    amplifies Rossby waves (frequency up to beta at |k| = 1) faster than the drag and the
+    viscosity damp them there: (beta dt)^4 / 4 > (mu + 1/Re) dt (1/Re: a decaying flow may
+    have no drag).  ``where`` names
     the config entry that holds dt (default ``systems.<name>``; ``"les"``: the a-posteriori
     LES of that system, on its grid of n = n_les).  With ``divides`` (the sample interval)
     the fix also names a step below the limit that divides it (into a multiple of
@@ -181,12 +182,13 @@ def check_timestep(p: FlowParams, cfl_max: float, where: str | None = None, divi
             f"{head}: the estimated CFL number "
             f"U dt/dx = {est:.3g} (U = {how} = {u:.3g}, dx = 2pi/{p.n}) exceeds "
             f"dns.cfl_max = {cfl_max}; {fix(dt_ok)}")
-    if p.beta and (abs(p.beta) * p.dt) ** 4 / 4 > max(p.mu, 1e-12) * p.dt:
-        dt_ok = 0.5 * (4 * max(p.mu, 1e-12)) ** (1 / 3) / abs(p.beta) ** (4 / 3)
+    damp = max(p.mu + p.nu, 1e-12)  # drag and viscosity of the fastest Rossby wave, |k| = 1
+    if p.beta and (abs(p.beta) * p.dt) ** 4 / 4 > damp * p.dt:
+        dt_ok = 0.5 * (4 * damp) ** (1 / 3) / abs(p.beta) ** (4 / 3)
         raise TurbtlError(
             f"{head} (its beta term): Adams-Bashforth 2 "
-            f"amplifies Rossby waves of frequency beta = {p.beta} faster than the drag mu = {p.mu} "
-            f"damps them at dt = {p.dt}; {fix(dt_ok)}")
+            f"amplifies Rossby waves of frequency beta = {p.beta} faster than the drag and viscosity "
+            f"mu + 1/Re = {damp:.3g} damp them at dt = {p.dt}; {fix(dt_ok)}")
     return est
 
 

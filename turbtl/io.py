@@ -77,7 +77,7 @@ def cf_globals(title: str) -> dict:
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {"Conventions": "CF-1.8", "title": title,
             "history": f"{now} written by turbtl {__version__} ({sys.argv[0] if sys.argv else 'python'})",
-            "source": f"turbtl {__version__}: forced 2D turbulence, pseudo-spectral DNS and its filtered fields"}
+            "source": f"turbtl {__version__}: 2D turbulence (forced or decaying), pseudo-spectral DNS and its filtered fields"}
 
 
 def write_netcdf(ds: xr.Dataset, path, *, title: str | None = None) -> None:

@@ -9,7 +9,8 @@ declared output, so Snakemake neither deletes it after a failed job nor asks for
   enstrophy series, how many snapshots are written, and a key: the hash of the parameters
   that fix the trajectory (the flow's Re, kf, beta, mu, n_dns, dt, members, seed, the step
   counts of spin-up, sampling and snapshots, and dns.precision, check_every, cfl_max,
-  resolution_decades).  No random state is needed: the initial condition is the only draw.
+  resolution_decades; also ``forcing: none`` and a configured ``initial_energy`` where set).
+  No random state is needed: the initial condition is the only draw.
 - ``omega.f32``: the snapshots written so far, raw float32 (time, member, y, x), appended
   one snapshot at a time and fsync'ed before each ``state.pt``.
 

@@ -329,7 +329,7 @@ def _fill_dns_file(ds, v: dict, ck: Checkpoint, system: dict, name: str, nsnap: 
     ds.setncattr("beta_sign", BETA_SIGN)
     ds.setncattr("turbtl_version", __version__)
     ds.setncattr("dealiasing", "2/3 rule, |kx| < n/3 and |ky| < n/3")
-    ds.setncattr("time_stepping", "AB2 (advection, beta, forcing; first step Euler), "
+    ds.setncattr("time_stepping", f"AB2 (advection, beta{', forcing' if kind == 'forced' else ''}; first step Euler), "
                                   "Crank-Nicolson viscosity, implicit drag")
     for key, val in attrs.items():
         ds.setncattr(key, val)

@@ -73,6 +73,8 @@ DNS_OPTIONAL_KEYS = ("forcing", "initial_energy")
 
 def dns_sys_cfg(wc):
     s = sys_cfg(wc)
+    if s.get("forcing") == "kolmogorov":  # the default written out: the same DNS, the same params
+        s = {k: v for k, v in s.items() if k != "forcing"}
     return {k: s[k] for k in (*DNS_KEYS, *DNS_OPTIONAL_KEYS, "name") if k in s}
 
 
