@@ -451,3 +451,9 @@ def test_decaying_flow_is_checked_before_any_work(cfg):
     bad = copy.deepcopy(cfg)
     bad["systems"]["beta"]["initial_energy"] = 400.0
     _fails(bad, "U = 5 sqrt(2 initial_energy)", "reduce systems.beta.dt")
+
+
+@pytest.mark.parametrize("preset", sorted(p.name for p in (REPO / "presets").glob("*.yaml")))
+def test_every_preset_is_a_valid_config(preset):
+    """Each preset replaces config.yaml (--configfile): it must pass every check by itself."""
+    validate_config(yaml.safe_load((REPO / "presets" / preset).read_text()))
