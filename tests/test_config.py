@@ -457,3 +457,10 @@ def test_decaying_flow_is_checked_before_any_work(cfg):
 def test_every_preset_is_a_valid_config(preset):
     """Each preset replaces config.yaml (--configfile): it must pass every check by itself."""
     validate_config(yaml.safe_load((REPO / "presets" / preset).read_text()))
+
+
+def test_pairs_need_two_layers(cfg):
+    cfg["transfer"].update(pairs=True, layers=[3])
+    _fails(copy.deepcopy(cfg), "transfer.pairs = true needs at least two layers", "set transfer.pairs: false")
+    cfg["transfer"]["layers"] = [3, 5]
+    validate_config(cfg)

@@ -466,3 +466,85 @@ def test_subset_seed_selects_the_small_set(setup, tmp_path):
         w[s] = torch.load(tmp_path / f"l{s}.pt", weights_only=True)["weights"]
     k = next(iter(w[0]))
     assert not torch.equal(w[0][k]["weight"], w[3][k]["weight"])
+
+
+# --------------------------------------------------------------------------- pairs of layers
+def test_a_pair_changes_exactly_its_two_layers_and_caches_the_shallower_prefix(setup):
+    """retrain_layer((a, b)): only layers a and b change, the cached prefix ends before a
+    (same updates as the naive full backward), and a pair is not the sum of its singles."""
+    base, norm, _ = load_checkpoint(setup["ckpt"])
+    ref = {k: v.clone() for k, v in base.state_dict().items()}
+    Xs, Ys = small_subset(setup["target"], 8)
+    kw = dict(epochs=4, batch_size=3, lr=5e-3, seed=11, device="cpu")
+    fast, hf = retrain_layer(base, (2, 4), Xs, Ys, norm, cached=True, **kw)
+    slow, hs = retrain_layer(base, (4, 2), Xs, Ys, norm, cached=False, **kw)
+    for key, v in fast.state_dict().items():
+        assert (not torch.equal(v, ref[key])) == key.startswith(("layers.1.", "layers.3.")), key
+    np.testing.assert_allclose([h["train_loss"] for h in hf], [h["train_loss"] for h in hs], rtol=1e-5)
+    for a, b in zip(fast.parameters(), slow.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    one, _ = retrain_layer(base, 4, Xs, Ys, norm, **kw)
+    assert not torch.equal(one.layer(4).weight, fast.layer(4).weight)  # layer 4 trained beside 2, not alone
+    with pytest.raises(TurbtlError, match=r"transfer layer \[5\] is outside 1\.\.4"):
+        retrain_layer(base, (2, 5), Xs, Ys, norm, **kw)
+
+
+def test_pair_job_is_paired_with_the_layer_jobs(setup, tmp_path):
+    """run_pair_job: one row per seed, each seed re-trained on the layer jobs' own draw of
+    the small set (seed 1 re-made by hand from draw_seed reproduces its test nmse); a < b."""
+    from turbtl.transfer import PAIR_COLUMNS, run_pair_job
+
+    df = run_pair_job(setup["ckpt"], setup["target"], 1, 3, tmp_path / "pair1_3.csv", transfer_cfg=TCFG, n_small=8,
+                      device="cpu")
+    csv = pd.read_csv(tmp_path / "pair1_3.csv")
+    assert list(csv.columns) == PAIR_COLUMNS and list(df.columns) == PAIR_COLUMNS
+    assert (csv["method"] == "tl_pair").all() and (csv["layer_a"] == 1).all() and (csv["layer_b"] == 3).all()
+    assert list(csv["seed"]) == [0, 1] and (csv["n_train"] == 8).all()
+    # seed 1's network, re-made by hand from the same draw, has the CSV's test nmse
+    from turbtl.data import FilteredData
+    from turbtl.transfer import draw_seed
+
+    base, norm, _ = load_checkpoint(setup["ckpt"])
+    Xs, Ys = FilteredData(setup["target"]).small_sets(8, [draw_seed(TCFG, 1)])[0]
+    net, _ = retrain_layer(base, (1, 3), Xs, Ys, norm, epochs=3, batch_size=4, lr=1e-3, seed=1, device="cpu")
+    assert evaluate(net, norm, *load_xy(setup["target"], "test"), "cpu")["nmse"] == pytest.approx(csv["nmse"][1], rel=1e-6)
+    with pytest.raises(TurbtlError, match="a < b"):
+        run_pair_job(setup["ckpt"], setup["target"], 3, 3, tmp_path / "x.csv", transfer_cfg=TCFG, n_small=8, device="cpu")
+
+
+def test_pair_summary_finds_the_best_pair_and_tests_it_against_the_best_single(tmp_path):
+    from turbtl.transfer import PAIR_COLUMNS, summarise_pairs
+
+    layers = {1: [0.20, 0.22, 0.21], 2: [0.30, 0.31, 0.29], 3: [0.24, 0.26, 0.25]}
+    csvs, _ = _table(tmp_path, layers, {})
+    pairs = {(1, 2): [0.18, 0.19, 0.20], (1, 3): [0.25, 0.25, 0.27], (2, 3): [0.40, 0.41, 0.39]}
+    pcsvs = []
+    for (a, b), vals in pairs.items():
+        rows = [{"target": "t", "method": "tl_pair", "layer_a": a, "layer_b": b, "seed": s, "n_train": 8, "epochs": 3,
+                 "mse": v, "nmse": v, "cc": 1 - v, "spec_err": 0.1, "seconds": 1.0} for s, v in enumerate(vals)]
+        pcsvs.append(tmp_path / f"pair{a}_{b}.csv")
+        pd.DataFrame(rows, columns=PAIR_COLUMNS).to_csv(pcsvs[-1], index=False)
+    s = summarise_pairs(pcsvs, csvs, "t", tmp_path / "pairs.csv", tmp_path / "pairs.json")
+    assert s == json.loads((tmp_path / "pairs.json").read_text())
+    assert s["best_pair"] == [1, 2] and s["best_single"] == 1 and s["n_pairs"] == 3 and s["n_seeds"] == 3
+    # layer 1 minus pair 1+2 per seed: 0.02, 0.03, 0.01 -> mean 0.02, t = 0.02 / (0.01 / sqrt 3)
+    from scipy import stats
+
+    assert s["diff_single_minus_pair"] == pytest.approx(0.02)
+    assert s["p_value"] == pytest.approx(stats.ttest_rel([0.20, 0.22, 0.21], [0.18, 0.19, 0.20]).pvalue)
+    assert s["pair_beats_single"] is (s["p_value"] < 0.05)
+    assert s["best_pair_stats"]["mean"] == pytest.approx(0.19)
+    table = pd.read_csv(tmp_path / "pairs.csv")
+    assert len(table) == 3 + 3  # the pairs and the single layers (a = b)
+    diag = table[table["layer_a"] == table["layer_b"]].set_index("layer_a")["mean"]
+    assert diag.to_dict() == pytest.approx({1: 0.21, 2: 0.30, 3: 0.25})
+    # a pair that does not beat the best single layer
+    worse = {(1, 2): [0.25, 0.26, 0.27]}
+    for (a, b), vals in worse.items():
+        rows = [{"target": "t", "method": "tl_pair", "layer_a": a, "layer_b": b, "seed": i, "n_train": 8, "epochs": 3,
+                 "mse": v, "nmse": v, "cc": 1 - v, "spec_err": 0.1, "seconds": 1.0} for i, v in enumerate(vals)]
+        pd.DataFrame(rows, columns=PAIR_COLUMNS).to_csv(tmp_path / "w.csv", index=False)
+    s = summarise_pairs([tmp_path / "w.csv"], csvs, "t", tmp_path / "p2.csv", tmp_path / "p2.json")
+    assert s["best_pair"] == [1, 2] and s["diff_single_minus_pair"] < 0 and s["pair_beats_single"] is False
+    with pytest.raises(TurbtlError, match="no pair runs"):
+        summarise_pairs([], csvs, "t", tmp_path / "p3.csv", tmp_path / "p3.json")

@@ -291,6 +291,36 @@ def test_replicate_changes_the_seeded_jobs_and_the_dns(tiny_run, tmp_path):
 
 
 
+def test_pairs_of_layers_add_only_their_jobs(tiny_run, tmp_path):
+    """transfer.pairs: true adds the pair jobs and their summary (every pair of the tiny
+    network's 4 layers, per target), reruns nothing that exists, and writes the pair table,
+    verdict and figure."""
+    work, _ = tiny_run
+    copy_dir = tmp_path / "pairs"
+    shutil.copytree(work, copy_dir, symlinks=True)
+    cfg = tiny_config()
+    cfg["transfer"]["pairs"] = True
+    cf = write_config(cfg, copy_dir / "config.pairs.yaml")
+    dry = snakemake(copy_dir, cf, "-n")
+    assert dry.returncode == 0, dry.stderr[-4000:]
+    out = dry.stdout + dry.stderr
+    assert "rule transfer_layer:" not in out and "rule dns:" not in out and "rule train_base:" not in out
+    assert out.count("rule transfer_pair:") == 6 * len(cfg["targets"]) and "rule pair_summary:" in out
+    t = "high_re"
+    r = snakemake(copy_dir, cf, "--cores", "2", P.PAIRS_SUMMARY.format(target=t), P.FIG_PAIRS.format(target=t))
+    assert r.returncode == 0, r.stderr[-6000:]
+    s = read_json(copy_dir / P.PAIRS_SUMMARY.format(target=t))
+    assert s["n_pairs"] == 6 and 1 <= s["best_pair"][0] < s["best_pair"][1] <= 4 and 1 <= s["best_single"] <= 4
+    table = pd.read_csv(copy_dir / P.PAIRS_CSV.format(target=t))
+    assert len(table) == 6 + 4 and table["mean"].notna().all()
+    assert (copy_dir / P.FIG_PAIRS.format(target=t)).stat().st_size > 10_000
+    from turbtl.report import build
+
+    pairs_part = build(copy_dir, "pairs").split("**Pairs of layers**")[1].split("**A posteriori**")[0]
+    row = f"| {t} | {s['best_single']}: "
+    assert row in pairs_part and "high_kf" not in pairs_part  # the report's pairs table: the targets that have one
+
+
 def test_a_decaying_flow_reaches_its_dns_job(tiny_run, tmp_path):
     """forcing: none and initial_energy are DNS params of that flow (its DNS reruns, and runs
     unforced), while a forced flow's DNS params stay as they were (nothing to do), also with

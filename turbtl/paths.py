@@ -27,6 +27,10 @@ TL_BASELINE_CSV = TRANSFER_DIR + "/runs/baseline_{method}.csv"
 TL_BASELINE_WEIGHTS = TRANSFER_DIR + "/runs/baseline_{method}.pt"  # every trained baseline's networks, per seed
 SWEEP_CSV = TRANSFER_DIR + "/sweep.csv"
 SWEEP_SUMMARY = TRANSFER_DIR + "/summary.json"
+# transfer.pairs: two layers re-trained together (a < b), and their summary
+TL_PAIR_CSV = TRANSFER_DIR + "/runs/pair{a}_{b}.csv"
+PAIRS_CSV = TRANSFER_DIR + "/pairs.csv"
+PAIRS_SUMMARY = TRANSFER_DIR + "/pairs.json"
 
 DIAG_DIR = RESULTS + "/diagnostics"
 BASE_KERNELS = DIAG_DIR + "/base_kernels.nc"
@@ -46,6 +50,7 @@ FIG_KERNELS = FIG_DIR + "/{target}/kernels.png"
 FIG_ACTIVATIONS = FIG_DIR + "/{target}/activations.png"
 FIG_SYSTEM_SPECTRA = FIG_DIR + "/{target}/system_spectra.png"
 FIG_APOSTERIORI = FIG_DIR + "/{target}/aposteriori.png"
+FIG_PAIRS = FIG_DIR + "/{target}/pairs.png"
 FIG_SUMMARY = FIG_DIR + "/summary.png"
 SUMMARY_CSV = RESULTS + "/summary.csv"  # one row per predictor, over all targets
 SUMMARY_BY_TARGET = RESULTS + "/summary_by_target.csv"  # one row per (target, predictor)

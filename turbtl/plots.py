@@ -297,6 +297,34 @@ def system_spectra(ds, path, *, base: str = "base", target: str = "target") -> N
     save(fig, path)
 
 
+def pairs(table: pd.DataFrame, result: dict, path, *, target: str = "") -> None:
+    """``transfer.pairs``: the mean test nmse of re-training layers a and b together (lower
+    triangle, a < b) and of single layers (diagonal), on one colour scale; the best pair and
+    the best single layer outlined."""
+    theme()
+    depth = int(max(table["layer_a"].max(), table["layer_b"].max()))
+    m = np.full((depth, depth), np.nan)
+    for r in table.itertuples():
+        m[int(r.layer_b) - 1, int(r.layer_a) - 1] = r.mean
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.5 + 0.6 * depth), max(5.0, 1.5 + 0.5 * depth)))
+    sns.heatmap(m, ax=ax, cmap="viridis_r", annot=depth <= 11, fmt=".3f", annot_kws={"fontsize": 7},
+                xticklabels=range(1, depth + 1), yticklabels=range(1, depth + 1),
+                cbar_kws={"label": "test nmse (mean over seeds)"})
+    ax.grid(False)
+    for (a, b), color, ls, label in ((result["best_pair"], "red", "-", "best pair"),
+                                     ((result["best_single"],) * 2, "deepskyblue", "--", "best single layer")):
+        ax.add_patch(plt.Rectangle((a - 1, b - 1), 1, 1, fill=False, ec=color, ls=ls, lw=2.5, label=label))
+    ax.set(xlabel="layer a", ylabel="layer b (diagonal: layer a alone)")
+    p = result.get("p_value")
+    ptxt = "n/a" if p is None else ("< 0.001" if p < 1e-3 else f"= {p:.3f}")
+    ax.set_title(f"{target}: pairs of re-trained layers (lower is better)\nbest pair "
+                 f"{'+'.join(map(str, result['best_pair']))} vs best single layer {result['best_single']}: paired p "
+                 f"{ptxt}{', the pair is better' if result['pair_beats_single'] else ''}", fontsize=9)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=8, frameon=False)
+    fig.tight_layout()
+    save(fig, path)
+
+
 def summary(by_target: pd.DataFrame, table: pd.DataFrame, path) -> None:
     """Regret against cost per predictor; predicted vs empirical best layer; regret per target.
 

@@ -178,6 +178,7 @@ def build(root=".", name: str = "default", gain_threshold: float | None = GAIN_T
         out.append(f"| {p} | " + " | ".join(cells) + " |")
     out += ["", "`*`: a miss (the choice is significantly worse than the best layer, paired test "
             "at 5%); regret n/a where re-training beats nothing (zero shot is as good)."]
+    out += _pairs_section(root, targets)
     out += _aposteriori_section(root, targets, by, agg)
     if gain_threshold is not None and len(targets) > 1:
         big = [t for t in targets if gains.get(t, float("nan")) >= gain_threshold]
@@ -191,6 +192,27 @@ def build(root=".", name: str = "default", gain_threshold: float | None = GAIN_T
             out += ["| predictor | hit rate | mean regret | worst regret |", "|---|---|---|---|"]
             out += [_regret_cells(r) for _, r in agg2.iterrows()]
     return "\n".join(out) + "\n"
+
+
+def _pairs_section(root: Path, targets: list[str]) -> list[str]:
+    """The best pair of layers against the best single layer (``pairs.json``), if the run had
+    ``transfer.pairs``."""
+    pj = {t: read_json(root / P.PAIRS_SUMMARY.format(target=t)) for t in targets
+          if (root / P.PAIRS_SUMMARY.format(target=t)).exists()}
+    if not pj:
+        return []
+    out = ["", "**Pairs of layers** (`transfer.pairs`: every pair re-trained together on the same paired draws):",
+           "", "| target | best single layer: nMSE | best pair: nMSE | single minus pair | paired p | pair better |",
+           "|---|---|---|---|---|---|"]
+    for t, s in pj.items():
+        out.append(f"| {t} | {s['best_single']}: {_fmt(s['best_single_stats']['mean'])} | "
+                   f"{'+'.join(map(str, s['best_pair']))}: {_fmt(s['best_pair_stats']['mean'])} | "
+                   f"{_fmt(s['diff_single_minus_pair'], 4)} | {_fmt(s['p_value'], 3)} | "
+                   f"{'yes' if s['pair_beats_single'] else 'no'} |")
+    out += ["", f"Pair better: the best pair's nMSE is lower than the best single layer's in the paired two-sided "
+            f"t-test over seeds at {ALPHA:g}; the pair is picked from {next(iter(pj.values()))['n_pairs']} on the same "
+            "data, so its p is optimistic."]
+    return out
 
 
 def _aposteriori_section(root: Path, targets: list[str], by: pd.DataFrame, agg: pd.DataFrame) -> list[str]:

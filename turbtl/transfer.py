@@ -14,6 +14,11 @@ small target set from the target's train members with the seed ``(transfer.subse
 (:func:`draw_seed`) and orders its mini-batches with s; within one seed every layer and the
 small-set baselines (scratch, finetune_all) use that same draw.
 
+Pairs (``transfer.pairs``, off by default; ``run_pair_job``, ``summarise_pairs``): the same
+re-training with two layers a < b free at once (the cached prefix then ends before a), on
+the same paired draws, for every pair of ``transfer.layers`` (55 at depth 11): does a pair
+beat the best single layer by more than the seed-to-seed spread?
+
 Baselines (``run_baseline_job``): ``zero_shot`` (base net, no TL), ``scratch`` (fresh net of the
 same architecture, base normaliser, small set, transfer epochs), ``finetune_all`` (every layer
 on the small set), ``full_target`` (fresh net on all target train members, training epochs,
@@ -37,14 +42,17 @@ from .io import atomic_path, write_json
 from .network import NetConfig, SGSNet
 from .paths import BASELINE_METHODS
 from .training import evaluate, fit, load_checkpoint, precision_context, train_loop
-from .verdict import ALPHA, best_layer, layer_stats
+from .verdict import ALPHA, best_layer, layer_stats, paired_test, per_seed
 
-__all__ = ["retrain_layer", "load_tl_model", "run_layer_job", "run_baseline_job", "summarise",
-           "CSV_COLUMNS", "n_seeds", "subset_seed", "draw_seed", "predictor_draw",
+__all__ = ["retrain_layer", "load_tl_model", "run_layer_job", "run_pair_job", "run_baseline_job", "summarise",
+           "summarise_pairs", "CSV_COLUMNS", "PAIR_COLUMNS", "n_seeds", "subset_seed", "draw_seed", "predictor_draw",
            "save_layer_weights", "load_layer_weights"]
 
 CSV_COLUMNS = ["target", "method", "layer", "seed", "n_train", "epochs", "mse", "nmse", "cc",
                "spec_err", "seconds"]
+#: a pair's rows (``runs/pair{a}_{b}.csv``): the layer column split in two
+PAIR_COLUMNS = ["target", "method", "layer_a", "layer_b", "seed", "n_train", "epochs", "mse", "nmse", "cc",
+                "spec_err", "seconds"]
 _log = logging.getLogger("turbtl.transfer")
 
 
@@ -74,11 +82,12 @@ def predictor_draw(transfer_cfg: dict) -> tuple[int, int]:
 
 
 # ------------------------------------------------------------------------ one layer
-def retrain_layer(base_model: SGSNet, layer: int, X_small, Y_small, norm: Normaliser, *,
+def retrain_layer(base_model: SGSNet, layer, X_small, Y_small, norm: Normaliser, *,
                   epochs: int, batch_size: int, lr: float, seed: int, device,
                   cached: bool = True, amp: str | None = None, resume_path=None,
                   progress: bool = False, log=None) -> tuple[SGSNet, list[dict]]:
-    """Re-train layer ``layer`` (1-based) of a COPY of ``base_model`` on (X_small, Y_small).
+    """Re-train layer ``layer`` (1-based; or a tuple of layers, re-trained together: the
+    cache then ends before the shallowest) of a COPY of ``base_model`` on (X_small, Y_small).
 
     Returns ``(model, history)``; ``history`` rows are ``{"epoch", "train_loss"}``.
     The loop is ``training.train_loop`` (the one ``fit`` runs: same freezing, Adam group,
@@ -94,25 +103,31 @@ def retrain_layer(base_model: SGSNet, layer: int, X_small, Y_small, norm: Normal
     """
     dev = torch.device(device)
     model = copy.deepcopy(base_model).to(dev)
-    if not 1 <= layer <= model.depth:
-        raise TurbtlError(f"transfer layer {layer} is outside 1..{model.depth}; "
+    layers = sorted({int(layer)} if np.ndim(layer) == 0 else {int(L) for L in layer})
+    bad = [L for L in layers if not 1 <= L <= model.depth]
+    if bad or not layers:
+        raise TurbtlError(f"transfer layer {bad or layer} is outside 1..{model.depth}; "
                           "fix: transfer.layers in config.yaml")
+    first = layers[0]
     x = norm.x(as_float32_tensor(X_small)).to(dev)
     y = norm.y(as_float32_tensor(Y_small)).to(dev)
     if cached:
         with torch.no_grad(), precision_context(amp, dev):
-            h = model.forward_range(x, 1, layer - 1)
+            h = model.forward_range(x, 1, first - 1)
 
         def forward(hb):
-            return model.forward_range(hb, layer, model.depth)
+            return model.forward_range(hb, first, model.depth)
     else:
         h, forward = x, model
+    params = [w for L in layers for w in model.layer_parameters(L)]
+    fingerprint = {"layer": first} if len(layers) == 1 else {"layers": layers}
     try:
-        history = train_loop(model, model.layer_parameters(layer), len(x), lambda idx, gen: (h[idx], y[idx]),
+        history = train_loop(model, params, len(x), lambda idx, gen: (h[idx], y[idx]),
                              forward=forward, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                             device=dev, amp=amp, resume_path=resume_path, fingerprint={"layer": int(layer)},
+                             device=dev, amp=amp, resume_path=resume_path, fingerprint=fingerprint,
                              host_loss_sum=True, progress=progress, log=log or _log,
-                             context=f"re-training layer {layer}: ",
+                             context=f"re-training layer{'s' if len(layers) > 1 else ''} "
+                                     f"{'+'.join(map(str, layers))}: ",
                              fix="check the small set and the base checkpoint for non-finite values, "
                                  "or lower transfer.lr")
     finally:
@@ -199,37 +214,65 @@ def _write_csv(rows, path):
         pd.DataFrame(rows, columns=CSV_COLUMNS).to_csv(tmp, index=False)
 
 
-def run_layer_job(model_path, data_path, layer: int, out_csv, out_weights, *, transfer_cfg: dict,
-                  n_small: int, device, log=None) -> pd.DataFrame:
-    """Re-train layer ``layer`` for every seed, each on its own small-set draw
-    (:func:`draw_seed`); score on the target's test members."""
-    log = log or _log
+def _retrain_every_seed(model_path, data_path, layers, *, transfer_cfg: dict, n_small: int, device, log):
+    """Re-train ``layers`` (an int, or a tuple re-trained together) for every seed, each on
+    its own small-set draw (:func:`draw_seed`); yield ``(target, seed, n_train, metrics on the
+    target's test members, seconds, model)``."""
     dev = torch.device(device)
-    layer = int(layer)
     base, norm, _ = load_checkpoint(model_path, dev)
     data = FilteredData(data_path)  # the file is read once
     target = data.name
     seeds = n_seeds(transfer_cfg)
     sets = data.small_sets(n_small, [draw_seed(transfer_cfg, s) for s in seeds])
     Xt, Yt = data.xy("test")
-    rows, weights = [], {}
+    name = "+".join(map(str, layers)) if isinstance(layers, tuple) else str(layers)
     for seed, (Xs, Ys) in zip(seeds, sets):
         t0 = time.perf_counter()
-        model, hist = retrain_layer(base, layer, Xs, Ys, norm, epochs=int(transfer_cfg["epochs"]),
+        model, hist = retrain_layer(base, layers, Xs, Ys, norm, epochs=int(transfer_cfg["epochs"]),
                                     batch_size=int(transfer_cfg["batch_size"]),
                                     lr=float(transfer_cfg["lr"]), seed=seed, device=dev)
         secs = time.perf_counter() - t0
         m = evaluate(model, norm, Xt, Yt, dev)
-        log.info("%s layer %d seed %d: train loss %.4g -> %.4g, test %s (%.1f s)", target, layer,
+        log.info("%s layer %s seed %d: train loss %.4g -> %.4g, test %s (%.1f s)", target, name,
                  seed, hist[0]["train_loss"] if hist else math.nan,
                  hist[-1]["train_loss"] if hist else math.nan, m, secs)
-        rows.append(_row(target, "tl_layer", layer, seed, len(Xs), transfer_cfg["epochs"], m, secs))
+        yield target, seed, len(Xs), m, secs, model
+
+
+def run_layer_job(model_path, data_path, layer: int, out_csv, out_weights, *, transfer_cfg: dict,
+                  n_small: int, device, log=None) -> pd.DataFrame:
+    """Re-train layer ``layer`` for every seed, each on its own small-set draw
+    (:func:`draw_seed`); score on the target's test members."""
+    layer = int(layer)
+    rows, weights = [], {}
+    for target, seed, n_train, m, secs, model in _retrain_every_seed(
+            model_path, data_path, layer, transfer_cfg=transfer_cfg, n_small=n_small, device=device, log=log or _log):
+        rows.append(_row(target, "tl_layer", layer, seed, n_train, transfer_cfg["epochs"], m, secs))
         conv = model.layer(layer)
         weights[seed] = {"weight": conv.weight.detach().cpu().clone(),
                          "bias": conv.bias.detach().cpu().clone()}
     save_layer_weights(out_weights, layer, weights)
     _write_csv(rows, out_csv)
     return pd.DataFrame(rows, columns=CSV_COLUMNS)
+
+
+def run_pair_job(model_path, data_path, a: int, b: int, out_csv, *, transfer_cfg: dict, n_small: int, device,
+                 log=None) -> pd.DataFrame:
+    """Re-train layers ``a`` < ``b`` together for every seed, on the draws of
+    :func:`run_layer_job` (paired with the single layers); the networks are not kept (no
+    closure or diagnostic reads them)."""
+    a, b = int(a), int(b)
+    if not a < b:
+        raise TurbtlError(f"a pair of layers needs a < b, got {a}, {b}")
+    rows = []
+    for target, seed, n_train, m, secs, _ in _retrain_every_seed(
+            model_path, data_path, (a, b), transfer_cfg=transfer_cfg, n_small=n_small, device=device, log=log or _log):
+        rows.append({"target": target, "method": "tl_pair", "layer_a": a, "layer_b": b, "seed": int(seed),
+                     "n_train": int(n_train), "epochs": int(transfer_cfg["epochs"]),
+                     **{k: m[k] for k in ("mse", "nmse", "cc", "spec_err")}, "seconds": float(secs)})
+    with atomic_path(out_csv) as tmp:
+        pd.DataFrame(rows, columns=PAIR_COLUMNS).to_csv(tmp, index=False)
+    return pd.DataFrame(rows, columns=PAIR_COLUMNS)
 
 
 def run_baseline_job(model_path, data_path, method: str, out_csv, *, transfer_cfg: dict,
@@ -319,5 +362,40 @@ def summarise(layer_csvs, baseline_csvs, target: str, out_csv, out_json, *,
            "n_seeds": int(tl["seed"].nunique()), "test": v["test"]}
     with atomic_path(out_csv) as tmp:
         df.to_csv(tmp, index=False)
+    write_json(out, out_json)
+    return out
+
+
+def summarise_pairs(pair_csvs, layer_csvs, target: str, out_csv, out_json, *, alpha: float = ALPHA) -> dict:
+    """``pairs.csv`` and ``pairs.json`` of ``transfer.pairs``.
+
+    ``pairs.csv``: one row per pair a < b and per single layer (a = b, from the sweep's layer
+    runs), with the test-nmse statistics over seeds (:func:`turbtl.verdict.layer_stats`).
+    ``pairs.json``: the best pair (lowest mean), the best single layer, and the paired test
+    over seeds of the best single layer against the best pair (``diff`` > 0: the pair is
+    better); ``pair_beats_single`` when that difference is positive with p < alpha.
+    """
+    pairs = pd.concat([pd.read_csv(p) for p in pair_csvs], ignore_index=True) if pair_csvs else None
+    singles = pd.concat([pd.read_csv(p) for p in layer_csvs], ignore_index=True)
+    singles = singles[singles["method"] == "tl_layer"]
+    if pairs is None or pairs.empty:
+        raise TurbtlError(f"no pair runs for {target}; fix: transfer.pairs needs at least two layers in "
+                          "transfer.layers")
+    rows = [{"layer_a": int(a), "layer_b": int(b), **layer_stats(g)} for (a, b), g in pairs.groupby(["layer_a", "layer_b"])]
+    rows += [{"layer_a": int(L), "layer_b": int(L), **layer_stats(g)} for L, g in singles.groupby("layer")]
+    table = pd.DataFrame(rows).sort_values(["layer_a", "layer_b"], kind="stable")
+    means = pairs.groupby(["layer_a", "layer_b"])["nmse"].mean()
+    a, b = min(means.index, key=lambda ab: (float(means[ab]), ab))
+    single = best_layer(singles, alpha)["best_layer"]
+    best_pair_seeds = pairs[(pairs["layer_a"] == a) & (pairs["layer_b"] == b)].groupby("seed")["nmse"].mean()
+    t = paired_test(per_seed(singles, single), best_pair_seeds)
+    out = {"target": target, "metric": "nmse", "best_pair": [int(a), int(b)],
+           "best_pair_stats": layer_stats(pairs[(pairs["layer_a"] == a) & (pairs["layer_b"] == b)]),
+           "best_single": int(single), "best_single_stats": layer_stats(singles[singles["layer"] == single]),
+           "diff_single_minus_pair": t["diff"], "p_value": t["p"], "test": t["test"], "alpha": float(alpha),
+           "pair_beats_single": bool(t["diff"] is not None and t["diff"] > 0 and t["p"] is not None and t["p"] < alpha),
+           "n_pairs": int(len(means)), "n_seeds": int(pairs["seed"].nunique())}
+    with atomic_path(out_csv) as tmp:
+        table.to_csv(tmp, index=False)
     write_json(out, out_json)
     return out

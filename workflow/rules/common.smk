@@ -32,12 +32,16 @@ N_SMALL = small_set_size(config)
 # the a-priori floor only: it is not run inside the LES)
 LES = bool(config["les"]["enabled"])
 LES_BASELINES = [m for m in ("finetune_all", "full_target") if config["transfer"]["baselines"][m]]
+# transfer.pairs: every pair a < b of the sweep's layers, re-trained together
+PAIRS = [(a, b) for i, a in enumerate(LAYERS) for b in LAYERS[i + 1 :]] if config["transfer"]["pairs"] else []
 
 
 wildcard_constraints:
     system="|".join(map(str, SYSTEMS)),
     target="|".join(map(str, TARGETS)),
     layer=r"\d+",
+    a=r"\d+",
+    b=r"\d+",
     method="|".join(P.BASELINE_METHODS),
 
 
@@ -127,4 +131,7 @@ def all_outputs():
         ]
         if LES:
             out += [P.APOSTERIORI.format(target=t), P.FIG_APOSTERIORI.format(target=t)]
+        out += [P.TL_PAIR_CSV.format(target=t, a=a, b=b) for a, b in PAIRS]
+        if PAIRS:
+            out += [P.PAIRS_CSV.format(target=t), P.PAIRS_SUMMARY.format(target=t), P.FIG_PAIRS.format(target=t)]
     return out

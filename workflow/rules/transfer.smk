@@ -24,6 +24,61 @@ rule transfer_layer:
         "../scripts/transfer_layer.py"
 
 
+rule transfer_pair:
+    """transfer.pairs: re-train layers a < b together on the small target set, for every seed."""
+    input:
+        model=P.BASE_MODEL,
+        data=lambda wc: P.FILTERED.format(system=wc.target),
+    output:
+        table=P.TL_PAIR_CSV,
+    log:
+        P.log("transfer_pair", "{target}/pair{a}_{b}"),
+    benchmark:
+        P.bench("transfer_pair", "{target}/pair{a}_{b}")
+    conda:
+        "../../envs/turbtl.yaml"
+    threads: 1
+    resources:
+        mem_mb=train_mem_mb,
+        runtime=120,
+    params:
+        transfer=keys("transfer", "seeds", "subset_seed", "epochs", "batch_size", "lr"),
+        n_small=N_SMALL,
+        device=config["device"],
+    script:
+        "../scripts/transfer_pair.py"
+
+
+rule pair_summary:
+    """transfer.pairs: every pair beside the single layers; does a pair beat the best single layer?"""
+    input:
+        pairs=lambda wc: [P.TL_PAIR_CSV.format(target=wc.target, a=a, b=b) for a, b in PAIRS],
+        layers=expand(P.TL_LAYER_CSV, layer=LAYERS, allow_missing=True),
+    output:
+        table=P.PAIRS_CSV,
+        summary=P.PAIRS_SUMMARY,
+        figure=report(
+            P.FIG_PAIRS,
+            caption="../report/pairs.rst",
+            category="{target}",
+            labels={"target": "{target}", "figure": "pairs of layers"},
+        ),
+    log:
+        P.log("pair_summary", "{target}"),
+    benchmark:
+        P.bench("pair_summary", "{target}")
+    conda:
+        "../../envs/turbtl.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        alpha=config["transfer"]["alpha"],
+    script:
+        "../scripts/pair_summary.py"
+
+
 rule transfer_baseline:
     """Baselines that give the sweep meaning: zero shot, scratch, full fine-tuning, full target data."""
     input:
