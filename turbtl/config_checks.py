@@ -116,8 +116,8 @@ def cross_checks(cfg) -> list[str]:
     if cfg["network"]["kernel_size"] % 2 == 0:
         p.append(f"network.kernel_size = {cfg['network']['kernel_size']} is even; fix: use an odd size such as 5")
     if cfg["transfer"]["pairs"] and (depth if cfg["transfer"]["layers"] == "all" else len(cfg["transfer"]["layers"])) < 2:
-        p.append("transfer.pairs = true needs at least two layers to pair, but transfer.layers names one; fix: list "
-                 "more layers in transfer.layers (or \"all\"), or set transfer.pairs: false")
+        p.append("transfer.pairs = true needs at least two layers to pair, but transfer.layers (with network.depth) "
+                 "gives one; fix: list more layers in transfer.layers (or \"all\"), or set transfer.pairs: false")
     if cfg["transfer"]["layers"] != "all":
         bad = [i for i in cfg["transfer"]["layers"] if not 1 <= i <= depth]
         if bad:

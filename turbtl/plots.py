@@ -302,18 +302,19 @@ def pairs(table: pd.DataFrame, result: dict, path, *, target: str = "") -> None:
     triangle, a < b) and of single layers (diagonal), on one colour scale; the best pair and
     the best single layer outlined."""
     theme()
-    depth = int(max(table["layer_a"].max(), table["layer_b"].max()))
-    m = np.full((depth, depth), np.nan)
+    layers = sorted({int(v) for v in table["layer_a"]} | {int(v) for v in table["layer_b"]})
+    pos = {L: i for i, L in enumerate(layers)}  # the swept layers only (transfer.layers may skip some)
+    n = len(layers)
+    m = np.full((n, n), np.nan)
     for r in table.itertuples():
-        m[int(r.layer_b) - 1, int(r.layer_a) - 1] = r.mean
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.5 + 0.6 * depth), max(5.0, 1.5 + 0.5 * depth)))
-    sns.heatmap(m, ax=ax, cmap="viridis_r", annot=depth <= 11, fmt=".3f", annot_kws={"fontsize": 7},
-                xticklabels=range(1, depth + 1), yticklabels=range(1, depth + 1),
-                cbar_kws={"label": "test nmse (mean over seeds)"})
+        m[pos[int(r.layer_b)], pos[int(r.layer_a)]] = r.mean
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.5 + 0.7 * n), max(5.0, 1.5 + 0.55 * n)))
+    sns.heatmap(m, ax=ax, cmap="viridis_r", annot=n <= 11, fmt=".4f", annot_kws={"fontsize": 6},
+                xticklabels=layers, yticklabels=layers, cbar_kws={"label": "test nmse (mean over seeds)"})
     ax.grid(False)
     for (a, b), color, ls, label in ((result["best_pair"], "red", "-", "best pair"),
                                      ((result["best_single"],) * 2, "deepskyblue", "--", "best single layer")):
-        ax.add_patch(plt.Rectangle((a - 1, b - 1), 1, 1, fill=False, ec=color, ls=ls, lw=2.5, label=label))
+        ax.add_patch(plt.Rectangle((pos[a], pos[b]), 1, 1, fill=False, ec=color, ls=ls, lw=2.5, label=label))
     ax.set(xlabel="layer a", ylabel="layer b (diagonal: layer a alone)")
     p = result.get("p_value")
     ptxt = "n/a" if p is None else ("< 0.001" if p < 1e-3 else f"= {p:.3f}")

@@ -197,8 +197,7 @@ def build(root=".", name: str = "default", gain_threshold: float | None = GAIN_T
 def _pairs_section(root: Path, targets: list[str]) -> list[str]:
     """The best pair of layers against the best single layer (``pairs.json``), if the run had
     ``transfer.pairs``."""
-    pj = {t: read_json(root / P.PAIRS_SUMMARY.format(target=t)) for t in targets
-          if (root / P.PAIRS_SUMMARY.format(target=t)).exists()}
+    pj = {t: read_json(root / P.PAIRS_SUMMARY.format(target=t)) for t in targets if _pairs_current(root, t)}
     if not pj:
         return []
     out = ["", "**Pairs of layers** (`transfer.pairs`: every pair re-trained together on the same paired draws):",
@@ -209,10 +208,22 @@ def _pairs_section(root: Path, targets: list[str]) -> list[str]:
                    f"{'+'.join(map(str, s['best_pair']))}: {_fmt(s['best_pair_stats']['mean'])} | "
                    f"{_fmt(s['diff_single_minus_pair'], 4)} | {_fmt(s['p_value'], 3)} | "
                    f"{'yes' if s['pair_beats_single'] else 'no'} |")
+    alphas = ", ".join(f"{a:g}" for a in sorted({float(s["alpha"]) for s in pj.values()}))
+    n_pairs = next(iter(pj.values()))["n_pairs"]
     out += ["", f"Pair better: the best pair's nMSE is lower than the best single layer's in the paired two-sided "
-            f"t-test over seeds at {ALPHA:g}; the pair is picked from {next(iter(pj.values()))['n_pairs']} on the same "
+            f"t-test over seeds at {alphas} (`transfer.alpha`); the pair is picked from {n_pairs} on the same "
             "data, so its p is optimistic."]
     return out
+
+
+def _pairs_current(root: Path, target: str) -> bool:
+    """A target's ``pairs.json`` exists and is newer than every single-layer run it compares
+    with (a rerun of the layers with pairs off leaves an old one behind: not reported)."""
+    pj = root / P.PAIRS_SUMMARY.format(target=target)
+    if not pj.exists():
+        return False
+    layers = list((root / P.TL_LAYER_CSV.format(target=target, layer=0)).parent.glob("layer*.csv"))
+    return all(pj.stat().st_mtime >= f.stat().st_mtime for f in layers)
 
 
 def _aposteriori_section(root: Path, targets: list[str], by: pd.DataFrame, agg: pd.DataFrame) -> list[str]:

@@ -385,7 +385,10 @@ def summarise_pairs(pair_csvs, layer_csvs, target: str, out_csv, out_json, *, al
     rows += [{"layer_a": int(L), "layer_b": int(L), **layer_stats(g)} for L, g in singles.groupby("layer")]
     table = pd.DataFrame(rows).sort_values(["layer_a", "layer_b"], kind="stable")
     means = pairs.groupby(["layer_a", "layer_b"])["nmse"].mean()
-    a, b = min(means.index, key=lambda ab: (float(means[ab]), ab))
+    finite = [ab for ab in means.index if np.isfinite(means[ab])]
+    if not finite:
+        raise TurbtlError(f"every pair run of {target} has a non-finite test nmse; fix: check the pair jobs' logs")
+    a, b = min(finite, key=lambda ab: (float(means[ab]), ab))
     single = best_layer(singles, alpha)["best_layer"]
     best_pair_seeds = pairs[(pairs["layer_a"] == a) & (pairs["layer_b"] == b)].groupby("seed")["nmse"].mean()
     t = paired_test(per_seed(singles, single), best_pair_seeds)
