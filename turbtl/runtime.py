@@ -8,7 +8,7 @@ import time
 
 import torch
 
-__all__ = ["resolve_device", "script_setup", "progress"]
+__all__ = ["resolve_device", "log_to_rule_log", "script_setup", "progress"]
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -23,21 +23,27 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def script_setup(smk, *, device_key: str = "device"):
-    """Redirect stdout/stderr to the rule's log, set torch threads, return (logger, device).
-
-    ``smk`` is the ``snakemake`` object of a ``script:``.  The log file gets tqdm progress,
-    warnings and tracebacks of the job.
-    """
+def log_to_rule_log(smk) -> logging.Logger:
+    """Redirect stdout/stderr to the rule's log (tqdm progress, warnings and tracebacks of the
+    job go there) and log INFO to it; return the rule's logger.  For the scripts that use no
+    torch device (the summaries); :func:`script_setup` for the others."""
     if smk.log:
         os.makedirs(os.path.dirname(str(smk.log[0])) or ".", exist_ok=True)
         f = open(str(smk.log[0]), "w", buffering=1)
         sys.stdout = f
         sys.stderr = f
-    torch.set_num_threads(max(1, int(smk.threads)))
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    log = logging.getLogger(f"turbtl.{smk.rule}")
+    return logging.getLogger(f"turbtl.{smk.rule}")
+
+
+def script_setup(smk, *, device_key: str = "device"):
+    """:func:`log_to_rule_log`, then set torch threads; return (logger, device).
+
+    ``smk`` is the ``snakemake`` object of a ``script:``.
+    """
+    log = log_to_rule_log(smk)
+    torch.set_num_threads(max(1, int(smk.threads)))
     dev = resolve_device(smk.params.get(device_key, "auto") if hasattr(smk.params, "get") else "auto")
     log.info("rule %s, threads %d, device %s, torch %s", smk.rule, smk.threads, dev, torch.__version__)
     return log, dev
