@@ -261,9 +261,8 @@ def run_aposteriori_job(data_path, model_path, layer_weights: dict, baseline_wei
     if abs(sample_every * dt - si) > 1e-9 * si or sample_every < 1:
         raise TurbtlError(f"les.dt = {dt} does not divide the sample interval {si} of '{name}'; "
                           f"fix: choose les.dt = {si}/k for an integer k")
-    decaying = str(a.get("forcing", "kolmogorov")) == "none"
-    p = FlowParams(Re=float(a["Re"]), kf=int(a["kf"]), beta=float(a["beta"]), mu=float(a["mu"]), n=n, dt=dt, name=name,
-                   force=not decaying, energy0=float(a["initial_energy"]) if "initial_energy" in a else None)
+    p = FlowParams.from_config(dict(a, n_dns=n, dt=dt), name)  # the flow on the LES grid, at the LES step
+    decaying = not p.force
     check_timestep(p, cfl_max, where="les")
     window = int(round(float(les_cfg["cc_time"]) / si))
     start_window, start_key = les_window(les_cfg, si, decaying)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 from . import TurbtlError
+from .equation import is_forced
 from .solver import FlowParams, check_timestep
 
 __all__ = ["train_snapshots", "base_train_snapshots", "small_set_size", "name_types", "cross_checks",
@@ -172,8 +173,8 @@ def _filter_problems(flt: dict, systems: dict) -> list[str]:
         return []
     name, lo = worst
     s = systems[name]
-    forced = s.get("forcing", "kolmogorov") != "none"
-    what, scale = ("the forcing", "forcing") if forced else ("the initial spectrum's peak (forcing: none)", "energy-containing")
+    what, scale = (("the forcing", "forcing") if is_forced(s) else
+                   ("the initial spectrum's peak (forcing: none)", "energy-containing"))
     return [f"filter.width_factor = {wf:g} ({kind}) keeps only G(kf) = {g(s['kf'], s['n_les'], wf):.3g} of {what} "
             f"of systems.{name} (kf = {s['kf']}, n_les = {s['n_les']}; the least allowed is {FILTER_MIN_FORCING}): the "
             f"filter scale would lie above the {scale} scale; fix: lower filter.width_factor below {lo:.3g} "
@@ -221,7 +222,7 @@ def _les_problems(cfg: dict, skip=()) -> list[str]:
                      "fix: choose les.dt = sample_interval / k for a whole k")
         elif round(si / les["dt"]) % les["stats_every"]:
             per_sample[t] = round(si / les["dt"])
-        decaying = s.get("forcing", "kolmogorov") == "none"
+        decaying = not is_forced(s)
         window, key = les_window(les, si, decaying)
         if decaying and math.floor(les["time"] / si + 1e-9) <= math.floor(les["spinup"] / si + 1e-9):
             p.append(f"les.time = {les['time']} and les.spinup = {les['spinup']} leave no sample time of systems.{t} "

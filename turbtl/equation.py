@@ -33,6 +33,7 @@ __all__ = [
     "BETA_SIGN",
     "EQUATION",
     "FORCINGS",
+    "is_forced",
     "DECAY_PEAK_FACTOR",
     "equation_text",
     "laminar_velocity",
@@ -49,6 +50,12 @@ BETA_SIGN = "+beta*v on the left-hand side"
 EQUATION = "d(omega)/dt + J(psi,omega) + beta*v = (1/Re) lap(omega) - mu*omega + kf*(cos(kf x) + cos(kf y))"
 #: ``systems.<name>.forcing``: the Kolmogorov forcing F above, or none (decaying turbulence)
 FORCINGS = ("kolmogorov", "none")
+
+
+def is_forced(system) -> bool:
+    """Whether a flow (a ``systems.<name>`` config or a data file's attributes) is forced:
+    ``forcing`` absent (files written before the key existed) or not ``none``."""
+    return str(system.get("forcing", FORCINGS[0])) != "none"
 
 
 def equation_text(force: bool = True) -> str:
@@ -82,7 +89,7 @@ class FlowParams:
     def from_config(cls, system: dict, name: str | None = None) -> "FlowParams":
         """From a system config dict (keys Re, kf, beta, mu, n_dns, dt; optional name,
         forcing (default kolmogorov) and initial_energy)."""
-        forcing = str(system.get("forcing", "kolmogorov"))
+        forcing = str(system.get("forcing", FORCINGS[0]))
         if forcing not in FORCINGS:
             raise TurbtlError(f"systems.{name or system.get('name', 'flow')}.forcing = {forcing!r}; fix: use one of "
                               f"{list(FORCINGS)}")
@@ -96,7 +103,7 @@ class FlowParams:
                 n=int(system["n_dns"]),
                 dt=float(system["dt"]),
                 name=str(name or system.get("name", "flow")),
-                force=forcing != "none",
+                force=is_forced(system),
                 energy0=None if e0 is None else float(e0),
             )
         except KeyError as e:  # pragma: no cover - config validation catches this first

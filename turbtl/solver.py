@@ -323,7 +323,7 @@ def _fill_dns_file(ds, v: dict, ck: Checkpoint, system: dict, name: str, nsnap: 
     v["time"][:] = times.numpy()
     v["energy"][:, :] = energy.numpy()
     v["enstrophy"][:, :] = enstrophy.numpy()
-    kind = "decaying" if str(system.get("forcing", "kolmogorov")) == "none" else "forced"
+    kind = "forced" if equation.is_forced(system) else "decaying"
     nc_set_attrs(ds, system, title=f"DNS of {kind} 2D turbulence, flow {system.get('name', '')}")
     ds.setncattr("name", name)
     ds.setncattr("beta_sign", BETA_SIGN)
