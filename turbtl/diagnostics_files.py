@@ -235,7 +235,7 @@ def tl_kernels_dataset(model, layer_weights: dict, n: int, *, percentile: float 
                 if centroids is not None:
                     before = KC.assign(bw, centroids).reshape(o, i)
                     after = KC.assign(layer_weights[L][s]["weight"], centroids).reshape(o, i)
-                    kb[a], ka[a] = np.bincount(before.ravel(), minlength=ncl), np.bincount(after.ravel(), minlength=ncl)
+                    kb[a], ka[a] = KC.counts(before, ncl), KC.counts(after, ncl)
                     top_cb[a, :m] = before[ch["top_out"], ch["top_in"]]
                     top_ca[a, :m] = after[ch["top_out"], ch["top_in"]]
     kc = fftshift_k(n)

@@ -28,7 +28,7 @@ import numpy as np
 
 from .diagnostics import kernel_spectra
 
-__all__ = ["CLUSTERS", "PAD", "RESTARTS", "features", "kmeans", "KernelClusters", "fit", "assign", "purity"]
+__all__ = ["CLUSTERS", "PAD", "RESTARTS", "features", "kmeans", "KernelClusters", "fit", "assign", "counts", "purity"]
 
 CLUSTERS = 8
 PAD = 16
@@ -116,8 +116,12 @@ class KernelClusters:
         self.centroids, self.labels, self.inertia, self.pad = centroids, labels, float(inertia), int(pad)
 
     def counts(self, labels=None) -> np.ndarray:
-        lab = self.labels if labels is None else np.asarray(labels)
-        return np.bincount(lab.ravel(), minlength=len(self.centroids))
+        return counts(self.labels if labels is None else labels, len(self.centroids))
+
+
+def counts(labels, clusters: int = CLUSTERS) -> np.ndarray:
+    """Kernels per cluster (``clusters`` entries) of cluster ``labels`` of any shape."""
+    return np.bincount(np.asarray(labels).ravel(), minlength=clusters)
 
 
 def _spectral_centre(centroids: np.ndarray, pad: int) -> np.ndarray:

@@ -389,11 +389,11 @@ def summarise_pairs(pair_csvs, layer_csvs, target: str, out_csv, out_json, *, al
     if not finite:
         raise TurbtlError(f"every pair run of {target} has a non-finite test nmse; fix: check the pair jobs' logs")
     a, b = min(finite, key=lambda ab: (float(means[ab]), ab))
+    best_rows = pairs[(pairs["layer_a"] == a) & (pairs["layer_b"] == b)]
     single = best_layer(singles, alpha)["best_layer"]
-    best_pair_seeds = pairs[(pairs["layer_a"] == a) & (pairs["layer_b"] == b)].groupby("seed")["nmse"].mean()
-    t = paired_test(per_seed(singles, single), best_pair_seeds)
+    t = paired_test(per_seed(singles, single), best_rows.groupby("seed")["nmse"].mean())
     out = {"target": target, "metric": "nmse", "best_pair": [int(a), int(b)],
-           "best_pair_stats": layer_stats(pairs[(pairs["layer_a"] == a) & (pairs["layer_b"] == b)]),
+           "best_pair_stats": layer_stats(best_rows),
            "best_single": int(single), "best_single_stats": layer_stats(singles[singles["layer"] == single]),
            "diff_single_minus_pair": t["diff"], "p_value": t["p"], "test": t["test"], "alpha": float(alpha),
            "pair_beats_single": bool(t["diff"] is not None and t["diff"] > 0 and t["p"] is not None and t["p"] < alpha),
