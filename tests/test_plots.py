@@ -6,7 +6,7 @@ import torch
 
 import diag_fixtures as F
 from turbtl import diagnostics_files as DF
-from turbtl import plots
+from turbtl import plots, plots_kernels
 from turbtl import predict as P
 from turbtl import verdict as V
 
@@ -46,7 +46,7 @@ def test_kernels_png(setup, tmp_path, clusters):
     centroids = DF.centroids_of(DF.base_kernels_dataset(setup["net"], 16)) if clusters else None
     ds = DF.tl_kernels_dataset(setup["net"], setup["lw"], 16, percentile=90.0, centroids=centroids)
     out = tmp_path / "kernels.png"
-    plots.kernels(ds, out, layer=2, target="t")
+    plots_kernels.kernels(ds, out, layer=2, target="t")
     _check_png(out)
 
 

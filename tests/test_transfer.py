@@ -495,7 +495,7 @@ def test_a_pair_changes_exactly_its_two_layers_and_caches_the_shallower_prefix(s
 def test_pair_job_is_paired_with_the_layer_jobs(setup, tmp_path):
     """run_pair_job: one row per seed, each seed re-trained on the layer jobs' own draw of
     the small set (seed 1 re-made by hand from draw_seed reproduces its test nmse); a < b."""
-    from turbtl.transfer import PAIR_COLUMNS, run_pair_job
+    from turbtl.pairs import PAIR_COLUMNS, run_pair_job
 
     df = run_pair_job(setup["ckpt"], setup["target"], 1, 3, tmp_path / "pair1_3.csv", transfer_cfg=TCFG, n_small=8,
                       device="cpu")
@@ -516,7 +516,7 @@ def test_pair_job_is_paired_with_the_layer_jobs(setup, tmp_path):
 
 
 def test_pair_summary_finds_the_best_pair_and_tests_it_against_the_best_single(tmp_path):
-    from turbtl.transfer import PAIR_COLUMNS, summarise_pairs
+    from turbtl.pairs import PAIR_COLUMNS, summarise_pairs
 
     layers = {1: [0.20, 0.22, 0.21], 2: [0.30, 0.31, 0.29], 3: [0.24, 0.26, 0.25]}
     csvs, _ = _table(tmp_path, layers, {})

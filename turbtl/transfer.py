@@ -14,10 +14,8 @@ small target set from the target's train members with the seed ``(transfer.subse
 (:func:`draw_seed`) and orders its mini-batches with s; within one seed every layer and the
 small-set baselines (scratch, finetune_all) use that same draw.
 
-Pairs (``transfer.pairs``, off by default; ``run_pair_job``, ``summarise_pairs``): the same
-re-training with two layers a < b free at once (the cached prefix then ends before a), on
-the same paired draws, for every pair of ``transfer.layers`` (55 at depth 11): does a pair
-beat the best single layer by more than the seed-to-seed spread?
+Pairs of layers re-trained together (``transfer.pairs``): :mod:`turbtl.pairs`, on
+:func:`retrain_every_seed` and a tuple of layers for :func:`retrain_layer`.
 
 Baselines (``run_baseline_job``): ``zero_shot`` (base net, no TL), ``scratch`` (fresh net of the
 same architecture, base normaliser, small set, transfer epochs), ``finetune_all`` (every layer
@@ -42,17 +40,14 @@ from .io import atomic_path, write_json
 from .network import NetConfig, SGSNet
 from .paths import BASELINE_METHODS
 from .training import evaluate, fit, load_checkpoint, precision_context, train_loop
-from .verdict import ALPHA, best_layer, layer_stats, paired_test, per_seed
+from .verdict import ALPHA, best_layer, layer_stats
 
-__all__ = ["retrain_layer", "load_tl_model", "run_layer_job", "run_pair_job", "run_baseline_job", "summarise",
-           "summarise_pairs", "CSV_COLUMNS", "PAIR_COLUMNS", "n_seeds", "subset_seed", "draw_seed", "predictor_draw",
+__all__ = ["retrain_layer", "retrain_every_seed", "load_tl_model", "run_layer_job", "run_baseline_job", "summarise",
+           "CSV_COLUMNS", "n_seeds", "subset_seed", "draw_seed", "predictor_draw",
            "save_layer_weights", "load_layer_weights"]
 
 CSV_COLUMNS = ["target", "method", "layer", "seed", "n_train", "epochs", "mse", "nmse", "cc",
                "spec_err", "seconds"]
-#: a pair's rows (``runs/pair{a}_{b}.csv``): the layer column split in two
-PAIR_COLUMNS = ["target", "method", "layer_a", "layer_b", "seed", "n_train", "epochs", "mse", "nmse", "cc",
-                "spec_err", "seconds"]
 _log = logging.getLogger("turbtl.transfer")
 
 
@@ -214,7 +209,7 @@ def _write_csv(rows, path):
         pd.DataFrame(rows, columns=CSV_COLUMNS).to_csv(tmp, index=False)
 
 
-def _retrain_every_seed(model_path, data_path, layers, *, transfer_cfg: dict, n_small: int, device, log):
+def retrain_every_seed(model_path, data_path, layers, *, transfer_cfg: dict, n_small: int, device, log):
     """Re-train ``layers`` (an int, or a tuple re-trained together) for every seed, each on
     its own small-set draw (:func:`draw_seed`); yield ``(target, seed, n_train, metrics on the
     target's test members, seconds, model)``."""
@@ -245,7 +240,7 @@ def run_layer_job(model_path, data_path, layer: int, out_csv, out_weights, *, tr
     (:func:`draw_seed`); score on the target's test members."""
     layer = int(layer)
     rows, weights = [], {}
-    for target, seed, n_train, m, secs, model in _retrain_every_seed(
+    for target, seed, n_train, m, secs, model in retrain_every_seed(
             model_path, data_path, layer, transfer_cfg=transfer_cfg, n_small=n_small, device=device, log=log or _log):
         rows.append(_row(target, "tl_layer", layer, seed, n_train, transfer_cfg["epochs"], m, secs))
         conv = model.layer(layer)
@@ -254,25 +249,6 @@ def run_layer_job(model_path, data_path, layer: int, out_csv, out_weights, *, tr
     save_layer_weights(out_weights, layer, weights)
     _write_csv(rows, out_csv)
     return pd.DataFrame(rows, columns=CSV_COLUMNS)
-
-
-def run_pair_job(model_path, data_path, a: int, b: int, out_csv, *, transfer_cfg: dict, n_small: int, device,
-                 log=None) -> pd.DataFrame:
-    """Re-train layers ``a`` < ``b`` together for every seed, on the draws of
-    :func:`run_layer_job` (paired with the single layers); the networks are not kept (no
-    closure or diagnostic reads them)."""
-    a, b = int(a), int(b)
-    if not a < b:
-        raise TurbtlError(f"a pair of layers needs a < b, got {a}, {b}")
-    rows = []
-    for target, seed, n_train, m, secs, _ in _retrain_every_seed(
-            model_path, data_path, (a, b), transfer_cfg=transfer_cfg, n_small=n_small, device=device, log=log or _log):
-        rows.append({"target": target, "method": "tl_pair", "layer_a": a, "layer_b": b, "seed": int(seed),
-                     "n_train": int(n_train), "epochs": int(transfer_cfg["epochs"]),
-                     **{k: m[k] for k in ("mse", "nmse", "cc", "spec_err")}, "seconds": float(secs)})
-    with atomic_path(out_csv) as tmp:
-        pd.DataFrame(rows, columns=PAIR_COLUMNS).to_csv(tmp, index=False)
-    return pd.DataFrame(rows, columns=PAIR_COLUMNS)
 
 
 def run_baseline_job(model_path, data_path, method: str, out_csv, *, transfer_cfg: dict,
@@ -365,40 +341,3 @@ def summarise(layer_csvs, baseline_csvs, target: str, out_csv, out_json, *,
     write_json(out, out_json)
     return out
 
-
-def summarise_pairs(pair_csvs, layer_csvs, target: str, out_csv, out_json, *, alpha: float = ALPHA) -> dict:
-    """``pairs.csv`` and ``pairs.json`` of ``transfer.pairs``.
-
-    ``pairs.csv``: one row per pair a < b and per single layer (a = b, from the sweep's layer
-    runs), with the test-nmse statistics over seeds (:func:`turbtl.verdict.layer_stats`).
-    ``pairs.json``: the best pair (lowest mean), the best single layer, and the paired test
-    over seeds of the best single layer against the best pair (``diff`` > 0: the pair is
-    better); ``pair_beats_single`` when that difference is positive with p < alpha.
-    """
-    pairs = pd.concat([pd.read_csv(p) for p in pair_csvs], ignore_index=True) if pair_csvs else None
-    singles = pd.concat([pd.read_csv(p) for p in layer_csvs], ignore_index=True)
-    singles = singles[singles["method"] == "tl_layer"]
-    if pairs is None or pairs.empty:
-        raise TurbtlError(f"no pair runs for {target}; fix: transfer.pairs needs at least two layers in "
-                          "transfer.layers")
-    rows = [{"layer_a": int(a), "layer_b": int(b), **layer_stats(g)} for (a, b), g in pairs.groupby(["layer_a", "layer_b"])]
-    rows += [{"layer_a": int(L), "layer_b": int(L), **layer_stats(g)} for L, g in singles.groupby("layer")]
-    table = pd.DataFrame(rows).sort_values(["layer_a", "layer_b"], kind="stable")
-    means = pairs.groupby(["layer_a", "layer_b"])["nmse"].mean()
-    finite = [ab for ab in means.index if np.isfinite(means[ab])]
-    if not finite:
-        raise TurbtlError(f"every pair run of {target} has a non-finite test nmse; fix: check the pair jobs' logs")
-    a, b = min(finite, key=lambda ab: (float(means[ab]), ab))
-    best_rows = pairs[(pairs["layer_a"] == a) & (pairs["layer_b"] == b)]
-    single = best_layer(singles, alpha)["best_layer"]
-    t = paired_test(per_seed(singles, single), best_rows.groupby("seed")["nmse"].mean())
-    out = {"target": target, "metric": "nmse", "best_pair": [int(a), int(b)],
-           "best_pair_stats": layer_stats(best_rows),
-           "best_single": int(single), "best_single_stats": layer_stats(singles[singles["layer"] == single]),
-           "diff_single_minus_pair": t["diff"], "p_value": t["p"], "test": t["test"], "alpha": float(alpha),
-           "pair_beats_single": bool(t["diff"] is not None and t["diff"] > 0 and t["p"] is not None and t["p"] < alpha),
-           "n_pairs": int(len(means)), "n_seeds": int(pairs["seed"].nunique())}
-    with atomic_path(out_csv) as tmp:
-        table.to_csv(tmp, index=False)
-    write_json(out, out_json)
-    return out

@@ -3,7 +3,7 @@ import pandas as pd
 
 from turbtl import plots
 from turbtl.runtime import log_to_rule_log
-from turbtl.transfer import summarise_pairs
+from turbtl.pairs import summarise_pairs
 
 smk = snakemake  # noqa: F821
 log = log_to_rule_log(smk)

@@ -1,6 +1,6 @@
 """Snakemake script of rule transfer_pair: re-train layers a < b together on the small target set, every seed."""
 import turbtl.runtime
-from turbtl.transfer import run_pair_job
+from turbtl.pairs import run_pair_job
 
 smk = snakemake  # noqa: F821
 log, device = turbtl.runtime.script_setup(smk)
