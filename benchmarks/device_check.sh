@@ -28,12 +28,9 @@
 #              the base and high_re shapes, filter, fit at 64 channels with amp none, tf32,
 #              bf16), extrapolated -> reference.json
 #
-# The wheelhouse (made on a machine with internet, for CPython 3.12 on manylinux x86_64; see
-# docs/cluster.md "Measuring on a GPU machine"):
-#   pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 \
-#       --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 -d .device/wheels \
-#       snakemake==9.27.1 netCDF4 cftime ... (every dependency of snakemake 9 and netCDF4 but numpy)
-#   pip wheel --no-deps connection_pool -w .device/wheels           # it has no wheel on PyPI
+# The wheelhouse (made on a machine with internet for CPython 3.12 on manylinux x86_64, by
+# benchmarks/make_wheelhouse.py; docs/cluster.md "Measuring on a GPU machine"):
+#   python benchmarks/make_wheelhouse.py --check /path/to/python3.12
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -176,11 +173,12 @@ reference() {
 }
 
 les() {   # the a-posteriori LES step against its CNN forward passes and FFTs (benchmarks/bench_les.py)
-    local dev=cuda
-    [ "$DRY" = 1 ] && dev=cpu
-    "$PY" benchmarks/bench_les.py --device $dev --repeats 10 --json "$OUT/les_default.json"
+    local dev=cuda ref="--n 128 --starts 4 --channels 64 --repeats 5" reps=10
+    # dry run on a CPU: the reference batch's shape cut to what one core steps in seconds
+    [ "$DRY" = 1 ] && { dev=cpu; ref="--n 64 --starts 2 --channels 16 --repeats 2"; reps=3; }
+    "$PY" benchmarks/bench_les.py --device $dev --repeats $reps --json "$OUT/les_default.json"
     # the reference preset's batch: 128^2, 16 closures x 4 starts, 64-channel networks
-    "$PY" benchmarks/bench_les.py --device $dev --n 128 --starts 4 --channels 64 --repeats 5 --json "$OUT/les_reference.json"
+    "$PY" benchmarks/bench_les.py --device $dev $ref --json "$OUT/les_reference.json"
 }
 
 declare -A LIMIT=([tests]=75 [bench_dns]=${BENCH_DNS_PART:-200} [les]=45 [reference]=75 [gpu_quick]=${GPU_QUICK_PART:-350})

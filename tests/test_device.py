@@ -278,6 +278,34 @@ def test_benchmark_write_section_keeps_hand_written_tables(tmp_path):
     assert md.read_text().endswith("old filter\n\n## A-posteriori LES\n\n<!-- bench:a-posteriori-les:start -->\n"
                                    "les\n<!-- bench:a-posteriori-les:end -->\n")
 
+
+def test_wheelhouse_follows_requirements_for_the_target_python():
+    """benchmarks/make_wheelhouse.py (offline part): the closure of turbtl's requirements for the
+    GPU machine's Python holds Snakemake's and netCDF4's dependencies at the versions installed
+    here, leaves out what that machine has (and does not follow it), and evaluates markers for
+    the target Python, not this one."""
+    import importlib.metadata as md
+    import sys
+
+    from helpers_workflow import REPO
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from make_wheelhouse import DEVICE_HAS, marker_env, requirement_closure, turbtl_roots
+
+    env = marker_env("3.12")
+    pins = requirement_closure(turbtl_roots(env), env)
+    for name in ("snakemake", "netcdf4", "cftime", "connection-pool", "pyyaml", "jsonschema", "tqdm"):
+        assert pins[name] == md.version(name)
+    assert not set(pins) & DEVICE_HAS and "torch" not in pins and "numpy" not in pins
+    assert "snakemake-executor-plugin-slurm" not in pins  # an extra of turbtl, not needed there
+    # markers: a back-port needed before 3.12 only; a dependency of a machine-provided package
+    # (pandas -> python-dateutil) is not followed
+    fake = {"a": ["b; python_version < '3.12'", "c", "pandas"], "b": [], "c": [], "pandas": ["python-dateutil"]}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(md, "version", lambda name: "1.0")
+        assert requirement_closure(["a"], marker_env("3.12"), requires=fake.get) == {"a": "1.0", "c": "1.0"}
+        assert set(requirement_closure(["a"], marker_env("3.11"), requires=fake.get)) == {"a", "b", "c"}
+
 @cuda
 def test_aposteriori_job_on_cuda_matches_cpu(tmp_path):
     """The whole a-posteriori job (LES, Smagorinsky and network closures, scores) on the GPU:
