@@ -282,6 +282,23 @@ def test_resolution_check_unit():
         check_resolution(k, z, 32, 3.0, "f")
 
 
+@pytest.mark.parametrize("n", [16, 32, 48, 64, 128, 160, 192, 384, 1024])
+def test_cutoff_shell_is_the_last_shell_inside_the_dealiased_band(n):
+    """The resolution checks read the enstrophy spectrum at the last shell all of whose modes
+    the 2/3 rule keeps: on grids that 3 divides, shell n//3 holds masked modes (its value is
+    low, the flow looks better resolved), so the check must read the shell below it."""
+    from turbtl.equation import cutoff_shell, resolution_decades
+    from turbtl.grid import dealias_mask
+    from turbtl.spectra import shell_index
+
+    shells, keep = shell_index(n), dealias_mask(n, full=True)
+    kc = cutoff_shell(n)
+    assert keep[shells == kc].all() and not keep[shells == kc + 1].all()
+    assert (kc == n // 3) == (n % 3 != 0)
+    z = 10.0 ** -(0.1 * np.arange(n // 2 + 1.0))
+    assert resolution_decades(z, n) == pytest.approx(0.1 * (kc - 1))  # peak at k = 1
+
+
 def test_underresolved_config_fails_and_leaves_no_file(tmp_path):
     out = tmp_path / "u.nc"
     sysc = _system(name="u", Re=5000.0, n_dns=16, n_les=8, dt=2e-3, spinup_time=1.0)
@@ -296,6 +313,7 @@ def test_clearly_underresolved_flow_stops_after_the_spin_up(tmp_path):
     far short of dns.resolution_decades stops there (its remaining steps are named, no file is
     left); without a spin-up (the first snapshot is the initial condition) only the time-mean
     check at the end runs."""
+    from turbtl.equation import cutoff_shell
     from turbtl.solver import EARLY_RESOLUTION_MARGIN
     from turbtl.spectra import energy_enstrophy_spectra
 
@@ -314,7 +332,7 @@ def test_clearly_underresolved_flow_stops_after_the_spin_up(tmp_path):
     with xr.open_dataset(tmp_path / "ok.nc") as ds:
         mean = float(ds.attrs["resolution_decades_measured"])
         _, _, z = energy_enstrophy_spectra(ds.omega.values[:, 0])
-    first = float(np.log10(z[1:].max() / z[32 // 3]))
+    first = float(np.log10(z[1:].max() / z[cutoff_shell(32)]))
     need = first + 0.9 * EARLY_RESOLUTION_MARGIN
     assert mean < need, (first, mean)
     with pytest.raises(TurbtlError, match="time-mean") as exc:

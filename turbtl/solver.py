@@ -36,8 +36,8 @@ import numpy as np
 import torch
 
 from . import TurbtlError, __version__, equation
-from .equation import (BETA_SIGN, FlowParams, check_resolution, check_timestep, equation_text, laminar_velocity,
-                       resolution_decades)
+from .equation import (BETA_SIGN, FlowParams, check_resolution, check_timestep, cutoff_shell, equation_text,
+                       laminar_velocity, resolution_decades)
 from .advection import Advection
 from .grid import SpectralGrid
 from .io import atomic_path, nc_field_coords, nc_set_attrs, nc_snapshot_variables
@@ -122,7 +122,7 @@ EARLY_RESOLUTION_MARGIN = 0.5
 def _early_resolution_check(z: np.ndarray, n: int, decades: float, name: str, t: float, steps_left: int) -> None:
     """:func:`resolution_decades` of the first snapshot's enstrophy spectrum ``z`` against
     ``decades`` less the margin :data:`EARLY_RESOLUTION_MARGIN`."""
-    kc, got = n // 3, resolution_decades(z, n)
+    kc, got = cutoff_shell(n), resolution_decades(z, n)
     if not got >= decades - EARLY_RESOLUTION_MARGIN:
         raise TurbtlError(
             f"system '{name}' is under-resolved: on the first snapshot (t = {t:.6g}, after the spin-up) the "
@@ -298,7 +298,7 @@ def run_dns(system: dict, out_path, *, dns_cfg: dict, device="cpu", progress: bo
             "resumes": resumes, "acceleration": dict(solver.acceleration)}
     log.info("DNS %s done: %.1f s (%.0f member-steps/s), max CFL %.3f, enstrophy spectrum at "
              "k=%d is %.2f decades below its peak%s", name, wall, info["member_steps_per_s"],
-             solver.max_cfl, n // 3, got, f" (resumed {resumes} time(s))" if resumes else "")
+             solver.max_cfl, cutoff_shell(n), got, f" (resumed {resumes} time(s))" if resumes else "")
     return info
 
 
