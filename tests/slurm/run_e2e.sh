@@ -132,9 +132,10 @@ import numpy as np
 
 a_root, b_root = Path(sys.argv[1]), Path(sys.argv[2])
 RTOL, ATOL = float(sys.argv[3]), float(sys.argv[4])
-# wall-clock and machine-dependent fields: compared by presence, not value
+# wall-clock and machine-dependent fields: compared by presence, not value ("cost": the
+# predictors' cost_fraction, mean_ and max_cost_fraction, ratios of two jobs' wall times)
 VOLATILE = ("second", "elapsed", "wall", "duration", "date", "created", "history",
-            "host", "timestamp", "runtime", "time_s", "path", "device")
+            "host", "timestamp", "runtime", "time_s", "path", "device", "cost")
 problems, checked, worst = [], 0, (0.0, "")
 
 
