@@ -31,6 +31,14 @@ if not workflow.overwrite_configfiles:
 
 
 include: "workflow/rules/common.smk"
+
+
+# not in another replicate's directory (turbtl.config.check_replicate_directory): a run that
+# would redo and overwrite that run stops before its first job; a dry run only warns
+onstart:
+    check_replicate_directory(config)
+
+
 include: "workflow/rules/dns.smk"
 include: "workflow/rules/filter.smk"
 include: "workflow/rules/train.smk"

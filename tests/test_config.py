@@ -282,6 +282,123 @@ def test_flow_names_yaml_reads_as_numbers_or_booleans_or_that_break_paths(cfg):
     _fails(bad, "bad flow name 'beta plane'", "letters, digits")
 
 
+def test_flow_names_that_collide_with_output_files_or_are_too_long(cfg):
+    """results/filtered/{flow}_spectra.nc is the filter's spectra file: a flow named
+    'beta_spectra' made Snakemake fail with an ambiguous-rule error and no fix."""
+    from turbtl.config_checks import MAX_NAME_LENGTH
+
+    for name, needle in (("beta_spectra", "ending in '_spectra' are reserved"),
+                         ("b" * (MAX_NAME_LENGTH + 1), f"at most {MAX_NAME_LENGTH}")):
+        bad = copy.deepcopy(cfg)
+        bad["systems"][name] = dict(bad["systems"]["beta"], seed=9)
+        bad["targets"].append(name)
+        _fails(bad, needle)
+    ok = copy.deepcopy(cfg)
+    ok["systems"]["b" * MAX_NAME_LENGTH] = dict(ok["systems"]["beta"], seed=9)
+    validate_config(ok)
+
+
+def test_outdented_or_empty_flow_says_how_to_indent(cfg):
+    bad = copy.deepcopy(cfg)
+    bad["systems"].update(strong_beta=None, Re=1000, kf=4, n_dns=128)  # the parameters slipped one level up
+    msg = _fails(bad, "systems: Re, kf, n_dns are flow parameters at the level of the flow names",
+                 "fix: indent them under their flow's name")
+    assert msg.count("\n  - ") == 1, msg  # one message, not one per key
+    bad = copy.deepcopy(cfg)
+    bad["systems"]["strong_beta"] = None
+    _fails(bad, "systems.strong_beta is empty; fix: give its parameters")
+
+
+def test_copied_flow_left_unedited_is_an_error_shared_seeds_a_warning(cfg):
+    """A target whose DNS would repeat another flow's (same parameters and seed; its LES grid
+    and splits do not matter) fails; flows that only share a seed, flows defined but not run,
+    and a target sampled at another interval than the base are warnings."""
+    from turbtl.config_checks import config_warnings
+
+    bad = copy.deepcopy(cfg)
+    bad["systems"]["strong_beta"] = dict(bad["systems"]["beta"], n_les=16, test_members=2)
+    bad["targets"].append("strong_beta")
+    _fails(bad, "systems.strong_beta has the same DNS parameters and seed as systems.beta")
+    ok = copy.deepcopy(cfg)
+    assert config_warnings(validate_config(ok)) == []
+    ok["systems"]["strong_beta"] = dict(ok["systems"]["beta"], beta=40.0)
+    ok["systems"]["parked"] = dict(ok["systems"]["beta"], seed=7)  # defined, not a target
+    ok["targets"].append("strong_beta")
+    del ok["systems"]["strong_beta"]["sample_interval"]  # left out: the schema's default 1.0
+    warns = config_warnings(validate_config(ok))
+    assert len(warns) == 3, warns
+    assert "parked is defined but neither the base nor a target" in warns[0]
+    assert "beta, strong_beta share seed 4" in warns[1]
+    assert "systems.strong_beta.sample_interval = 1.0 differs from the base's 0.5" in warns[2]
+
+
+def test_a_bad_scalar_is_said_once(cfg):
+    """``amp: null`` fails the schema's type and enum; the user gets one message for it."""
+    cfg["training"]["amp"] = None
+    msg = _fails(cfg, "training.amp = None is invalid", "fix: give a valid value (training.amp: one of none")
+    assert msg.count("training.amp") == 2, msg  # the field and its description, in one message
+
+
+def test_another_replicates_directory_is_refused_before_any_job(tmp_path):
+    """``--config replicate=1`` where replicate 0 ran (or the reverse) would redo every job and
+    overwrite that run: a run stops before its first job and names the fixes (a dry run, which
+    overwrites nothing, warns); the matching replicate, a base seed changed by hand and an empty
+    directory go on as usual."""
+    import netCDF4
+
+    from turbtl.config import check_replicate_directory
+
+    cfg = validate_config(yaml.safe_load(TINY.read_text()))
+    seed = cfg["systems"][cfg["base"]]["seed"]
+    (tmp_path / "results" / "dns").mkdir(parents=True)
+    check_replicate_directory(cfg, tmp_path)  # nothing there yet
+    with netCDF4.Dataset(tmp_path / "results" / "dns" / f"{cfg['base']}.nc", "w") as ds:
+        ds.setncattr("seed", seed + REPLICATE_STRIDE)
+    with pytest.raises(ConfigError, match=r"replicate = 0, but .* is replicate 1's .*fix: to continue that run, give "
+                                          r"--config replicate=1; to run replicate 0, give it its own directory"):
+        check_replicate_directory(cfg, tmp_path)
+    check_replicate_directory(dict(cfg, replicate=1), tmp_path)
+    check_replicate_directory(dict(cfg, systems=dict(cfg["systems"], **{cfg["base"]: dict(
+        cfg["systems"][cfg["base"]], seed=seed + 7)})), tmp_path)  # the seed itself changed: a rerun
+    # a dry run warns (and plans); a real run stops before its first job; the right replicate runs
+    r = snakemake(tmp_path, TINY, "-n", "--quiet", "rules", timeout=300)
+    assert r.returncode == 0 and "turbtl warning: replicate = 0, but" in r.stderr, r.stderr[-2000:]
+    assert "a run without -n stops here" in r.stderr
+    other = tmp_path / "results" / "dns" / "high_re.nc"
+    r = snakemake(tmp_path, TINY, "--cores", "1", "results/dns/high_re.nc", timeout=300)
+    assert r.returncode != 0 and "is replicate 1's" in r.stdout + r.stderr, (r.stdout + r.stderr)[-2000:]
+    assert not other.exists() and not (tmp_path / "logs" / "dns").exists()
+    r = snakemake(tmp_path, TINY, "-n", "--quiet", "rules", "--config", "replicate=1", timeout=300)
+    assert r.returncode == 0 and "turbtl warning" not in r.stderr, r.stderr[-2000:]
+
+
+def test_readme_example_target_is_valid_and_sampled_as_its_neighbours(cfg):
+    """The YAML block of README "Adding a target flow", added to config.yaml, passes the
+    checks without a warning (before, it left out the sampling keys and took the schema's
+    defaults: twice the sample interval of every other flow)."""
+    from turbtl.config_checks import config_warnings
+
+    text = (REPO / "README.md").read_text().split("## Adding a target flow", 1)[1]
+    block = yaml.safe_load(text.split("```yaml\n", 1)[1].split("```", 1)[0])
+    cfg["targets"] = block["targets"]
+    cfg["systems"].update(block["systems"])
+    (new,) = block["systems"]
+    assert config_warnings(validate_config(cfg)) == []
+    assert {k: v for k, v in cfg["systems"][new].items() if k not in ("beta", "seed")} == \
+        {k: v for k, v in cfg["systems"]["beta"].items() if k not in ("beta", "seed")}
+
+
+def test_config_warnings_are_printed_by_the_checker_and_snakemake(cfg, tmp_path):
+    cfg["systems"]["parked"] = dict(cfg["systems"]["beta"], seed=7)
+    f = tmp_path / "c.yaml"
+    f.write_text(yaml.safe_dump(cfg))
+    r = subprocess.run([sys.executable, "-m", "turbtl.config", str(f)], capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 0 and "warning: systems parked is defined" in r.stderr, r.stderr
+    r = snakemake(tmp_path, f, "-n", "--quiet", "rules", timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stderr.count("turbtl warning: systems parked is defined") == 1, r.stderr[-2000:]
+
+
 def test_time_step_fix_names_a_step_that_divides_the_sample_interval(cfg):
     """The fix of a too large dt (DNS and LES) names the limit and a step below it that
     divides the sample interval, and the config with that step passes."""

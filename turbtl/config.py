@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from . import ConfigError
-from .config_checks import base_train_snapshots, cross_checks, name_types, small_set_size, train_snapshots
+from .config_checks import base_train_snapshots, config_warnings, cross_checks, name_types, small_set_size, train_snapshots
 from .config_files import check_yaml_file, merge
 
 __all__ = ["validate_config", "load_schema", "fill_defaults", "tl_layers", "base_train_snapshots",
@@ -155,9 +155,35 @@ def _message(err, schema) -> str:
     if "propertyNames" in err.schema_path:  # jsonschema reports the failing check (pattern)
         return (f"bad flow name {err.instance!r} in {where}; fix: "
                 + _subschema(schema, path).get("propertyNames", {}).get("description", "rename it"))
+    if len(path) == 2 and path[0] == "systems" and not isinstance(err.instance, dict):
+        return _flow_entry_message(path[1], err.instance, schema)
     node = _subschema(schema, path)
     desc = node.get("description", "see workflow/schemas/config.schema.yaml")
-    return f"{where} = {err.instance!r} is invalid ({err.message}); fix: it must be {desc}"
+    return f"{where} = {err.instance!r} is invalid ({err.message}); fix: give a valid value ({where}: {desc})"
+
+
+def _flow_entry_message(name, value, schema) -> str:
+    """A ``systems:`` entry that is not a mapping of parameters (an empty flow, a value)."""
+    if value is None:
+        return (f"systems.{name} is empty; fix: give its parameters (Re, kf, ...) indented under "
+                f"'{name}:', or remove it")
+    return (f"systems.{name} = {value!r} is not a flow; fix: give the flow's parameters (Re, kf, ...) "
+            f"indented under '{name}:'")
+
+
+def outdented_flow_parameters(cfg: dict, schema: dict) -> list[str]:
+    """Flow parameters written at the level of the flow names (``systems: {Re: 1000, ...}``,
+    the usual indentation slip), said in one message before the schema's one per key."""
+    systems = cfg.get("systems")
+    if not isinstance(systems, dict):
+        return []
+    params = _subschema(schema, ["systems", "_"]).get("properties", {})
+    slipped = [k for k, v in systems.items() if k in params and not isinstance(v, dict)]
+    if not slipped:
+        return []
+    return [f"systems: {', '.join(map(str, slipped))} {'is a flow parameter' if len(slipped) == 1 else 'are flow parameters'}"
+            " at the level of the flow names; fix: indent them under their flow's name (two spaces deeper than "
+            "'<flow>:')"]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -182,6 +208,8 @@ def main(argv=None) -> int:
     except ConfigError as e:
         print(f"ConfigError: {e}", file=sys.stderr)
         return 1
+    for w in config_warnings(cfg):
+        print(f"warning: {w}", file=sys.stderr)
     print(f"config OK: {' + '.join(files)}")
     return 0
 
@@ -203,6 +231,35 @@ def replicated(cfg: dict, seed: int) -> int:
     return int(seed) + REPLICATE_STRIDE * int(cfg.get("replicate", 0))
 
 
+def check_replicate_directory(cfg: dict, root=".") -> None:
+    """Raise :class:`ConfigError` if the working directory holds another replicate's run: the
+    base DNS there (``results/dns/<base>.nc``) has the base's seed shifted for another replicate
+    than ``cfg["replicate"]``.  Every job of that run would be redone and its results
+    overwritten; a replicate belongs in its own ``--directory`` (README, Replicates).  A base
+    seed changed by hand (not by a multiple of :data:`REPLICATE_STRIDE`) reruns as usual."""
+    from . import paths
+
+    base = cfg["base"]
+    f = Path(root) / paths.DNS.format(system=base)
+    if not f.is_file():
+        return
+    try:
+        import netCDF4
+
+        with netCDF4.Dataset(f) as ds:
+            seed = int(ds.getncattr("seed"))
+    except (OSError, AttributeError, KeyError, ValueError):
+        return  # unreadable or without the attribute: the DNS job decides
+    shift, rest = divmod(seed - int(cfg["systems"][base].get("seed", 0)), REPLICATE_STRIDE)
+    have, want = shift, int(cfg.get("replicate", 0))
+    if rest == 0 and have >= 0 and have != want:
+        raise ConfigError(
+            f"invalid configuration:\n  - replicate = {want}, but {f} is replicate {have}'s (its seed is {seed}): this "
+            f"run would redo every job here and overwrite replicate {have}'s results; fix: to continue that run, give "
+            f"--config replicate={have}; to run replicate {want}, give it its own directory (--directory "
+            f"results/replicate-{want}); to replace that run, delete results/ first")
+
+
 # --------------------------------------------------------------------------- main entry
 def validate_config(cfg: dict, schema_path=None, *, config_files=()) -> dict:
     """Validate ``cfg`` in place (defaults filled).  Raises ConfigError listing every problem."""
@@ -213,11 +270,17 @@ def validate_config(cfg: dict, schema_path=None, *, config_files=()) -> dict:
     schema = load_schema(schema_path)
     coerce_scalars(cfg, schema)
     fill_defaults(cfg, schema)
-    problems = name_types(cfg)
+    problems = name_types(cfg) + outdented_flow_parameters(cfg, schema)
     if not problems:
         validator = jsonschema.Draft202012Validator(schema)
         errors = sorted(validator.iter_errors(cfg), key=lambda e: list(map(str, e.absolute_path)))
-        problems = [_message(e, schema) for e in errors]
+        said = set()  # a bad scalar fails its type and its enum alike: say it once
+        for e in errors:
+            key = tuple(map(str, e.absolute_path))
+            if not isinstance(e.instance, dict | list) and key in said:
+                continue
+            said.add(key)
+            problems.append(_message(e, schema))
     if not problems:
         problems = cross_checks(cfg)
     if problems:

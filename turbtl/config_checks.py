@@ -12,7 +12,13 @@ from .equation import is_forced
 from .solver import FlowParams, check_timestep
 
 __all__ = ["train_snapshots", "base_train_snapshots", "small_set_size", "name_types", "cross_checks",
-           "FILTER_MIN_FORCING", "les_window"]
+           "config_warnings", "FILTER_MIN_FORCING", "les_window", "MAX_NAME_LENGTH"]
+
+#: the longest flow name: names become file names (results/filtered/{name}_spectra.nc, the DNS's
+#: resume folder .{name}.nc.resume), which most file systems cap at 255 bytes
+MAX_NAME_LENGTH = 100
+#: the flow keys that do not change a flow's DNS (its LES grid and splits act after it)
+_NOT_DNS_KEYS = frozenset({"n_les", "val_members", "test_members"})
 
 
 def train_snapshots(sys_cfg) -> int:
@@ -69,6 +75,20 @@ def cross_checks(cfg) -> list[str]:
         p.append(f"targets: {dups} listed more than once; fix: list each target once")
     if cfg["base"] in cfg["targets"]:
         p.append(f"targets: the base flow {cfg['base']!r} is also a target; fix: remove it from `targets`")
+    for name in names:
+        if name.endswith("_spectra"):  # results/filtered/{name}.nc would be the spectra file of flow name[:-8]
+            p.append(f"systems.{name}: flow names ending in '_spectra' are reserved (results/filtered/<flow>_spectra.nc "
+                     f"is the filter's spectra file of <flow>); fix: rename it, e.g. {name[:-8] + '_spec'!r}")
+        if len(name) > MAX_NAME_LENGTH:
+            p.append(f"systems.{name[:20]}...: a flow name of {len(name)} characters (names become file names); "
+                     f"fix: shorten it to at most {MAX_NAME_LENGTH}")
+    running = [n for n in dict.fromkeys([cfg["base"], *cfg["targets"]]) if n in systems]
+    for i, a in enumerate(running):
+        for b in running[i + 1:]:
+            if _dns_params(systems[a]) == _dns_params(systems[b]):
+                p.append(f"systems.{b} has the same DNS parameters and seed as systems.{a}, so its DNS would repeat "
+                         f"{a}'s trajectory (a copied block left unedited?); fix: change {b}'s parameters and give "
+                         "it its own seed")
     bad_grid = set()  # flows whose grids are wrong: their LES time step is not checked (noise)
     for name, s in systems.items():
         w = f"systems.{name}"
@@ -136,6 +156,37 @@ def cross_checks(cfg) -> list[str]:
                      f"snapshots to hold one out, but it has {n_small}; fix: raise transfer.fraction or set "
                      "predict.probe_epochs: 0")
     return p
+
+
+def _dns_params(s: dict) -> dict:
+    return {k: v for k, v in s.items() if k not in _NOT_DNS_KEYS}
+
+
+def config_warnings(cfg: dict) -> list[str]:
+    """What a valid config may well not mean (printed, not raised): flows defined but never run,
+    flows that start from the same seed, and a target sampled at another interval than the base
+    (a left-out key takes the schema's default, which the shipped configs do not use)."""
+    w = []
+    systems, base = cfg["systems"], cfg["base"]
+    running = list(dict.fromkeys([base, *cfg["targets"]]))
+    idle = [n for n in systems if n not in running]
+    if idle:
+        w.append(f"systems {', '.join(idle)} {'is' if len(idle) == 1 else 'are'} defined but neither the base nor a "
+                 "target, so nothing runs for them; add a flow's name to `targets` to run it")
+    seeds: dict[int, list[str]] = {}
+    for n in running:
+        seeds.setdefault(int(systems[n].get("seed", 0)), []).append(n)
+    for seed, group in seeds.items():
+        if len(group) > 1:
+            w.append(f"systems {', '.join(group)} share seed {seed}: their DNS start from related random fields "
+                     "(the same one on the same grid); give each flow its own seed unless that is meant")
+    si = systems[base]["sample_interval"]
+    for t in cfg["targets"]:
+        if systems[t]["sample_interval"] != si:
+            w.append(f"systems.{t}.sample_interval = {systems[t]['sample_interval']} differs from the base's {si} "
+                     "(a left-out key takes the schema's default): its snapshots, small TL set and LES windows "
+                     "are spaced differently from the base's; set it explicitly if that is not meant")
+    return w
 
 
 #: the least share of the forcing that the filter must keep at the forcing wavenumber, G(kf)

@@ -14,13 +14,32 @@ os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (str(Path(workflow.based
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from turbtl import paths as P
-from turbtl.config import validate_config, base_train_snapshots, small_set_size, tl_layers, replicated, REPLICATED_SEEDS
+from turbtl.config import (
+    validate_config,
+    check_replicate_directory,
+    base_train_snapshots,
+    small_set_size,
+    tl_layers,
+    replicated,
+    REPLICATED_SEEDS,
+)
+from turbtl import ConfigError
+from turbtl.config_checks import config_warnings
 
 validate_config(
     config,
     Path(workflow.basedir) / "workflow/schemas/config.schema.yaml",
     config_files=workflow.configfiles,
 )
+# what a valid config may not mean (unused flows, shared seeds, another sample interval):
+# said once, by the main process (a cluster job parses this file again)
+if workflow.is_main_process:
+    for _w in config_warnings(config):
+        print(f"turbtl warning: {_w}", file=sys.stderr)
+    try:  # said here so that a dry run shows it; a real run stops in `onstart` (Snakefile)
+        check_replicate_directory(config)
+    except ConfigError as _e:
+        print(f"turbtl warning: {str(_e).splitlines()[-1].strip(' -')} (a run without -n stops here)", file=sys.stderr)
 
 BASE = config["base"]
 TARGETS = list(config["targets"])
