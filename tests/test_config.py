@@ -298,6 +298,15 @@ def test_flow_names_that_collide_with_output_files_or_are_too_long(cfg):
     validate_config(ok)
 
 
+def test_target_on_another_les_grid_than_the_base_fails_before_the_dns(cfg):
+    """The predictors compare base and target activation spectra shell by shell: a target with
+    another n_les passed the checks, and its predict and activations jobs failed with numpy
+    broadcasting errors after its DNS, training and whole sweep had run (tiny config, 2026-11-29)."""
+    cfg["systems"]["beta"].update(n_les=64)
+    msg = _fails(cfg, "systems.beta.n_les = 64 differs from the base's n_les = 32", "fix: set systems.beta.n_les: 32")
+    assert "high_re" not in msg and "high_kf" not in msg
+
+
 def test_outdented_or_empty_flow_says_how_to_indent(cfg):
     bad = copy.deepcopy(cfg)
     bad["systems"].update(strong_beta=None, Re=1000, kf=4, n_dns=128)  # the parameters slipped one level up
@@ -330,6 +339,10 @@ def test_copied_flow_left_unedited_is_an_error_shared_seeds_a_warning(cfg):
     assert "parked is defined but neither the base nor a target" in warns[0]
     assert "beta, strong_beta share seed 4" in warns[1]
     assert "systems.strong_beta.sample_interval = 1.0 differs from the base's 0.5" in warns[2]
+    ok = copy.deepcopy(cfg)
+    ok["dns"]["cfl_max"], ok["transfer"]["seeds"] = 0.9, 1
+    warns = config_warnings(validate_config(ok))
+    assert len(warns) == 2 and "dns.cfl_max = 0.9 is above 0.3" in warns[0] and "no paired test" in warns[1], warns
 
 
 def test_a_bad_scalar_is_said_once(cfg):

@@ -131,6 +131,16 @@ def cross_checks(cfg) -> list[str]:
             check_timestep(FlowParams.from_config(s, name), cfg["dns"]["cfl_max"], divides=s["sample_interval"])
         except TurbtlError as e:
             p.append(str(e))
+    # one LES grid: the network's data, and the predictors' shell-by-shell spectra (a flow whose
+    # grid is wrong in itself is said above only)
+    if cfg["base"] in systems and cfg["base"] not in bad_grid:
+        m0 = systems[cfg["base"]]["n_les"]
+        for t in dict.fromkeys(cfg["targets"]):
+            if t in systems and t not in bad_grid and systems[t]["n_les"] != m0:
+                p.append(f"systems.{t}.n_les = {systems[t]['n_les']} differs from the base's n_les = {m0}: the network is "
+                         "trained and re-trained on one LES grid, and the predictors compare base and target spectra "
+                         "shell by shell (their predict and activations jobs would fail after the sweep); "
+                         f"fix: set systems.{t}.n_les: {m0} (with n_dns a multiple of it)")
     p += _filter_problems(cfg["filter"], {k: v for k, v in systems.items() if k not in bad_grid})
     p += [m for m in _les_problems(cfg, skip=bad_grid) if m not in p]  # e.g. a missing initial_energy: said once
     depth = cfg["network"]["depth"]
@@ -158,14 +168,19 @@ def cross_checks(cfg) -> list[str]:
     return p
 
 
+#: above this CFL number AB2 with this scheme is near its stability limit (0.25-0.3): config_warnings
+CFL_STABLE = 0.3
+
+
 def _dns_params(s: dict) -> dict:
     return {k: v for k, v in s.items() if k not in _NOT_DNS_KEYS}
 
 
 def config_warnings(cfg: dict) -> list[str]:
     """What a valid config may well not mean (printed, not raised): flows defined but never run,
-    flows that start from the same seed, and a target sampled at another interval than the base
-    (a left-out key takes the schema's default, which the shipped configs do not use)."""
+    flows that start from the same seed, a CFL guard above the scheme's stability limit, one TL
+    seed (no paired test), and a target sampled at another interval than the base (a left-out
+    key takes the schema's default, which the shipped configs do not use)."""
     w = []
     systems, base = cfg["systems"], cfg["base"]
     running = list(dict.fromkeys([base, *cfg["targets"]]))
@@ -180,6 +195,12 @@ def config_warnings(cfg: dict) -> list[str]:
         if len(group) > 1:
             w.append(f"systems {', '.join(group)} share seed {seed}: their DNS start from related random fields "
                      "(the same one on the same grid); give each flow its own seed unless that is meant")
+    if cfg["dns"]["cfl_max"] > CFL_STABLE:
+        w.append(f"dns.cfl_max = {cfg['dns']['cfl_max']} is above {CFL_STABLE}, near where AB2 with this scheme loses "
+                 "stability: the CFL guard would let an unstable run go on until its fields blow up")
+    if cfg["transfer"]["seeds"] < 2:
+        w.append(f"transfer.seeds = {cfg['transfer']['seeds']}: with one seed there is no paired test, so no best layer "
+                 "can be resolved and no interval is given; use 2 or more (default 5)")
     si = systems[base]["sample_interval"]
     for t in cfg["targets"]:
         if systems[t]["sample_interval"] != si:
