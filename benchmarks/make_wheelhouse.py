@@ -9,16 +9,18 @@ Run it on a machine with internet where turbtl is installed (``pip install -e .`
 What goes in: the requirements of the installed turbtl, followed through their own
 requirements (markers evaluated for the target Python on Linux x86_64), minus what the GPU
 machine already has (:data:`DEVICE_HAS`: torch with CUDA, numpy, scipy, xarray, pandas,
-matplotlib, seaborn, pytest; those and their dependencies are not followed).  Each package is
-pinned to the version installed here, so the GPU machine runs the Snakemake of this machine;
-a package not installed here (a marker that differs between the two Pythons) gets pip's
-newest wheel.  Binary wheels for the target Python where they exist; a package with no wheel
-on the index (``connection_pool``) is built here with ``pip wheel`` and must come out pure
-Python (``py3-none-any``), which is checked.
+matplotlib, seaborn, pytest).  Their own requirements are not followed, though one that
+turbtl's other requirements share, such as packaging, still comes in.  Each package is pinned
+to the version installed here, so the GPU machine runs the Snakemake of this machine; a package
+not installed here (a marker that differs between the two Pythons) gets pip's newest wheel and
+comes in without its own requirements (the script warns).  Binary wheels for the target Python
+where they exist; a package with no wheel on the index (``connection_pool``) is built here with
+``pip wheel`` and must come out pure Python (abi ``none``, platform ``any``), which is checked.
+Each run makes the folder afresh, so no wheel of an older version stays behind.
 
 ``--check PY``: makes a venv with PY (the GPU machine's Python version), installs numpy there
-from the index (the GPU machine has it), installs the wheelhouse exactly as device_check.sh does
-(``pip install --no-index --no-deps --target``), and imports snakemake, netCDF4, yaml,
+from the index (the GPU machine has it), installs every wheel of the wheelhouse the way
+device_check.sh installs the missing ones (``pip install --no-index --no-deps --target``), and imports snakemake, netCDF4, yaml,
 jsonschema and tqdm and runs ``snakemake --version`` from it.  Decided: the wheelhouse is
 pinned to this machine's versions rather than resolved afresh, because a GPU session has no
 time to spare on a Snakemake that behaves differently from the one the tests ran with.
@@ -77,6 +79,8 @@ def requirement_closure(roots, env: dict, exclude=DEVICE_HAS, requires=None) -> 
             reqs = requires(name)
         except md.PackageNotFoundError:
             out[name] = None  # needed there, not here: its own requirements are not followed
+            print(f"warning: {name} is needed on CPython {env['python_version']} but not installed here: its own "
+                  "requirements are not followed; check the wheelhouse with --check", file=sys.stderr)
             continue
         for s in reqs:
             req = Requirement(s)
@@ -109,10 +113,10 @@ def download(pins: dict[str, str | None], dest: pathlib.Path, python_version: st
         with tempfile.TemporaryDirectory() as tmp:
             subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", tmp, spec], check=True)
             (wheel,) = pathlib.Path(tmp).glob("*.whl")
-            tags = {str(t) for t in parse_wheel_filename(wheel.name)[3]}
-            if tags != {"py3-none-any"}:
+            tags = parse_wheel_filename(wheel.name)[3]
+            if not all(t.abi == "none" and t.platform == "any" for t in tags):  # pure Python fits any CPython
                 sys.exit(f"{spec} has no wheel for CPython {python_version} on the index and builds only as "
-                         f"{sorted(tags)} here; fix: build it on a machine with that Python")
+                         f"{sorted(map(str, tags))} here; fix: build it on a machine with that Python")
             shutil.copy(wheel, dest)
         built.append(name)
         print(f"{spec}: built here (no wheel on the index)", flush=True)
@@ -120,7 +124,8 @@ def download(pins: dict[str, str | None], dest: pathlib.Path, python_version: st
 
 
 def check(dest: pathlib.Path, python: str) -> None:
-    """Install the wheelhouse into a venv of ``python`` as device_check.sh does, then import it."""
+    """Install every wheel of the wheelhouse into a venv of ``python`` the way device_check.sh
+    installs the missing ones (pip --no-index --no-deps --target), then import them."""
     with tempfile.TemporaryDirectory() as tmp:
         venv, site = pathlib.Path(tmp) / "venv", pathlib.Path(tmp) / "site"
         subprocess.run([python, "-m", "venv", str(venv)], check=True)
@@ -145,8 +150,14 @@ def main(argv=None) -> None:
     env = marker_env(args.python_version)
     pins = requirement_closure(turbtl_roots(env), env)
     dest = pathlib.Path(args.dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    built = download(pins, dest, args.python_version)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    # a fresh folder swapped in at the end: wheels of an earlier run (another version of a package
+    # upgraded since) would make pip install two versions of one package and fail
+    with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
+        built = download(pins, pathlib.Path(tmp), args.python_version)
+        if dest.exists():
+            shutil.rmtree(dest)
+        shutil.copytree(tmp, dest)
     wheels = list(dest.glob("*.whl"))
     mb = sum(w.stat().st_size for w in wheels) / 2**20
     print(f"{dest}: {len(wheels)} wheels, {mb:.0f} MB; for CPython {args.python_version}; "

@@ -212,9 +212,10 @@ def test_les_grid_equal_to_dns_grid_fails_before_the_dns(cfg):
 
 
 def test_odd_les_grid_gets_one_consistent_fix(cfg):
-    cfg["systems"]["high_re"]["n_les"] = 33
-    msg = _fails(cfg, "systems.high_re.n_les = 33 is odd", "e.g. 32, a divisor of n_dns = 192")
-    assert "does not divide" not in msg, msg
+    """(On the base: a target's n_les other than the base's gets the base's as its fix.)"""
+    cfg["systems"]["base"]["n_les"] = 33
+    msg = _fails(cfg, "systems.base.n_les = 33 is odd", "e.g. 32, a divisor of n_dns = 128")
+    assert "does not divide" not in msg and "differs from the base's" not in msg, msg
 
 
 def test_les_starts_window_and_sampling_checked_before_any_work(cfg):
@@ -304,7 +305,14 @@ def test_target_on_another_les_grid_than_the_base_fails_before_the_dns(cfg):
     broadcasting errors after its DNS, training and whole sweep had run (tiny config, 2026-11-29)."""
     cfg["systems"]["beta"].update(n_les=64)
     msg = _fails(cfg, "systems.beta.n_les = 64 differs from the base's n_les = 32", "fix: set systems.beta.n_les: 32")
-    assert "high_re" not in msg and "high_kf" not in msg
+    assert "high_re" not in msg and "high_kf" not in msg and msg.count("\n  - ") == 1, msg
+    # the README's example: n_les 48 on n_dns 128 is told the base's n_les, not an n_dns for 48
+    # (which would then fail again); an n_dns that the base's n_les does not divide gets one
+    cfg["systems"]["beta"].update(n_les=48)
+    msg = _fails(cfg, "systems.beta.n_les = 48 differs from the base's n_les = 32", "fix: set systems.beta.n_les: 32")
+    assert "does not divide" not in msg and msg.count("\n  - ") == 1, msg
+    cfg["systems"]["beta"].update(n_dns=120)
+    _fails(cfg, "fix: set systems.beta.n_les: 32, and n_dns a multiple of it such as 128")
 
 
 def test_outdented_or_empty_flow_says_how_to_indent(cfg):
@@ -316,6 +324,12 @@ def test_outdented_or_empty_flow_says_how_to_indent(cfg):
     bad = copy.deepcopy(cfg)
     bad["systems"]["strong_beta"] = None
     _fails(bad, "systems.strong_beta is empty; fix: give its parameters")
+    bad = copy.deepcopy(cfg)
+    bad["systems"]["beta"] = None  # a flow named like a parameter, left empty: an empty flow
+    msg = _fails(bad, "systems.beta is empty; fix: give its parameters")
+    assert "flow parameter" not in msg, msg
+    bad["systems"].update(beta=dict(cfg["systems"]["beta"]), Re=1000)
+    _fails(bad, "systems: Re is a flow parameter at the level of the flow names; fix: indent it under its flow's name")
 
 
 def test_copied_flow_left_unedited_is_an_error_shared_seeds_a_warning(cfg):
@@ -327,6 +341,8 @@ def test_copied_flow_left_unedited_is_an_error_shared_seeds_a_warning(cfg):
     bad = copy.deepcopy(cfg)
     bad["systems"]["strong_beta"] = dict(bad["systems"]["beta"], n_les=16, test_members=2)
     bad["targets"].append("strong_beta")
+    _fails(bad, "systems.strong_beta has the same DNS parameters and seed as systems.beta")
+    bad["systems"]["strong_beta"]["forcing"] = "kolmogorov"  # the default, written out: the same DNS
     _fails(bad, "systems.strong_beta has the same DNS parameters and seed as systems.beta")
     ok = copy.deepcopy(cfg)
     assert config_warnings(validate_config(ok)) == []
@@ -340,9 +356,11 @@ def test_copied_flow_left_unedited_is_an_error_shared_seeds_a_warning(cfg):
     assert "beta, strong_beta share seed 4" in warns[1]
     assert "systems.strong_beta.sample_interval = 1.0 differs from the base's 0.5" in warns[2]
     ok = copy.deepcopy(cfg)
-    ok["dns"]["cfl_max"], ok["transfer"]["seeds"] = 0.9, 1
+    ok["dns"]["cfl_max"], ok["transfer"]["seeds"] = 0.31, 1
     warns = config_warnings(validate_config(ok))
-    assert len(warns) == 2 and "dns.cfl_max = 0.9 is above 0.3" in warns[0] and "no paired test" in warns[1], warns
+    assert len(warns) == 2 and "dns.cfl_max = 0.31 is above 0.3" in warns[0] and "no paired test" in warns[1], warns
+    ok["dns"]["cfl_max"], ok["transfer"]["seeds"] = 0.3, 2
+    assert config_warnings(validate_config(ok)) == []
 
 
 def test_a_bad_scalar_is_said_once(cfg):
@@ -367,16 +385,28 @@ def test_another_replicates_directory_is_refused_before_any_job(tmp_path):
     check_replicate_directory(cfg, tmp_path)  # nothing there yet
     with netCDF4.Dataset(tmp_path / "results" / "dns" / f"{cfg['base']}.nc", "w") as ds:
         ds.setncattr("seed", seed + REPLICATE_STRIDE)
+    results = str((tmp_path / "results").resolve())
     with pytest.raises(ConfigError, match=r"replicate = 0, but .* is replicate 1's .*fix: to continue that run, give "
-                                          r"--config replicate=1; to run replicate 0, give it its own directory"):
+                                          r"--config replicate=1; to run replicate 0, run it in the directory replicate "
+                                          rf"0 belongs in \(the project's, without --directory\); .*delete {results} first"):
         check_replicate_directory(cfg, tmp_path)
+    with pytest.raises(ConfigError, match=r"replicate = 2, .*run it in its own directory \(--directory results/replicate-2"):
+        check_replicate_directory(dict(cfg, replicate=2), tmp_path)
     check_replicate_directory(dict(cfg, replicate=1), tmp_path)
-    check_replicate_directory(dict(cfg, systems=dict(cfg["systems"], **{cfg["base"]: dict(
-        cfg["systems"][cfg["base"]], seed=seed + 7)})), tmp_path)  # the seed itself changed: a rerun
+
+    def with_seed(s, replicate=0):
+        return dict(cfg, replicate=replicate, systems=dict(cfg["systems"], **{cfg["base"]: dict(
+            cfg["systems"][cfg["base"]], seed=s)}))
+
+    # the base's seed changed by hand (not by a multiple of the stride): an ordinary rerun, also
+    # where the old file's seed lies a whole stride from the new replicate's, or below the new seed
+    check_replicate_directory(with_seed(seed + 7), tmp_path)
+    check_replicate_directory(with_seed(seed + 7, replicate=1), tmp_path)  # off by 993, not by a stride
+    check_replicate_directory(with_seed(seed + 2 * REPLICATE_STRIDE), tmp_path)  # a stride below the new seed
     # a dry run warns (and plans); a real run stops before its first job; the right replicate runs
     r = snakemake(tmp_path, TINY, "-n", "--quiet", "rules", timeout=300)
     assert r.returncode == 0 and "turbtl warning: replicate = 0, but" in r.stderr, r.stderr[-2000:]
-    assert "a run without -n stops here" in r.stderr
+    assert "(a run of jobs stops here)" in r.stderr
     other = tmp_path / "results" / "dns" / "high_re.nc"
     r = snakemake(tmp_path, TINY, "--cores", "1", "results/dns/high_re.nc", timeout=300)
     assert r.returncode != 0 and "is replicate 1's" in r.stdout + r.stderr, (r.stdout + r.stderr)[-2000:]
@@ -396,6 +426,11 @@ def test_readme_example_target_is_valid_and_sampled_as_its_neighbours(cfg):
     cfg["targets"] = block["targets"]
     cfg["systems"].update(block["systems"])
     (new,) = block["systems"]
+    bad = copy.deepcopy(cfg)
+    bad["systems"][new]["n_dns"] = 120  # the README's example of an error message, word for word
+    quoted = text.split("```\nConfigError: invalid configuration:\n", 1)[1].split("\n", 1)[0]
+    assert quoted.startswith(f"  - systems.{new}.n_dns") or quoted.startswith(f"  - systems.{new}.n_les"), quoted
+    assert _fails(bad, quoted.removeprefix("  - ")).count("\n  - ") == 1
     assert config_warnings(validate_config(cfg)) == []
     assert {k: v for k, v in cfg["systems"][new].items() if k not in ("beta", "seed")} == \
         {k: v for k, v in cfg["systems"]["beta"].items() if k not in ("beta", "seed")}

@@ -178,12 +178,14 @@ def outdented_flow_parameters(cfg: dict, schema: dict) -> list[str]:
     if not isinstance(systems, dict):
         return []
     params = _subschema(schema, ["systems", "_"]).get("properties", {})
-    slipped = [k for k, v in systems.items() if k in params and not isinstance(v, dict)]
+    # (an empty entry, None, is an empty flow, though named like a parameter: `beta:` is both)
+    slipped = [k for k, v in systems.items() if k in params and v is not None and not isinstance(v, dict)]
     if not slipped:
         return []
-    return [f"systems: {', '.join(map(str, slipped))} {'is a flow parameter' if len(slipped) == 1 else 'are flow parameters'}"
-            " at the level of the flow names; fix: indent them under their flow's name (two spaces deeper than "
-            "'<flow>:')"]
+    one = len(slipped) == 1
+    return [f"systems: {', '.join(map(str, slipped))} {'is a flow parameter' if one else 'are flow parameters'}"
+            f" at the level of the flow names; fix: indent {'it' if one else 'them'} under {'its' if one else 'their'} "
+            "flow's name (two spaces deeper than '<flow>:')"]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -248,16 +250,18 @@ def check_replicate_directory(cfg: dict, root=".") -> None:
 
         with netCDF4.Dataset(f) as ds:
             seed = int(ds.getncattr("seed"))
-    except (OSError, AttributeError, KeyError, ValueError):
-        return  # unreadable or without the attribute: the DNS job decides
+    except Exception:  # unreadable, no netCDF4, no such attribute: a best-effort check, the DNS job decides
+        return
     shift, rest = divmod(seed - int(cfg["systems"][base].get("seed", 0)), REPLICATE_STRIDE)
     have, want = shift, int(cfg.get("replicate", 0))
     if rest == 0 and have >= 0 and have != want:
+        home = (f"its own directory (--directory results/replicate-{want}, README, Replicates)" if want else
+                "the directory replicate 0 belongs in (the project's, without --directory)")
         raise ConfigError(
-            f"invalid configuration:\n  - replicate = {want}, but {f} is replicate {have}'s (its seed is {seed}): this "
-            f"run would redo every job here and overwrite replicate {have}'s results; fix: to continue that run, give "
-            f"--config replicate={have}; to run replicate {want}, give it its own directory (--directory "
-            f"results/replicate-{want}); to replace that run, delete results/ first")
+            f"invalid configuration:\n  - replicate = {want}, but {f.resolve()} is replicate {have}'s (its seed is "
+            f"{seed}): this run would redo every job there and overwrite replicate {have}'s results; fix: to continue "
+            f"that run, give --config replicate={have}; to run replicate {want}, run it in {home}; to replace that "
+            f"run, delete {f.resolve().parents[1]} first")
 
 
 # --------------------------------------------------------------------------- main entry

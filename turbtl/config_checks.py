@@ -59,6 +59,32 @@ def name_types(cfg) -> list[str]:
     return p
 
 
+def _grid_problems(w: str, n: int, m: int) -> list[str]:
+    """The DNS grid ``n`` and LES grid ``m`` of flow ``w`` ("systems.<name>") on their own: even,
+    the LES grid coarser than the DNS's, dividing it, and inside its 2/3 band."""
+    p = []
+    if n % 2:
+        eg = m * max(2, round(n / m)) if m % 2 == 0 and m < n else n + 1
+        p.append(f"{w}.n_dns = {n} is odd; fix: use an even grid size (e.g. {eg})")
+    even = [d for d in range(2, n // 2 + 1, 2) if n % d == 0] if n % 2 == 0 else []
+    if m % 2:
+        eg = f"{min(even, key=lambda d: (abs(d - m), -d))}, a divisor of n_dns = {n}" if even else m + 1
+        p.append(f"{w}.n_les = {m} is odd; fix: use an even grid size (e.g. {eg})")
+    if m > n:
+        p.append(f"{w}.n_les = {m} is larger than n_dns = {n}; fix: the LES grid must be coarser "
+                 "than the DNS grid (n_les <= n_dns)")
+    elif m % 2 and even:
+        pass  # the fix above names an even divisor of n_dns
+    elif n % m:
+        p.append(f"{w}.n_les = {m} does not divide n_dns = {n}; fix: choose n_dns a multiple of n_les "
+                 f"(e.g. {m * max(2, round(n / m))})")
+    elif 3 * (m // 2 - 1) >= n:  # the filter's condition (turbtl.filters.sgs_fields): n_les = n_dns here
+        p.append(f"{w}.n_les = {m} is too fine for n_dns = {n}: the LES modes must lie inside the DNS's "
+                 f"2/3-dealiased band |k| < n_dns/3; fix: make n_dns at least twice n_les (e.g. {2 * m}) "
+                 f"or lower n_les to a divisor of n_dns up to {n // 2}")
+    return p
+
+
 def cross_checks(cfg) -> list[str]:
     p = []
     systems = cfg["systems"]
@@ -90,31 +116,25 @@ def cross_checks(cfg) -> list[str]:
                          f"{a}'s trajectory (a copied block left unedited?); fix: change {b}'s parameters and give "
                          "it its own seed")
     bad_grid = set()  # flows whose grids are wrong: their LES time step is not checked (noise)
+    base = systems.get(cfg["base"])
+    m0 = base["n_les"] if base and not _grid_problems("", base["n_dns"], base["n_les"]) else None
     for name, s in systems.items():
         w = f"systems.{name}"
         n, m = s["n_dns"], s["n_les"]
-        problems_before = len(p)
-        if n % 2:
-            eg = m * max(2, round(n / m)) if m % 2 == 0 and m < n else n + 1
-            p.append(f"{w}.n_dns = {n} is odd; fix: use an even grid size (e.g. {eg})")
-        even = [d for d in range(2, n // 2 + 1, 2) if n % d == 0] if n % 2 == 0 else []
-        if m % 2:
-            eg = f"{min(even, key=lambda d: (abs(d - m), -d))}, a divisor of n_dns = {n}" if even else m + 1
-            p.append(f"{w}.n_les = {m} is odd; fix: use an even grid size (e.g. {eg})")
-        if m > n:
-            p.append(f"{w}.n_les = {m} is larger than n_dns = {n}; fix: the LES grid must be coarser "
-                     "than the DNS grid (n_les <= n_dns)")
-        elif m % 2 and even:
-            pass  # the fix above names an even divisor of n_dns
-        elif n % m:
-            p.append(f"{w}.n_les = {m} does not divide n_dns = {n}; fix: choose n_dns a multiple of n_les "
-                     f"(e.g. {m * max(2, round(n / m))})")
-        elif 3 * (m // 2 - 1) >= n:  # the filter's condition (turbtl.filters.sgs_fields): n_les = n_dns here
-            p.append(f"{w}.n_les = {m} is too fine for n_dns = {n}: the LES modes must lie inside the DNS's "
-                     f"2/3-dealiased band |k| < n_dns/3; fix: make n_dns at least twice n_les (e.g. {2 * m}) "
-                     f"or lower n_les to a divisor of n_dns up to {n // 2}")
-        if len(p) > problems_before:
+        if m0 is not None and name in cfg["targets"] and m != m0:
+            # one LES grid: the network's data, and the predictors' shell-by-shell spectra; the fix
+            # is the base's n_les, so this flow's own n_les is not checked further
+            dns = f", and n_dns a multiple of it such as {m0 * max(2, round(n / m0))}" if _grid_problems("", n, m0) else ""
+            p.append(f"{w}.n_les = {m} differs from the base's n_les = {m0}: the network is trained and re-trained on "
+                     "one LES grid, and the predictors compare base and target spectra shell by shell (their predict "
+                     f"and activations jobs would fail after the sweep); fix: set {w}.n_les: {m0}{dns}")
             bad_grid.add(name)
+            m = m0
+        else:
+            grid = _grid_problems(w, n, m)
+            p += grid
+            if grid:
+                bad_grid.add(name)
         if 3 * s["kf"] >= m:
             p.append(f"{w}.kf = {s['kf']} is not resolved on the LES grid n_les = {m} (need kf < n_les/3 = "
                      f"{m / 3:.1f}); fix: lower kf or raise n_les to more than {3 * s['kf']}")
@@ -131,16 +151,6 @@ def cross_checks(cfg) -> list[str]:
             check_timestep(FlowParams.from_config(s, name), cfg["dns"]["cfl_max"], divides=s["sample_interval"])
         except TurbtlError as e:
             p.append(str(e))
-    # one LES grid: the network's data, and the predictors' shell-by-shell spectra (a flow whose
-    # grid is wrong in itself is said above only)
-    if cfg["base"] in systems and cfg["base"] not in bad_grid:
-        m0 = systems[cfg["base"]]["n_les"]
-        for t in dict.fromkeys(cfg["targets"]):
-            if t in systems and t not in bad_grid and systems[t]["n_les"] != m0:
-                p.append(f"systems.{t}.n_les = {systems[t]['n_les']} differs from the base's n_les = {m0}: the network is "
-                         "trained and re-trained on one LES grid, and the predictors compare base and target spectra "
-                         "shell by shell (their predict and activations jobs would fail after the sweep); "
-                         f"fix: set systems.{t}.n_les: {m0} (with n_dns a multiple of it)")
     p += _filter_problems(cfg["filter"], {k: v for k, v in systems.items() if k not in bad_grid})
     p += [m for m in _les_problems(cfg, skip=bad_grid) if m not in p]  # e.g. a missing initial_energy: said once
     depth = cfg["network"]["depth"]
@@ -173,14 +183,15 @@ CFL_STABLE = 0.3
 
 
 def _dns_params(s: dict) -> dict:
-    return {k: v for k, v in s.items() if k not in _NOT_DNS_KEYS}
+    """What makes a flow's DNS (an explicit ``forcing: kolmogorov`` is the default written out)."""
+    return {k: v for k, v in s.items() if k not in _NOT_DNS_KEYS and not (k == "forcing" and is_forced(s))}
 
 
 def config_warnings(cfg: dict) -> list[str]:
     """What a valid config may well not mean (printed, not raised): flows defined but never run,
     flows that start from the same seed, a CFL guard above the scheme's stability limit, one TL
     seed (no paired test), and a target sampled at another interval than the base (a left-out
-    key takes the schema's default, which the shipped configs do not use)."""
+    key takes the schema's default, 1.0, where config.yaml's flows use 0.5)."""
     w = []
     systems, base = cfg["systems"], cfg["base"]
     running = list(dict.fromkeys([base, *cfg["targets"]]))

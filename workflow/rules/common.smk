@@ -39,7 +39,7 @@ if workflow.is_main_process:
     try:  # said here so that a dry run shows it; a real run stops in `onstart` (Snakefile)
         check_replicate_directory(config)
     except ConfigError as _e:
-        print(f"turbtl warning: {str(_e).splitlines()[-1].strip(' -')} (a run without -n stops here)", file=sys.stderr)
+        print(f"turbtl warning: {str(_e).splitlines()[-1].strip(' -')} (a run of jobs stops here)", file=sys.stderr)
 
 BASE = config["base"]
 TARGETS = list(config["targets"])
