@@ -11,7 +11,7 @@ import xarray as xr
 ENGINE = "netcdf4"
 
 __all__ = ["ENGINE", "atomic_path", "remove_stale_temporaries", "damaged", "check_finite", "cf_globals",
-           "write_netcdf", "open_netcdf", "write_json", "read_json", "nc_attr", "nc_set_attrs", "nc_field_coords",
+           "write_netcdf", "open_netcdf", "write_json", "write_csv", "read_json", "nc_attr", "nc_set_attrs", "nc_field_coords",
            "nc_snapshot_variables"]
 
 
@@ -156,6 +156,13 @@ def write_json(obj, path) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(_strict(obj), indent=2, sort_keys=False, default=json_default,
                                   allow_nan=False) + "\n")
+
+
+def write_csv(table, path):
+    """A DataFrame as CSV (no index), written atomically; returns ``table``."""
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False)
+    return table
 
 
 def read_json(path):

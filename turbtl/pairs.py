@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from . import TurbtlError
-from .io import atomic_path, write_json
+from .io import write_csv, write_json
 from .transfer import retrain_every_seed
 from .verdict import ALPHA, best_layer, layer_stats, paired_test, per_seed
 
@@ -42,9 +42,7 @@ def run_pair_job(model_path, data_path, a: int, b: int, out_csv, *, transfer_cfg
         rows.append({"target": target, "method": "tl_pair", "layer_a": a, "layer_b": b, "seed": int(seed),
                      "n_train": int(n_train), "epochs": int(transfer_cfg["epochs"]),
                      **{k: m[k] for k in ("mse", "nmse", "cc", "spec_err")}, "seconds": float(secs)})
-    with atomic_path(out_csv) as tmp:
-        pd.DataFrame(rows, columns=PAIR_COLUMNS).to_csv(tmp, index=False)
-    return pd.DataFrame(rows, columns=PAIR_COLUMNS)
+    return write_csv(pd.DataFrame(rows, columns=PAIR_COLUMNS), out_csv)
 
 
 def summarise_pairs(pair_csvs, layer_csvs, target: str, out_csv, out_json, *, alpha: float = ALPHA) -> dict:
@@ -79,7 +77,6 @@ def summarise_pairs(pair_csvs, layer_csvs, target: str, out_csv, out_json, *, al
            "diff_single_minus_pair": t["diff"], "p_value": t["p"], "test": t["test"], "alpha": float(alpha),
            "pair_beats_single": bool(t["diff"] is not None and t["diff"] > 0 and t["p"] is not None and t["p"] < alpha),
            "n_pairs": int(len(means)), "n_seeds": int(pairs["seed"].nunique())}
-    with atomic_path(out_csv) as tmp:
-        table.to_csv(tmp, index=False)
+    write_csv(table, out_csv)
     write_json(out, out_json)
     return out

@@ -30,7 +30,7 @@ import torch
 from . import TurbtlError
 from .arrays import as_float32_tensor
 from .data import Normaliser, SYMMETRIES, augment_batch, flow_attrs, load_xy, symmetry_group
-from .io import atomic_path, json_default, write_json
+from .io import atomic_path, json_default, write_csv, write_json
 from .network import NetConfig, SGSNet
 from .spectra import log_spectrum_error
 
@@ -364,8 +364,7 @@ def train_base(data_path, model_path, metrics_path, history_path, *, network_cfg
             "network": dict(network_cfg), "metrics": metrics, "data": str(data_path)}
     save_checkpoint(model_path, model, norm, meta)
     write_json(metrics, metrics_path)
-    with atomic_path(history_path) as tmp:
-        pd.DataFrame(history, columns=["epoch", "train_loss", "val_loss"]).to_csv(tmp, index=False)
+    write_csv(pd.DataFrame(history, columns=["epoch", "train_loss", "val_loss"]), history_path)
     if resume_path is not None and Path(resume_path).exists():  # only now: every output is written
         Path(resume_path).unlink()
     return metrics

@@ -36,7 +36,7 @@ import torch
 from . import TurbtlError
 from .arrays import as_float32_tensor
 from .data import FilteredData, Normaliser, symmetry_group
-from .io import atomic_path, write_json
+from .io import atomic_path, write_csv, write_json
 from .network import NetConfig, SGSNet
 from .paths import BASELINE_METHODS
 from .training import evaluate, fit, load_checkpoint, precision_context, train_loop
@@ -204,11 +204,6 @@ def _row(target, method, layer, seed, n_train, epochs, metrics, seconds) -> dict
             ("mse", "nmse", "cc", "spec_err")}, "seconds": float(seconds)}
 
 
-def _write_csv(rows, path):
-    with atomic_path(path) as tmp:
-        pd.DataFrame(rows, columns=CSV_COLUMNS).to_csv(tmp, index=False)
-
-
 def retrain_every_seed(model_path, data_path, layers, *, transfer_cfg: dict, n_small: int, device, log):
     """Re-train ``layers`` (an int, or a tuple re-trained together) for every seed, each on
     its own small-set draw (:func:`draw_seed`); yield ``(target, seed, n_train, metrics on the
@@ -247,8 +242,7 @@ def run_layer_job(model_path, data_path, layer: int, out_csv, out_weights, *, tr
         weights[seed] = {"weight": conv.weight.detach().cpu().clone(),
                          "bias": conv.bias.detach().cpu().clone()}
     save_layer_weights(out_weights, layer, weights)
-    _write_csv(rows, out_csv)
-    return pd.DataFrame(rows, columns=CSV_COLUMNS)
+    return write_csv(pd.DataFrame(rows, columns=CSV_COLUMNS), out_csv)
 
 
 def run_baseline_job(model_path, data_path, method: str, out_csv, *, transfer_cfg: dict,
@@ -307,8 +301,7 @@ def run_baseline_job(model_path, data_path, method: str, out_csv, *, transfer_cf
                           f"{', '.join(BASELINE_METHODS)}")
     if out_weights is not None:
         save_model_weights(out_weights, method, nets)
-    _write_csv(rows, out_csv)
-    return pd.DataFrame(rows, columns=CSV_COLUMNS)
+    return write_csv(pd.DataFrame(rows, columns=CSV_COLUMNS), out_csv)
 
 
 # ------------------------------------------------------------------------- summary
@@ -336,8 +329,6 @@ def summarise(layer_csvs, baseline_csvs, target: str, out_csv, out_json, *,
            "best_layer": v["best_layer"], "runner_up": v["runner_up"], "margin": v["margin"],
            "p_value": v["p_value"], "resolved": v["resolved"], "alpha": float(alpha),
            "n_seeds": int(tl["seed"].nunique()), "test": v["test"]}
-    with atomic_path(out_csv) as tmp:
-        df.to_csv(tmp, index=False)
+    write_csv(df, out_csv)
     write_json(out, out_json)
     return out
-

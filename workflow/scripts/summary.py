@@ -3,7 +3,7 @@ import pandas as pd
 
 import turbtl.runtime
 from turbtl import plots
-from turbtl.io import atomic_path, read_json
+from turbtl.io import read_json, write_csv
 from turbtl.verdict import SUMMARY_COLUMNS, aggregate, summary_rows
 
 smk = snakemake  # noqa: F821
@@ -15,8 +15,6 @@ for target, cpath, apath in zip(smk.params.targets, smk.input.comparisons, aps, 
 by_target = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 table = aggregate(by_target)
 log.info("\n%s\n%s", by_target.to_string(), table.to_string())
-with atomic_path(smk.output.by_target) as tmp:
-    by_target.to_csv(tmp, index=False)
-with atomic_path(smk.output.table) as tmp:
-    table.to_csv(tmp, index=False)
+write_csv(by_target, smk.output.by_target)
+write_csv(table, smk.output.table)
 plots.summary(by_target, table, smk.output.figure)
