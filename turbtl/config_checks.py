@@ -12,13 +12,19 @@ from .equation import is_forced
 from .solver import FlowParams, check_timestep
 
 __all__ = ["train_snapshots", "base_train_snapshots", "small_set_size", "name_types", "cross_checks",
-           "config_warnings", "FILTER_MIN_FORCING", "les_window", "MAX_NAME_LENGTH"]
+           "config_warnings", "dns_params", "DNS_KEYS", "DNS_OPTIONAL_KEYS", "FILTER_MIN_FORCING", "les_window",
+           "MAX_NAME_LENGTH"]
 
 #: the longest flow name: names become file names (results/filtered/{name}_spectra.nc, the DNS's
 #: resume folder .{name}.nc.resume), which most file systems cap at 255 bytes
 MAX_NAME_LENGTH = 100
-#: the flow keys that do not change a flow's DNS (its LES grid and splits act after it)
-_NOT_DNS_KEYS = frozenset({"n_les", "val_members", "test_members"})
+#: what the DNS job reads of a flow: not the LES grid or the data splits, so that changing
+#: those reruns the filter and what follows, never the (expensive) DNS
+DNS_KEYS = ("Re", "kf", "beta", "mu", "n_dns", "dt", "spinup_time", "sample_interval", "snapshots_per_member",
+            "members", "seed")
+#: ... and, where set, a decaying flow's keys (absent from a forced flow's params, whose DNS
+#: then keeps the params, and the outputs, it had before these keys existed)
+DNS_OPTIONAL_KEYS = ("forcing", "initial_energy")
 
 
 def train_snapshots(sys_cfg) -> int:
@@ -108,10 +114,10 @@ def cross_checks(cfg) -> list[str]:
         if len(name) > MAX_NAME_LENGTH:
             p.append(f"systems.{name[:20]}...: a flow name of {len(name)} characters (names become file names); "
                      f"fix: shorten it to at most {MAX_NAME_LENGTH}")
-    running = [n for n in dict.fromkeys([cfg["base"], *cfg["targets"]]) if n in systems]
+    running = _running(cfg)
     for i, a in enumerate(running):
         for b in running[i + 1:]:
-            if _dns_params(systems[a]) == _dns_params(systems[b]):
+            if dns_params(systems[a]) == dns_params(systems[b]):
                 p.append(f"systems.{b} has the same DNS parameters and seed as systems.{a}, so its DNS would repeat "
                          f"{a}'s trajectory (a copied block left unedited?); fix: change {b}'s parameters and give "
                          "it its own seed")
@@ -182,9 +188,18 @@ def cross_checks(cfg) -> list[str]:
 CFL_STABLE = 0.3
 
 
-def _dns_params(s: dict) -> dict:
-    """What makes a flow's DNS (an explicit ``forcing: kolmogorov`` is the default written out)."""
-    return {k: v for k, v in s.items() if k not in _NOT_DNS_KEYS and not (k == "forcing" and is_forced(s))}
+def _running(cfg: dict) -> list[str]:
+    """The flows that run, each once: the base, then the targets (those defined)."""
+    return [n for n in dict.fromkeys([cfg["base"], *cfg["targets"]]) if n in cfg["systems"]]
+
+
+def dns_params(system: dict, extra=()) -> dict:
+    """What makes a flow's DNS, in this order: :data:`DNS_KEYS`, the :data:`DNS_OPTIONAL_KEYS`
+    that are set, then the ``extra`` keys that are set (the DNS job's params: the order is
+    theirs).  An explicit ``forcing: kolmogorov`` is the default written out: left out, so that
+    it changes neither the params nor the DNS."""
+    s = {k: v for k, v in system.items() if not (k == "forcing" and v == "kolmogorov")}
+    return {k: s[k] for k in (*DNS_KEYS, *DNS_OPTIONAL_KEYS, *extra) if k in s}
 
 
 def config_warnings(cfg: dict) -> list[str]:
@@ -194,7 +209,7 @@ def config_warnings(cfg: dict) -> list[str]:
     key takes the schema's default, 1.0, where config.yaml's flows use 0.5)."""
     w = []
     systems, base = cfg["systems"], cfg["base"]
-    running = list(dict.fromkeys([base, *cfg["targets"]]))
+    running = _running(cfg)
     idle = [n for n in systems if n not in running]
     if idle:
         w.append(f"systems {', '.join(idle)} {'is' if len(idle) == 1 else 'are'} defined but neither the base nor a "

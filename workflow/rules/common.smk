@@ -24,7 +24,7 @@ from turbtl.config import (
     REPLICATED_SEEDS,
 )
 from turbtl import ConfigError
-from turbtl.config_checks import config_warnings
+from turbtl.config_checks import config_warnings, dns_params
 
 validate_config(
     config,
@@ -84,21 +84,9 @@ def sys_cfg(wc):
     return dict(s, name=name, seed=replicated(config, s["seed"]))
 
 
-# what the DNS job reads of a flow: not the LES grid or the data splits, so that changing
-# those reruns the filter and what follows, never the (expensive) DNS
-DNS_KEYS = ("Re", "kf", "beta", "mu", "n_dns", "dt", "spinup_time", "sample_interval", "snapshots_per_member", "members", "seed")
-
-
-# ... and, where set, a decaying flow's keys (absent from a forced flow's params, whose DNS
-# then keeps the params, and the outputs, it had before these keys existed)
-DNS_OPTIONAL_KEYS = ("forcing", "initial_energy")
-
-
 def dns_sys_cfg(wc):
-    s = sys_cfg(wc)
-    if s.get("forcing") == "kolmogorov":  # the default written out: the same DNS, the same params
-        s = {k: v for k, v in s.items() if k != "forcing"}
-    return {k: s[k] for k in (*DNS_KEYS, *DNS_OPTIONAL_KEYS, "name") if k in s}
+    # what the DNS job reads of a flow (turbtl.config_checks.dns_params), with its name
+    return dns_params(sys_cfg(wc), extra=("name",))
 
 
 def dns_mem_mb(wc):
