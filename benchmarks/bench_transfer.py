@@ -11,6 +11,11 @@ config.yaml has 16 channels and 18: pass --channels 16 --small 18):
   layer L is stepped (what a plain training loop with a one-layer optimiser does).
 
     python benchmarks/bench_transfer.py [--epochs 5] [--threads 2]
+    python benchmarks/bench_transfer.py --channels 16 --small 18 --sizes 4 9 54   # the size study's cost
+
+With ``--sizes`` it times instead the cached sweep at each small-set size of the size study
+(``transfer.fractions``) beside the ``--small`` one, in one run, and prints each size's time
+over the main size's against the ratio of the sizes (the README's "about N / main").
 
 The sweep over all layers is timed per way; the ratio naive / cached is printed.  The
 three ways run interleaved, ``--repeats`` times per layer, and the minimum per layer and way
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import math
 import platform
 import time
 
@@ -55,7 +61,11 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--small", type=int, default=24)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--sizes", type=int, nargs="*", default=None,
+                    help="time the cached sweep at these small-set sizes against --small (the size study)")
     a = ap.parse_args(argv)
+    if a.sizes:
+        return sizes(a)
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     base = SGSNet(NetConfig(depth=a.depth, channels=a.channels))
@@ -87,6 +97,35 @@ def main(argv=None):
           f"frozen {tot['frozen']:.1f} s, naive {tot['naive']:.1f} s")
     print(f"speed-up naive/cached = {tot['naive'] / tot['cached']:.2f}x, "
           f"frozen/cached = {tot['frozen'] / tot['cached']:.2f}x")
+    return tot
+
+
+def sizes(a):
+    """The cached sweep (every layer, ``--epochs`` each) at each size, the sizes interleaved,
+    the minimum of ``--repeats`` per size and layer; time over the main size's beside N / main."""
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    base = SGSNet(NetConfig(depth=a.depth, channels=a.channels))
+    ns = sorted({a.small, *a.sizes})
+    data = {n: (torch.randn(n, 2, a.n, a.n), torch.randn(n, 1, a.n, a.n)) for n in ns}
+    norm = Normaliser([0, 0], [1, 1], [0], [1])
+    kw = dict(epochs=a.epochs, batch_size=a.batch, lr=1e-3, seed=0, device="cpu")
+    print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, threads {torch.get_num_threads()}; "
+          f"net {a.depth} layers x {a.channels} ch, {a.n}^2, batch {a.batch}, {a.epochs} epochs per layer; sizes {ns}, "
+          f"main {a.small}")
+    retrain_layer(base, 1, *data[ns[0]], norm, **dict(kw, epochs=1))  # warm-up
+    t = {n: {} for n in ns}
+    for L in range(1, a.depth + 1):
+        for _ in range(a.repeats):
+            for n in ns:
+                t0 = time.perf_counter()
+                retrain_layer(base, L, *data[n], norm, **kw)
+                t[n][L] = min(t[n].get(L, float("inf")), time.perf_counter() - t0)
+    tot = {n: sum(v.values()) for n, v in t.items()}
+    for n in ns:
+        print(f"size {n:4d}: sweep {tot[n]:7.2f} s, time / main's {tot[n] / tot[a.small]:5.2f}x, "
+              f"size / main {n / a.small:5.2f}x, steps / main's "
+              f"{math.ceil(n / a.batch) / math.ceil(a.small / a.batch):5.2f}x")
     return tot
 
 

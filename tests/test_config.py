@@ -629,3 +629,39 @@ def test_pairs_need_two_layers(cfg):
     _fails(copy.deepcopy(cfg), "transfer.pairs = true needs at least two layers", "set transfer.pairs: false")
     cfg["transfer"]["layers"] = [3, 5]
     validate_config(cfg)
+
+
+def test_size_study_fractions_checked_before_any_work(cfg):
+    """transfer.fractions (the size study): off by default; each fraction a size of its own and
+    within every target's training members; the main fraction may be listed; a list that adds
+    no size is a warning."""
+    from turbtl.config import small_set_sizes
+    from turbtl.config_checks import config_warnings
+
+    validate_config(cfg)
+    assert cfg["transfer"]["fractions"] == [] and small_set_sizes(cfg) == {}
+    # 6 base training members x 30 snapshots = 180: 0.033 -> 6, 0.1 -> 18 (the main size), 0.3 -> 54
+    cfg["transfer"]["fractions"] = [0.3, 0.1, 0.033]
+    validate_config(cfg)
+    assert small_set_sizes(cfg) == {6: 0.033, 18: 0.1, 54: 0.3}
+    assert config_warnings(cfg) == []
+    bad = copy.deepcopy(cfg)
+    bad["transfer"]["fractions"] = [0.033, 0.034]  # 5.94 and 6.12 both round to 6
+    _fails(bad, "transfer.fractions: 0.034 gives a small set of 6 snapshots", "as transfer.fractions = 0.033",
+           "fix: drop 0.034")
+    bad["transfer"]["fractions"] = [0.105]  # 18.9 -> 19: one snapshot more than the main size is another size
+    validate_config(bad)
+    bad["transfer"]["fractions"] = [0.1001]  # 18.02 -> 18, as transfer.fraction
+    _fails(bad, "as transfer.fraction = 0.1 does")
+    # the targets' training members hold 2 x 30 = 60 snapshots
+    bad["transfer"]["fractions"] = [0.5]
+    _fails(bad, "transfer.fractions: 0.5 needs a small set of 90 snapshots, but the training members of "
+                "systems.high_re hold 60", "at most 0.333")
+    for v in ([0.0], [1.5], [0.2, 0.2], 0.2):
+        bad["transfer"]["fractions"] = v
+        _fails(bad, "transfer.fractions")
+    only_main = copy.deepcopy(cfg)
+    only_main["transfer"]["fractions"] = [0.1]
+    validate_config(only_main)
+    assert small_set_sizes(only_main) == {}
+    assert any("no size study runs" in w for w in config_warnings(only_main))

@@ -18,7 +18,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 TINY = "tests/config.tiny.yaml"
 # the rules that get a GPU: the training rules (pairs included) and the a-posteriori LES
-GPU_RULES = {"train_base", "transfer_layer", "transfer_pair", "transfer_baseline", "aposteriori"}
+GPU_RULES = {"train_base", "transfer_layer", "transfer_pair", "transfer_layer_size", "transfer_baseline", "aposteriori"}
 SLURM_COMMANDS = ("sbatch", "srun", "sacct", "squeue", "sinfo", "scontrol", "sacctmgr", "sshare", "scancel")
 PROFILE_ENV = ("TURBTL_SLURM_ACCOUNT", "TURBTL_SLURM_PARTITION", "TURBTL_SLURM_GPU_PARTITION",
                "TURBTL_SLURM_GPUS", "TURBTL_SLURM_GPU_MODEL", "TURBTL_SLURM_DNS_GPU")
@@ -66,9 +66,9 @@ def _dry_run(tmp_path: Path, **env_settings: str) -> tuple[list[dict], str, str]
     env.update(env_settings, PATH=path)
     # --cores only makes the dry run print the threads a job gets (without it a dry run
     # caps them at 1); --forceall lists every job even if results/ exists in the checkout.
-    # transfer.pairs on: the pair jobs get their resources too
+    # transfer.pairs and the size study on: the pair and size jobs get their resources too
     cmd = [sys.executable, "-m", "snakemake", "--profile", "slurm", "-n", "--forceall", "--cores", "64",
-           "--configfile", TINY, "--config", "transfer={pairs: true}"]
+           "--configfile", TINY, "--config", "transfer={pairs: true, fractions: [0.25]}"]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"`snakemake --profile slurm -n` failed:\n{out[-4000:]}"
@@ -82,7 +82,8 @@ def test_profile_dry_run_defaults(tmp_path):
     """`snakemake --profile slurm -n` from the repo root: every job, with the profile's resources."""
     jobs, out, _ = _dry_run(tmp_path)
     rules = {j["rule"] for j in jobs}
-    expected = {"dns", "filter", "train_base", "transfer_layer", "transfer_pair", "pair_summary", "transfer_baseline",
+    expected = {"dns", "filter", "train_base", "transfer_layer", "transfer_pair", "pair_summary", "transfer_layer_size",
+                "size_summary", "transfer_baseline",
                 "sweep_summary",
                 "base_kernels", "system_spectra", "tl_kernels", "activations", "predict", "compare",
                 "figures_target", "summary", "aposteriori"}

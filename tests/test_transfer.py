@@ -561,3 +561,45 @@ def test_pair_summary_finds_the_best_pair_and_tests_it_against_the_best_single(t
     assert s["pair_beats_single"] is True
     with pytest.raises(TurbtlError, match="no pair runs"):
         summarise_pairs([], csvs, "t", tmp_path / "p3.csv", tmp_path / "p3.json")
+
+
+def test_size_summary_gives_each_size_its_verdict_and_scores_the_main_best_there(tmp_path):
+    """sizes.json: per small-set size the paired verdict of that size's own runs, its TL gain
+    against the zero shot, and the regret and hit of the main size's best layer and of the
+    shallowest layer at that size; sizes.csv: per size and layer, the seed statistics."""
+    from scipy import stats
+
+    from turbtl.sizes import summarise_sizes
+
+    main = {1: [0.20, 0.22, 0.21], 2: [0.24, 0.25, 0.26], 3: [0.30, 0.31, 0.29]}  # n = 8: layer 1, resolved
+    small = {1: [0.36, 0.38, 0.37], 2: [0.31, 0.33, 0.32], 3: [0.34, 0.345, 0.335]}  # n = 2: layer 2
+    (tmp_path / "m").mkdir()
+    (tmp_path / "s").mkdir()
+    csvs, zs = _table(tmp_path / "m", main, {"zero_shot": [0.40]})
+    scsv, _ = _table(tmp_path / "s", small, {})
+    for p in scsv:  # the small size's rows say how many snapshots they re-trained on
+        pd.read_csv(p).assign(n_train=2).to_csv(p, index=False)
+    s = summarise_sizes({8: csvs, 2: scsv}, {8: 0.5, 2: 0.125}, 8, zs[0], "t", tmp_path / "sizes.csv",
+                        tmp_path / "sizes.json")
+    assert s == json.loads((tmp_path / "sizes.json").read_text())
+    assert s["main_best_layer"] == 1 and s["best_layers"] == [2, 1] and s["same_best_layer"] is False
+    assert s["zero_shot"] == pytest.approx(0.40)
+    by = {z["n_small"]: z for z in s["sizes"]}
+    assert [z["n_small"] for z in s["sizes"]] == [2, 8] and by[8]["main"] and not by[2]["main"]
+    assert by[8]["best_layer"] == 1 and by[8]["main_best"] == {"layer": 1, "regret": 0.0, "hit": True, "p_value": None}
+    # at n = 2 the best is layer 2 (0.32); its runner-up layer 3 (0.34) in the paired test
+    assert by[2]["best_layer"] == 2 and by[2]["runner_up"] == 3
+    assert by[2]["p_value"] == pytest.approx(stats.ttest_rel([0.34, 0.345, 0.335], [0.31, 0.33, 0.32]).pvalue)
+    assert by[2]["tl_gain"] == pytest.approx((0.40 - 0.32) / 0.40)
+    # the main best (layer 1, 0.37) at n = 2: regret (0.37 - 0.32) / (0.40 - 0.32); worse by 0.05 in every seed
+    mb = by[2]["main_best"]
+    assert mb["layer"] == 1 and mb["regret"] == pytest.approx(0.05 / 0.08) and mb["hit"] is False and mb["p_value"] == 0.0
+    assert by[2]["shallowest"] == mb and s["main_best_hit_everywhere"] is False
+    table = pd.read_csv(tmp_path / "sizes.csv")
+    assert len(table) == 6 and set(table["n_small"]) == {2, 8}
+    got = table.set_index(["n_small", "layer"])["mean"]
+    assert got[(2, 2)] == pytest.approx(0.32) and got[(8, 3)] == pytest.approx(0.30)
+    assert table[table["n_small"] == 8]["main"].all() and not table[table["n_small"] == 2]["main"].any()
+    # runs that re-trained on another size than their folder says are refused
+    with pytest.raises(TurbtlError, match="runs of size 3 re-trained on \\[2\\] snapshots"):
+        summarise_sizes({8: csvs, 3: scsv}, {8: 0.5, 3: 0.2}, 8, zs[0], "t", tmp_path / "x.csv", tmp_path / "x.json")

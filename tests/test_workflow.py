@@ -324,6 +324,49 @@ def test_pairs_of_layers_add_only_their_jobs(tiny_run, tmp_path):
     assert row in pairs_part and "high_kf" not in pairs_part  # the report's pairs table: the targets that have one
 
 
+def test_size_study_adds_only_its_jobs_and_repeats_the_sweep_at_each_size(tiny_run, tmp_path):
+    """transfer.fractions adds one job per (size, layer) and a summary per target, reruns
+    nothing that exists, and a size job is the sweep's own re-training at that size: asked
+    for the main size, it gives the sweep's rows (all but the wall time)."""
+    work, _ = tiny_run
+    copy_dir = tmp_path / "sizes"
+    shutil.copytree(work, copy_dir, symlinks=True)
+    cfg = tiny_config()
+    cfg["transfer"]["fractions"] = [0.25]  # 2 snapshots; the main fraction 0.5 gives 4 (8 base training snapshots)
+    cf = write_config(cfg, copy_dir / "config.sizes.yaml")
+    dry = snakemake(copy_dir, cf, "-n")
+    assert dry.returncode == 0, dry.stderr[-4000:]
+    import re
+
+    planned = re.findall(r"^(?:local)?rule (\w+):", dry.stdout + dry.stderr, re.M)
+    assert set(planned) == {"transfer_layer_size", "size_summary", "all"}, sorted(set(planned))  # nothing else reruns
+    assert planned.count("transfer_layer_size") == 4 * len(cfg["targets"]) and planned.count("size_summary") == 2
+    t = "high_re"
+    same = P.TL_SIZE_LAYER_CSV.format(target=t, n=4, layer=2)  # the main size, through the size rule
+    r = snakemake(copy_dir, cf, "--cores", "2", P.SIZES_SUMMARY.format(target=t), P.FIG_SIZES.format(target=t), same)
+    assert r.returncode == 0, r.stderr[-6000:]
+    a = pd.read_csv(copy_dir / same).drop(columns="seconds")
+    b = pd.read_csv(copy_dir / P.TL_LAYER_CSV.format(target=t, layer=2)).drop(columns="seconds")
+    pd.testing.assert_frame_equal(a, b)
+    s = read_json(copy_dir / P.SIZES_SUMMARY.format(target=t))
+    assert [z["n_small"] for z in s["sizes"]] == [2, 4] and [z["main"] for z in s["sizes"]] == [False, True]
+    sweep = read_json(copy_dir / P.SWEEP_SUMMARY.format(target=t))
+    assert s["main_best_layer"] == sweep["best_layer"] == s["sizes"][1]["best_layer"]
+    small = pd.concat([pd.read_csv(copy_dir / P.TL_SIZE_LAYER_CSV.format(target=t, n=2, layer=L)) for L in range(1, 5)])
+    assert (small["n_train"] == 2).all() and sorted(small["seed"].unique()) == [0, 1]
+    assert s["sizes"][0]["best_layer"] == int(small.groupby("layer")["nmse"].mean().idxmin())
+    table = pd.read_csv(copy_dir / P.SIZES_CSV.format(target=t))
+    assert len(table) == 2 * 4 and table["mean"].notna().all()
+    assert (copy_dir / P.FIG_SIZES.format(target=t)).stat().st_size > 10_000
+    from turbtl.report import build
+
+    part = build(copy_dir, "sizes").split("**Small-set sizes**")[1].split("**A posteriori**")[0]
+    assert f"| {t} | 2 (0.25) | {s['sizes'][0]['best_layer']} |" in part and f"| {t} | 4 (0.5) main |" in part
+    assert "high_kf" not in part  # the targets that have one
+    only = build(copy_dir, "sizes", sizes_only=True)
+    assert only.startswith("_Written by") and "**Small-set sizes**" in only and "| predictor |" not in only
+
+
 def test_a_decaying_flow_reaches_its_dns_job(tiny_run, tmp_path):
     """forcing: none and initial_energy are DNS params of that flow (its DNS reruns, and runs
     unforced), while a forced flow's DNS params stay as they were (nothing to do), also with

@@ -11,7 +11,7 @@ from . import TurbtlError
 from .equation import is_forced
 from .solver import FlowParams, check_timestep
 
-__all__ = ["train_snapshots", "base_train_snapshots", "small_set_size", "name_types", "cross_checks",
+__all__ = ["train_snapshots", "base_train_snapshots", "small_set_size", "small_set_sizes", "name_types", "cross_checks",
            "config_warnings", "dns_params", "DNS_KEYS", "DNS_OPTIONAL_KEYS", "FILTER_MIN_FORCING", "les_window",
            "MAX_NAME_LENGTH"]
 
@@ -36,9 +36,23 @@ def base_train_snapshots(cfg) -> int:
     return train_snapshots(cfg["systems"][cfg["base"]])
 
 
-def small_set_size(cfg) -> int:
-    """Snapshots in the small target set: fraction x base training snapshots (at least 1)."""
-    return max(1, int(round(cfg["transfer"]["fraction"] * base_train_snapshots(cfg))))
+def small_set_size(cfg, fraction: float | None = None) -> int:
+    """Snapshots in the small target set: fraction x base training snapshots (at least 1);
+    ``fraction`` defaults to ``transfer.fraction``."""
+    f = cfg["transfer"]["fraction"] if fraction is None else fraction
+    return max(1, int(round(f * base_train_snapshots(cfg))))
+
+
+def small_set_sizes(cfg) -> dict[int, float]:
+    """The size study (``transfer.fractions``): ``{snapshots: fraction}`` of every small-set
+    size the single-layer sweep runs at, ``transfer.fraction``'s included, smallest first.
+    Empty when ``transfer.fractions`` adds no other size (the study is off).  Two fractions
+    that round to one size are a config error (:func:`cross_checks`); here the first wins."""
+    main = small_set_size(cfg)
+    sizes = {main: float(cfg["transfer"]["fraction"])}
+    for f in cfg["transfer"].get("fractions") or []:
+        sizes.setdefault(small_set_size(cfg, f), float(f))
+    return dict(sorted(sizes.items())) if len(sizes) > 1 else {}
 
 
 def _is_multiple(a, b, tol=1e-6) -> bool:
@@ -177,10 +191,33 @@ def cross_checks(cfg) -> list[str]:
                 p.append(f"systems.{t}: its training members hold {train_snapshots(systems[t])} snapshots, fewer "
                          f"than the small TL set of {n_small} (transfer.fraction x base training snapshots); "
                          f"fix: raise systems.{t}.members or snapshots_per_member, or lower transfer.fraction")
+        p += _size_problems(cfg)
         if cfg["predict"]["probe_epochs"] > 0 and n_small < 2:
             p.append(f"predict.probe_epochs = {cfg['predict']['probe_epochs']} needs a small TL set of at least 2 "
                      f"snapshots to hold one out, but it has {n_small}; fix: raise transfer.fraction or set "
                      "predict.probe_epochs: 0")
+    return p
+
+
+def _size_problems(cfg: dict) -> list[str]:
+    """``transfer.fractions``: every size distinct (two fractions of one size would run one
+    experiment twice) and within every target's training members."""
+    p, seen = [], {small_set_size(cfg): ("transfer.fraction", cfg["transfer"]["fraction"])}
+    nb = base_train_snapshots(cfg)
+    for f in cfg["transfer"].get("fractions") or []:
+        n = small_set_size(cfg, f)
+        if n in seen and seen[n][1] != f:
+            p.append(f"transfer.fractions: {f} gives a small set of {n} snapshots ({nb} base training snapshots x {f}, "
+                     f"rounded), as {seen[n][0]} = {seen[n][1]} does: the same sweep twice; fix: drop {f} or give "
+                     "fractions that differ by more than one snapshot")
+            continue
+        seen.setdefault(n, ("transfer.fractions", f))
+        for t in cfg["targets"]:
+            have = train_snapshots(cfg["systems"][t]) if t in cfg["systems"] else n
+            if have < n:
+                p.append(f"transfer.fractions: {f} needs a small set of {n} snapshots, but the training members of "
+                         f"systems.{t} hold {have}; fix: drop {f} (at most {have / nb:.3g} here), or raise "
+                         f"systems.{t}.members or snapshots_per_member")
     return p
 
 
@@ -227,6 +264,10 @@ def config_warnings(cfg: dict) -> list[str]:
     if cfg["transfer"]["seeds"] < 2:
         w.append(f"transfer.seeds = {cfg['transfer']['seeds']}: with one seed there is no paired test, so no best layer "
                  "can be resolved and no interval is given; use 2 or more (default 5)")
+    fr = cfg["transfer"].get("fractions") or []
+    if fr and not small_set_sizes(cfg):
+        w.append(f"transfer.fractions = {fr} gives no small-set size other than transfer.fraction's "
+                 f"({small_set_size(cfg)} snapshots), so no size study runs; list other fractions to run one")
     si = systems[base]["sample_interval"]
     for t in cfg["targets"]:
         if systems[t]["sample_interval"] != si:

@@ -32,6 +32,11 @@ TL_PAIR_CSV = TRANSFER_DIR + "/runs/pair{a}_{b}.csv"
 PAIRS_CSV = TRANSFER_DIR + "/pairs.csv"
 PAIRS_SUMMARY = TRANSFER_DIR + "/pairs.json"
 
+# transfer.fractions (the size study): the single-layer sweep at another small-set size n, and its summary
+TL_SIZE_LAYER_CSV = TRANSFER_DIR + "/sizes/n{n}/layer{layer}.csv"
+SIZES_CSV = TRANSFER_DIR + "/sizes.csv"
+SIZES_SUMMARY = TRANSFER_DIR + "/sizes.json"
+
 DIAG_DIR = RESULTS + "/diagnostics"
 BASE_KERNELS = DIAG_DIR + "/base_kernels.nc"
 SYSTEM_SPECTRA = DIAG_DIR + "/{target}/system_spectra.nc"
@@ -51,6 +56,7 @@ FIG_ACTIVATIONS = FIG_DIR + "/{target}/activations.png"
 FIG_SYSTEM_SPECTRA = FIG_DIR + "/{target}/system_spectra.png"
 FIG_APOSTERIORI = FIG_DIR + "/{target}/aposteriori.png"
 FIG_PAIRS = FIG_DIR + "/{target}/pairs.png"
+FIG_SIZES = FIG_DIR + "/{target}/sizes.png"
 FIG_SUMMARY = FIG_DIR + "/summary.png"
 SUMMARY_CSV = RESULTS + "/summary.csv"  # one row per predictor, over all targets
 SUMMARY_BY_TARGET = RESULTS + "/summary_by_target.csv"  # one row per (target, predictor)

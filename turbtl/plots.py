@@ -23,7 +23,7 @@ from .paths import BASELINE_METHODS  # noqa: E402
 from .verdict import interval  # noqa: E402
 
 __all__ = ["DPI", "save", "theme", "logk_axis", "predictor_colors", "best_layer", "activations",
-           "system_spectra", "pairs", "summary"]
+           "system_spectra", "pairs", "sizes", "summary"]
 
 DPI = 120
 PREDICTOR_MARKERS = {"spectral": "v", "marginal": "<", "framework": ">", "gradient": "^",
@@ -224,6 +224,44 @@ def pairs(table: pd.DataFrame, result: dict, path, *, target: str = "") -> None:
                  f"{'+'.join(map(str, result['best_pair']))} vs best single layer {result['best_single']}: paired p "
                  f"{ptxt}{', the pair is better' if result['pair_beats_single'] else ''}", fontsize=9)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=8, frameon=False)
+    fig.tight_layout()
+    save(fig, path)
+
+
+def sizes(table: pd.DataFrame, result: dict, path, *, target: str = "") -> None:
+    """``transfer.fractions``: left, each size's test nmse per re-trained layer over the zero
+    shot's (mean and 95% interval over seeds), its best layer starred; right, the best layer
+    against the size (filled: resolved against the runner-up), the main size's best dashed."""
+    theme()
+    ns = sorted({int(v) for v in table["n_small"]})
+    pal = sns.color_palette("viridis", n_colors=len(ns))
+    zs = result.get("zero_shot") or float("nan")
+    by_n = {s["n_small"]: s for s in result["sizes"]}
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12.5, 4.6), gridspec_kw={"width_ratios": [1.7, 1]})
+    for c, n in zip(pal, ns):
+        g = table[table["n_small"] == n].sort_values("layer")
+        s = by_n[n]
+        lab = f"{n} snapshots ({s['fraction']:.3g}){' (main)' if s['main'] else ''}: best {s['best_layer']}"
+        ax.errorbar(g["layer"], g["mean"] / zs, yerr=[(g["mean"] - g["ci95_low"]) / zs, (g["ci95_high"] - g["mean"]) / zs],
+                    color=c, marker="o", ms=4, capsize=2, lw=1.2 + (0.8 if s["main"] else 0), label=lab)
+        b = g[g["layer"] == s["best_layer"]]
+        ax.plot(b["layer"], b["mean"] / zs, marker="*", ms=15, color=c, mec="k", ls="none")
+    ax.axhline(1.0, color="grey", ls=":", lw=1)
+    ax.set(xlabel="re-trained layer", ylabel="test nmse / zero shot's (lower is better)",
+           xticks=sorted({int(v) for v in table["layer"]}))
+    ax.set_title(f"{target}: single-layer TL at each small-set size (mean and 95% interval over seeds)", fontsize=9)
+    ax.legend(fontsize=7, loc="best")
+    for c, n in zip(pal, ns):
+        s = by_n[n]
+        bx.plot([n], [s["best_layer"]], marker="o", ms=9, color=c, mfc=c if s["resolved"] else "white", mew=2)
+    bx.axhline(result["main_best_layer"], color="grey", ls="--", lw=1, label=f"main size's best ({result['main_best_layer']})")
+    bx.set_xscale("log")
+    bx.set_xticks(ns, [str(n) for n in ns])
+    bx.minorticks_off()
+    layers = sorted({int(v) for v in table["layer"]})
+    bx.set(xlabel="small-set size (snapshots)", ylabel="best layer", yticks=layers, ylim=(layers[0] - 0.5, layers[-1] + 0.5))
+    bx.set_title("best layer per size (filled: resolved, paired test)", fontsize=9)
+    bx.legend(fontsize=7, loc="best")
     fig.tight_layout()
     save(fig, path)
 

@@ -3,10 +3,13 @@
     python -m turbtl.report                      # default run -> README block "default"
     python -m turbtl.report --name study         # predictor study (presets/predictor-study.yaml)
     python -m turbtl.report --name default-les8 --aposteriori-only   # after a rerun of the LES stage
+    python -m turbtl.report --name default-sizes --sizes-only         # after adding transfer.fractions
 
 A rerun of the LES stage alone (``--config 'les={...}'`` with more starts) rewrites only the
 ``aposteriori`` outputs: ``--aposteriori-only`` then writes the header (commit, machine and
 wall time of that rerun) and the LES tables, compared with the a-priori results on disk.
+Likewise ``--sizes-only`` after a run that added ``transfer.fractions`` to a finished run:
+the header and the size study's table.
 
 Run it in the directory where the pipeline ran (it reads ``results/``, ``.snakemake/log`` and
 ``git``).  It replaces the text between ``<!-- report:NAME:start -->`` and
@@ -109,10 +112,11 @@ def _wall(root: Path, needs: str | None = None) -> tuple[float | None, str]:
 
 
 def build(root=".", name: str = "default", gain_threshold: float | None = GAIN_THRESHOLD, *,
-          aposteriori_only: bool = False) -> str:
+          aposteriori_only: bool = False, sizes_only: bool = False) -> str:
     """The markdown block of one run (its tables, commit, machine, wall time); with
     ``aposteriori_only`` the header and the a-posteriori tables only (a rerun of the LES
-    stage on a finished run's results)."""
+    stage on a finished run's results), with ``sizes_only`` the header and the size study's
+    table (``transfer.fractions`` added to a finished run)."""
     root = Path(root)
     agg = pd.read_csv(root / P.SUMMARY_CSV)
     by = pd.read_csv(root / P.SUMMARY_BY_TARGET)
@@ -126,6 +130,11 @@ def build(root=".", name: str = "default", gain_threshold: float | None = GAIN_T
            f"{_fmt(wall / 60, 1) + ' min' if wall else 'n/a'} ({wall_src})._", ""]
     if aposteriori_only:
         return "\n".join(out + _aposteriori_section(root, targets, by, agg)[1:]) + "\n"
+    if sizes_only:
+        sizes = _sizes_section(root, targets)
+        if not sizes:
+            raise SystemExit(f"{root / P.RESULTS}: no current sizes.json of any target; run with transfer.fractions first")
+        return "\n".join(out + sizes[1:]) + "\n"
     out += [f"Base network: test CC {_fmt(base.get('test_cc'))}, nMSE {_fmt(base.get('test_nmse'))} "
             "on held-out base members.", ""]
     # --- per target: the empirical verdict
@@ -179,6 +188,7 @@ def build(root=".", name: str = "default", gain_threshold: float | None = GAIN_T
     out += ["", "`*`: a miss (the choice is significantly worse than the best layer, paired test "
             "at 5%); regret n/a where re-training beats nothing (zero shot is as good)."]
     out += _pairs_section(root, targets)
+    out += _sizes_section(root, targets)
     out += _aposteriori_section(root, targets, by, agg)
     if gain_threshold is not None and len(targets) > 1:
         big = [t for t in targets if gains.get(t, float("nan")) >= gain_threshold]
@@ -197,7 +207,8 @@ def build(root=".", name: str = "default", gain_threshold: float | None = GAIN_T
 def _pairs_section(root: Path, targets: list[str]) -> list[str]:
     """The best pair of layers against the best single layer (``pairs.json``), if the run had
     ``transfer.pairs``."""
-    pj = {t: read_json(root / P.PAIRS_SUMMARY.format(target=t)) for t in targets if _pairs_current(root, t)}
+    pj = {t: read_json(root / P.PAIRS_SUMMARY.format(target=t)) for t in targets
+          if _current(root, t, P.PAIRS_SUMMARY)}
     if not pj:
         return []
     out = ["", "**Pairs of layers** (`transfer.pairs`: every pair re-trained together on the same paired draws):",
@@ -216,10 +227,43 @@ def _pairs_section(root: Path, targets: list[str]) -> list[str]:
     return out
 
 
-def _pairs_current(root: Path, target: str) -> bool:
-    """A target's ``pairs.json`` exists and is newer than every single-layer run it compares
-    with (a rerun of the layers with pairs off leaves an old one behind: not reported)."""
-    pj = root / P.PAIRS_SUMMARY.format(target=target)
+def _sizes_section(root: Path, targets: list[str]) -> list[str]:
+    """The best layer at every small-set size (``sizes.json``), if the run had ``transfer.fractions``."""
+    sj = {t: read_json(root / P.SIZES_SUMMARY.format(target=t)) for t in targets
+          if _current(root, t, P.SIZES_SUMMARY)}
+    if not sj:
+        return []
+    out = ["", "**Small-set sizes** (`transfer.fractions`: every single layer re-trained at each size, same seeds "
+           "and epochs; the main size's rows are the sweep's above):", "",
+           "| target | small set (fraction) | best layer | nMSE best [95% CI] | runner-up | paired p | resolved | "
+           "TL gain | main size's best: regret (hit) | shallowest: regret (hit) |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for t, s in sj.items():
+        for z in s["sizes"]:
+            b = z["best_stats"]
+            out.append(f"| {t} | {z['n_small']} ({z['fraction']:.3g}){' main' if z['main'] else ''} | "
+                       f"{z['best_layer']} | {_fmt(b['mean'])} [{_fmt(b['ci95_low'])}, {_fmt(b['ci95_high'])}] | "
+                       f"{z['runner_up']} | {_fmt(z['p_value'], 3)} | {'yes' if z['resolved'] else 'no'} | "
+                       f"{_fmt(None if z['tl_gain'] is None else 100 * z['tl_gain'], 1)}% | "
+                       f"{s['main_best_layer']}: {_fmt(z['main_best']['regret'], 2)} "
+                       f"({'yes' if z['main_best']['hit'] else 'no'}) | {z['shallowest']['layer']}: "
+                       f"{_fmt(z['shallowest']['regret'], 2)} ({'yes' if z['shallowest']['hit'] else 'no'}) |")
+    held = [t for t, s in sj.items() if s["main_best_hit_everywhere"]]
+    alphas = ", ".join(f"{a:g}" for a in sorted({float(s["alpha"]) for s in sj.values()}))
+    out += ["", "Regret at a size: the share of that size's TL gain lost by re-training the layer named (the main "
+            "size's best, or the shallowest); hit: that layer is the size's best or not significantly worse (paired "
+            f"two-sided t-test over seeds at {alphas}). The main size's best layer is a hit at every size on "
+            f"{len(held)} of {len(sj)} target(s){' (' + ', '.join(held) + ')' if held else ''}. Draws of different "
+            "sizes are independent, and the epochs are the same at every size (fewer optimiser steps on a "
+            "smaller set)."]
+    return out
+
+
+def _current(root: Path, target: str, summary: str) -> bool:
+    """A target's summary (``pairs.json``, ``sizes.json``) exists and is newer than every
+    single-layer run of the sweep it compares with (a rerun of the layers with pairs or sizes
+    off leaves an old one behind: not reported)."""
+    pj = root / summary.format(target=target)
     if not pj.exists():
         return False
     layers = list((root / P.TL_LAYER_CSV.format(target=target, layer=0)).parent.glob("layer*.csv"))
@@ -327,8 +371,13 @@ def main(argv=None) -> None:
                          f"least this share (post hoc; default {GAIN_THRESHOLD})")
     ap.add_argument("--aposteriori-only", action="store_true",
                     help="only the a-posteriori tables (for a rerun of the LES stage with other les.* settings)")
+    ap.add_argument("--sizes-only", action="store_true",
+                    help="only the size study's table (for a run that added transfer.fractions)")
     a = ap.parse_args(argv)
-    block = build(a.results_root, a.name, a.gain_threshold, aposteriori_only=a.aposteriori_only)
+    if a.aposteriori_only and a.sizes_only:
+        ap.error("give one of --aposteriori-only and --sizes-only")
+    block = build(a.results_root, a.name, a.gain_threshold, aposteriori_only=a.aposteriori_only,
+                  sizes_only=a.sizes_only)
     out = Path(a.results_root) / P.RESULTS / f"report_{a.name}.md"
     out.write_text(block)
     readme = Path(a.readme) if a.readme else Path(__file__).resolve().parent.parent / "README.md"

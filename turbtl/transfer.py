@@ -232,7 +232,8 @@ def retrain_every_seed(model_path, data_path, layers, *, transfer_cfg: dict, n_s
 def run_layer_job(model_path, data_path, layer: int, out_csv, out_weights, *, transfer_cfg: dict,
                   n_small: int, device, log=None) -> pd.DataFrame:
     """Re-train layer ``layer`` for every seed, each on its own small-set draw
-    (:func:`draw_seed`); score on the target's test members."""
+    (:func:`draw_seed`); score on the target's test members.  ``out_weights`` None: the
+    re-trained layers are not kept (the size study's runs, :mod:`turbtl.sizes`)."""
     layer = int(layer)
     rows, weights = [], {}
     for target, seed, n_train, m, secs, model in retrain_every_seed(
@@ -241,7 +242,8 @@ def run_layer_job(model_path, data_path, layer: int, out_csv, out_weights, *, tr
         conv = model.layer(layer)
         weights[seed] = {"weight": conv.weight.detach().cpu().clone(),
                          "bias": conv.bias.detach().cpu().clone()}
-    save_layer_weights(out_weights, layer, weights)
+    if out_weights is not None:
+        save_layer_weights(out_weights, layer, weights)
     return write_csv(pd.DataFrame(rows, columns=CSV_COLUMNS), out_csv)
 
 

@@ -19,6 +19,7 @@ from turbtl.config import (
     check_replicate_directory,
     base_train_snapshots,
     small_set_size,
+    small_set_sizes,
     tl_layers,
     replicated,
     REPLICATED_SEEDS,
@@ -53,6 +54,10 @@ LES = bool(config["les"]["enabled"])
 LES_BASELINES = [m for m in ("finetune_all", "full_target") if config["transfer"]["baselines"][m]]
 # transfer.pairs: every pair a < b of the sweep's layers, re-trained together
 PAIRS = [(a, b) for i, a in enumerate(LAYERS) for b in LAYERS[i + 1 :]] if config["transfer"]["pairs"] else []
+# transfer.fractions (the size study): {n: fraction} of every small-set size, the main one
+# included ({} when off); the main size's runs are the sweep's, the others get their own jobs
+SIZES = small_set_sizes(config)
+EXTRA_SIZES = [n for n in SIZES if n != N_SMALL]
 
 
 wildcard_constraints:
@@ -61,6 +66,7 @@ wildcard_constraints:
     layer=r"\d+",
     a=r"\d+",
     b=r"\d+",
+    n=r"\d+",
     method="|".join(P.BASELINE_METHODS),
 
 
@@ -109,6 +115,19 @@ def train_mem_mb(wc=None):
     return int(1500 + 40 * les_snapshots(BASE) * 4 / 1e6)
 
 
+def size_layer_csvs(wc):
+    """transfer.fractions: every size's layer runs of a target, the main size's from the sweep itself."""
+    return {
+        n: expand(
+            P.TL_LAYER_CSV if n == N_SMALL else P.TL_SIZE_LAYER_CSV,
+            target=wc.target,
+            n=n,
+            layer=LAYERS,
+        )
+        for n in SIZES
+    }
+
+
 def all_outputs():
     # EVERY job's outputs, the intermediate ones too (DNS, filtered data, each TL run): Snakemake
     # does not remake a missing intermediate file whose consumers exist, so a job that was
@@ -141,4 +160,7 @@ def all_outputs():
         out += [P.TL_PAIR_CSV.format(target=t, a=a, b=b) for a, b in PAIRS]
         if PAIRS:
             out += [P.PAIRS_CSV.format(target=t), P.PAIRS_SUMMARY.format(target=t), P.FIG_PAIRS.format(target=t)]
+        out += expand(P.TL_SIZE_LAYER_CSV, target=t, n=EXTRA_SIZES, layer=LAYERS)
+        if SIZES:
+            out += [P.SIZES_CSV.format(target=t), P.SIZES_SUMMARY.format(target=t), P.FIG_SIZES.format(target=t)]
     return out

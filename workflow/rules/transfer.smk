@@ -79,6 +79,63 @@ rule pair_summary:
         "../scripts/pair_summary.py"
 
 
+rule transfer_layer_size:
+    """transfer.fractions: the sweep's re-training of one layer, at another small-set size n."""
+    input:
+        model=P.BASE_MODEL,
+        data=lambda wc: P.FILTERED.format(system=wc.target),
+    output:
+        table=P.TL_SIZE_LAYER_CSV,
+    log:
+        P.log("transfer_layer_size", "{target}/n{n}/layer{layer}"),
+    benchmark:
+        P.bench("transfer_layer_size", "{target}/n{n}/layer{layer}")
+    conda:
+        "../../envs/turbtl.yaml"
+    threads: 1
+    resources:
+        mem_mb=train_mem_mb,
+        runtime=120,
+    params:
+        transfer=keys("transfer", "seeds", "subset_seed", "epochs", "batch_size", "lr"),
+        device=config["device"],
+    script:
+        "../scripts/transfer_layer_size.py"
+
+
+rule size_summary:
+    """transfer.fractions: the best layer at every small-set size; does the main size's hold?"""
+    input:
+        layers=lambda wc: [p for ps in size_layer_csvs(wc).values() for p in ps],
+        zero_shot=lambda wc: P.TL_BASELINE_CSV.format(target=wc.target, method="zero_shot"),
+    output:
+        table=P.SIZES_CSV,
+        summary=P.SIZES_SUMMARY,
+        figure=report(
+            P.FIG_SIZES,
+            caption="../report/sizes.rst",
+            category="{target}",
+            labels={"target": "{target}", "figure": "small-set sizes"},
+        ),
+    log:
+        P.log("size_summary", "{target}"),
+    benchmark:
+        P.bench("size_summary", "{target}")
+    conda:
+        "../../envs/turbtl.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        layer_csvs=size_layer_csvs,
+        fractions=SIZES,
+        main_n=N_SMALL,
+        alpha=config["transfer"]["alpha"],
+    script:
+        "../scripts/size_summary.py"
+
+
 rule transfer_baseline:
     """Baselines that give the sweep meaning: zero shot, scratch, full fine-tuning, full target data."""
     input:
