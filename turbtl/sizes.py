@@ -39,13 +39,11 @@ SIZE_COLUMNS = ["n_small", "fraction", "main", "layer", "mean", "std", "ci95_low
                 "cc_mean", "cc_std", "spec_err_mean"]
 
 
-def _choice(tl: pd.DataFrame, layer: int, verdict: dict, zero_shot: float | None, alpha: float) -> dict:
-    """Regret and hit of re-training ``layer`` at one size, against that size's best (no test
-    of the best against itself: p None)."""
-    best = verdict["best_layer"]
-    means = tl.groupby("layer")["nmse"].mean()
+def _choice(tl: pd.DataFrame, layer: int, best: int, means: dict, zero_shot: float | None, alpha: float) -> dict:
+    """Regret and hit of re-training ``layer`` at one size, against that size's ``best`` (``means``: the
+    size's seed-mean nmse per layer; no test of the best against itself: p None)."""
     t = paired_test(per_seed(tl, layer), per_seed(tl, best)) if layer != best else {"p": None}
-    return {"layer": int(layer), "regret": regret(float(means[layer]), float(means[best]), zero_shot),
+    return {"layer": int(layer), "regret": regret(means[layer], means[best], zero_shot),
             "hit": hit(layer, best, t, alpha), "p_value": t["p"]}
 
 
@@ -71,21 +69,21 @@ def summarise_sizes(layer_csvs: dict, fractions: dict, main_n: int, zero_shot_cs
             raise TurbtlError(f"{target}: runs of size {n} re-trained on {bad} snapshots; fix: delete "
                               f"results/transfer/{target}/ of that size and rerun")
         tls[int(n)] = df
-    main_best = best_layer(tls[main_n], alpha)["best_layer"]
+    verdicts = {n: best_layer(tl, alpha) for n, tl in tls.items()}
+    main_best = verdicts[main_n]["best_layer"]
     rows, sizes = [], []
     for n in sorted(tls):
-        tl = tls[n]
-        verdict = best_layer(tl, alpha)
-        for L, g in tl.groupby("layer"):
-            rows.append({"n_small": n, "fraction": float(fractions[n]), "main": n == main_n, "layer": int(L),
-                         **layer_stats(g)})
-        best_mean = float(tl.loc[tl["layer"] == verdict["best_layer"], "nmse"].mean())
-        shallowest = int(tl["layer"].min())
+        tl, verdict = tls[n], verdicts[n]
+        best = verdict["best_layer"]
+        stats = {int(L): layer_stats(g) for L, g in tl.groupby("layer")}
+        rows += [{"n_small": n, "fraction": float(fractions[n]), "main": n == main_n, "layer": L, **st}
+                 for L, st in stats.items()]
+        means = {int(L): float(m) for L, m in tl.groupby("layer")["nmse"].mean().items()}
         sizes.append({"n_small": n, "fraction": float(fractions[n]), "main": n == main_n, **verdict,
-                      "best_stats": layer_stats(tl[tl["layer"] == verdict["best_layer"]]),
-                      "tl_gain": None if not zero_shot else (zero_shot - best_mean) / zero_shot,
-                      "main_best": _choice(tl, main_best, verdict, zero_shot, alpha),
-                      "shallowest": _choice(tl, shallowest, verdict, zero_shot, alpha),
+                      "best_stats": stats[best],
+                      "tl_gain": None if not zero_shot else (zero_shot - means[best]) / zero_shot,
+                      "main_best": _choice(tl, main_best, best, means, zero_shot, alpha),
+                      "shallowest": _choice(tl, min(stats), best, means, zero_shot, alpha),
                       "n_seeds": int(tl["seed"].nunique())})
     out = {"target": target, "metric": "nmse", "alpha": float(alpha), "zero_shot": zero_shot, "main_n_small": int(main_n),
            "main_best_layer": int(main_best), "best_layers": [s["best_layer"] for s in sizes],
