@@ -186,17 +186,24 @@ def cross_checks(cfg) -> list[str]:
                      f"from 1 to {depth} or \"all\"")
     if not p and cfg["base"] in systems:
         n_small = small_set_size(cfg)
-        for t in cfg["targets"]:
-            if t in systems and train_snapshots(systems[t]) < n_small:
-                p.append(f"systems.{t}: its training members hold {train_snapshots(systems[t])} snapshots, fewer "
-                         f"than the small TL set of {n_small} (transfer.fraction x base training snapshots); "
-                         f"fix: raise systems.{t}.members or snapshots_per_member, or lower transfer.fraction")
+        for t, have in _short_targets(cfg, n_small):
+            p.append(f"systems.{t}: its training members hold {have} snapshots, fewer "
+                     f"than the small TL set of {n_small} (transfer.fraction x base training snapshots); "
+                     f"fix: raise systems.{t}.members or snapshots_per_member, or lower transfer.fraction")
         p += _size_problems(cfg)
         if cfg["predict"]["probe_epochs"] > 0 and n_small < 2:
             p.append(f"predict.probe_epochs = {cfg['predict']['probe_epochs']} needs a small TL set of at least 2 "
                      f"snapshots to hold one out, but it has {n_small}; fix: raise transfer.fraction or set "
                      "predict.probe_epochs: 0")
     return p
+
+
+def _short_targets(cfg: dict, n: int) -> list[tuple[str, int]]:
+    """``(target, training snapshots)`` of the defined targets whose training members hold fewer
+    than ``n`` snapshots: too few for a small set of ``n``."""
+    systems = cfg["systems"]
+    have = {t: train_snapshots(systems[t]) for t in cfg["targets"] if t in systems}
+    return [(t, h) for t, h in have.items() if h < n]
 
 
 def _size_problems(cfg: dict) -> list[str]:
@@ -212,12 +219,9 @@ def _size_problems(cfg: dict) -> list[str]:
                      "fractions that differ by more than one snapshot")
             continue
         seen.setdefault(n, ("transfer.fractions", f))
-        for t in cfg["targets"]:
-            have = train_snapshots(cfg["systems"][t]) if t in cfg["systems"] else n
-            if have < n:
-                p.append(f"transfer.fractions: {f} needs a small set of {n} snapshots, but the training members of "
-                         f"systems.{t} hold {have}; fix: drop {f} (at most {have / nb:.3g} here), or raise "
-                         f"systems.{t}.members or snapshots_per_member")
+        p += [f"transfer.fractions: {f} needs a small set of {n} snapshots, but the training members of "
+              f"systems.{t} hold {have}; fix: drop {f} (at most {have / nb:.3g} here), or raise "
+              f"systems.{t}.members or snapshots_per_member" for t, have in _short_targets(cfg, n)]
     return p
 
 
