@@ -633,8 +633,8 @@ def test_pairs_need_two_layers(cfg):
 
 def test_size_study_fractions_checked_before_any_work(cfg):
     """transfer.fractions (the size study): off by default; each fraction a size of its own and
-    within every target's training members; the main fraction may be listed; a list that adds
-    no size is a warning."""
+    within every target's training members and, with the probe on, of 2 snapshots or more; the
+    main fraction may be listed; a list that adds no size is a warning."""
     from turbtl.config import small_set_sizes
     from turbtl.config_checks import config_warnings
 
@@ -660,6 +660,13 @@ def test_size_study_fractions_checked_before_any_work(cfg):
     for v in ([0.0], [1.5], [0.2, 0.2], 0.2):
         bad["transfer"]["fractions"] = v
         _fails(bad, "transfer.fractions")
+    # the predictors run at every size: the probe holds one snapshot out of a set of at least 2
+    bad["transfer"]["fractions"] = [0.004]  # 0.72 -> 1 snapshot
+    _fails(bad, "transfer.fractions: 0.004 gives a small set of 1 snapshot", "predict.probe_epochs = 10",
+           "fix: drop or raise it")
+    bad["predict"]["probe_epochs"] = 0
+    validate_config(bad)
+    assert small_set_sizes(bad) == {1: 0.004, 18: 0.1}
     only_main = copy.deepcopy(cfg)
     only_main["transfer"]["fractions"] = [0.1]
     validate_config(only_main)

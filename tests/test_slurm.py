@@ -85,7 +85,7 @@ def test_profile_dry_run_defaults(tmp_path):
     expected = {"dns", "filter", "train_base", "transfer_layer", "transfer_pair", "pair_summary", "transfer_layer_size",
                 "size_summary", "transfer_baseline",
                 "sweep_summary",
-                "base_kernels", "system_spectra", "tl_kernels", "activations", "predict", "compare",
+                "base_kernels", "system_spectra", "tl_kernels", "activations", "predict", "predict_size", "compare",
                 "figures_target", "summary", "aposteriori"}
     assert expected <= rules, f"missing rules in the dry run: {expected - rules}"
     for j in jobs:

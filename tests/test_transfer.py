@@ -603,3 +603,64 @@ def test_size_summary_gives_each_size_its_verdict_and_scores_the_main_best_there
     # runs that re-trained on another size than their folder says are refused
     with pytest.raises(TurbtlError, match="runs of size 3 re-trained on \\[2\\] snapshots"):
         summarise_sizes({8: csvs, 3: scsv}, {8: 0.5, 3: 0.2}, 8, zs[0], "t", tmp_path / "x.csv", tmp_path / "x.json")
+
+
+
+def test_size_summary_scores_each_predictor_against_each_sizes_own_sweep(tmp_path):
+    """With the predictions of every size (predict_size), sizes.json gives each predictor's
+    choice, regret, hit, Spearman and cost at each size, against that size's sweep, and
+    size_predictors.csv one row per (size, predictor); a prediction read from a small set of
+    another size is refused."""
+    from scipy import stats
+
+    from turbtl.io import write_json
+    from turbtl.sizes import SIZE_PREDICTOR_COLUMNS, summarise_sizes
+
+    main = {1: [0.20, 0.22, 0.21], 2: [0.24, 0.25, 0.26], 3: [0.30, 0.31, 0.29]}  # n = 8: best 1
+    small = {1: [0.36, 0.38, 0.37], 2: [0.31, 0.33, 0.32], 3: [0.34, 0.345, 0.335]}  # n = 2: best 2
+    (tmp_path / "m").mkdir()
+    (tmp_path / "s").mkdir()
+    csvs, zs = _table(tmp_path / "m", main, {"zero_shot": [0.40]})
+    scsv, _ = _table(tmp_path / "s", small, {})
+    for p in scsv:
+        pd.read_csv(p).assign(n_train=2, seconds=2.0).to_csv(p, index=False)  # that sweep took 3 x 3 x 2 s
+
+    def pred(n):  # read from n snapshots; "fixed" ranks the layers 1 > 2 > 3, "follows" 2 > 3 > 1
+        scores = {"fixed": {1: 3.0, 2: 2.0, 3: 1.0}, "follows": {1: 1.0, 2: 3.0, 3: 2.0}}
+        p = tmp_path / f"pred{n}.json"
+        write_json({"predictors": {k: {"scores": scores[k], "choice": max(scores[k], key=scores[k].get), "seconds": 0.9}
+                                   for k in ("fixed", "follows")}, "details": {"n_target_samples": n}}, p)
+        return p
+
+    s = summarise_sizes({8: csvs, 2: scsv}, {8: 0.5, 2: 0.125}, 8, zs[0], "t", tmp_path / "sizes.csv",
+                        tmp_path / "sizes.json", predictions={8: pred(8), 2: pred(2)},
+                        out_predictors_csv=tmp_path / "sp.csv")
+    by = {z["n_small"]: z["predictors"] for z in s["sizes"]}
+    # n = 8 (best 1, zero shot 0.40): "fixed" is the best; "follows" picks 2, worse by 0.04 on average
+    assert by[8]["fixed"]["choice"] == 1 and by[8]["fixed"]["regret"] == 0.0 and by[8]["fixed"]["hit"] is True
+    f8 = by[8]["follows"]
+    assert f8["choice"] == 2 and f8["regret"] == pytest.approx(0.04 / 0.19) and f8["hit"] is False
+    assert f8["p_value"] == pytest.approx(stats.ttest_rel([0.24, 0.25, 0.26], [0.20, 0.22, 0.21]).pvalue)
+    # n = 2 (best 2): the roles swap; regret against that size's sweep and the same zero shot
+    assert by[2]["follows"]["hit"] is True and by[2]["follows"]["regret"] == 0.0
+    assert by[2]["fixed"]["regret"] == pytest.approx(0.05 / 0.08) and by[2]["fixed"]["hit"] is False
+    # Spearman of the scores against -nmse per size: "follows" ranks n = 2's layers exactly
+    assert by[2]["follows"]["spearman"] == pytest.approx(1.0) and by[8]["fixed"]["spearman"] == pytest.approx(1.0)
+    # the cost against each size's own sweep: 0.9 s of 9 s at n = 8, of 18 s at n = 2
+    assert by[8]["fixed"]["cost_fraction"] == pytest.approx(0.1) and by[2]["fixed"]["cost_fraction"] == pytest.approx(0.05)
+    assert s["predictor_hits"] == {"fixed": 1, "follows": 1}
+    table = pd.read_csv(tmp_path / "sp.csv")
+    assert list(table.columns) == SIZE_PREDICTOR_COLUMNS and len(table) == 4
+    r = table.set_index(["n_small", "predictor"])
+    assert r.loc[(2, "fixed"), "best_layer"] == 2 and not r.loc[(2, "fixed"), "hit"] and r.loc[(8, "fixed"), "main"]
+    from turbtl import plots  # the figure puts each predictor's choice beside each size's best layer
+
+    plots.sizes(pd.read_csv(tmp_path / "sizes.csv"), s, tmp_path / "sizes.png", target="t")
+    assert (tmp_path / "sizes.png").stat().st_size > 10_000
+    # a prediction read from another size than the one it is filed under
+    with pytest.raises(TurbtlError, match="read a small set of 8 snapshots, not 2"):
+        summarise_sizes({8: csvs, 2: scsv}, {8: 0.5, 2: 0.125}, 8, zs[0], "t", tmp_path / "x.csv", tmp_path / "x.json",
+                        predictions={8: pred(8), 2: pred(8)}, out_predictors_csv=tmp_path / "x2.csv")
+    with pytest.raises(TurbtlError, match="predictions \\(\\[8\\]\\) do not match its sizes"):
+        summarise_sizes({8: csvs, 2: scsv}, {8: 0.5, 2: 0.125}, 8, zs[0], "t", tmp_path / "x.csv", tmp_path / "x.json",
+                        predictions={8: pred(8)}, out_predictors_csv=tmp_path / "x2.csv")

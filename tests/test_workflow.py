@@ -325,9 +325,10 @@ def test_pairs_of_layers_add_only_their_jobs(tiny_run, tmp_path):
 
 
 def test_size_study_adds_only_its_jobs_and_repeats_the_sweep_at_each_size(tiny_run, tmp_path):
-    """transfer.fractions adds one job per (size, layer) and a summary per target, reruns
-    nothing that exists, and a size job is the sweep's own re-training at that size: asked
-    for the main size, it gives the sweep's rows (all but the wall time)."""
+    """transfer.fractions adds one job per (size, layer), one prediction per size and a summary
+    per target, reruns nothing that exists, and a size job is the sweep's own re-training at
+    that size: asked for the main size, it gives the sweep's rows (all but the wall time); the
+    summary scores the predictors at the main size exactly as comparison.json does."""
     work, _ = tiny_run
     copy_dir = tmp_path / "sizes"
     shutil.copytree(work, copy_dir, symlinks=True)
@@ -339,8 +340,9 @@ def test_size_study_adds_only_its_jobs_and_repeats_the_sweep_at_each_size(tiny_r
     import re
 
     planned = re.findall(r"^(?:local)?rule (\w+):", dry.stdout + dry.stderr, re.M)
-    assert set(planned) == {"transfer_layer_size", "size_summary", "all"}, sorted(set(planned))  # nothing else reruns
+    assert set(planned) == {"transfer_layer_size", "predict_size", "size_summary", "all"}, sorted(set(planned))
     assert planned.count("transfer_layer_size") == 4 * len(cfg["targets"]) and planned.count("size_summary") == 2
+    assert planned.count("predict_size") == len(cfg["targets"])  # one extra size; the main size's is the predict job
     t = "high_re"
     same = P.TL_SIZE_LAYER_CSV.format(target=t, n=4, layer=2)  # the main size, through the size rule
     r = snakemake(copy_dir, cf, "--cores", "2", P.SIZES_SUMMARY.format(target=t), P.FIG_SIZES.format(target=t), same)
@@ -358,13 +360,31 @@ def test_size_study_adds_only_its_jobs_and_repeats_the_sweep_at_each_size(tiny_r
     table = pd.read_csv(copy_dir / P.SIZES_CSV.format(target=t))
     assert len(table) == 2 * 4 and table["mean"].notna().all()
     assert (copy_dir / P.FIG_SIZES.format(target=t)).stat().st_size > 10_000
+    # the predictors: at the main size the summary's scores are comparison.json's, from the same runs
+    comp = read_json(copy_dir / P.COMPARISON.format(target=t))["predictors"]
+    main_pred = s["sizes"][1]["predictors"]
+    assert set(main_pred) == set(comp) and len(comp) >= 5
+    for name, c in main_pred.items():
+        assert c == {k: comp[name][k] for k in c}, name
+    # at size 2 they read the first seed's draw of 2 snapshots (the sweep's seed-0 set at that size)
+    p2 = read_json(copy_dir / P.SIZE_PREDICTION.format(target=t, n=2))
+    from turbtl.transfer import predictor_draw
+
+    assert p2["details"]["n_target_samples"] == 2 and p2["small_set_draw"] == list(predictor_draw(cfg["transfer"]))
+    assert p2["details"]["probe"]["n_fit"] == 1 and p2["details"]["probe"]["n_holdout"] == 1
+    assert s["sizes"][0]["predictors"]["deepest"]["choice"] == 4  # needs no data: the tiny net's deepest layer
+    sp = pd.read_csv(copy_dir / P.SIZE_PREDICTORS_CSV.format(target=t))
+    assert len(sp) == 2 * len(comp) and set(sp["n_small"]) == {2, 4}
     from turbtl.report import build
 
     part = build(copy_dir, "sizes").split("**Small-set sizes**")[1].split("**A posteriori**")[0]
     assert f"| {t} | 2 (0.25) | {s['sizes'][0]['best_layer']} |" in part and f"| {t} | 4 (0.5) main |" in part
     assert "high_kf" not in part  # the targets that have one
     only = build(copy_dir, "sizes", sizes_only=True)
-    assert only.startswith("_Written by") and "**Small-set sizes**" in only and "| predictor |" not in only
+    assert only.startswith("_Written by") and "**Small-set sizes**" in only
+    assert "| predictor | hit rate | mean regret | worst regret | mean Spearman" not in only  # no sweep tables
+    assert "**Predictors at every small-set size**" in only and f"| {t}: 2 | {s['sizes'][0]['best_layer']}" in only
+    assert "sweep's above" not in only and "table above" not in only
 
 
 def test_a_decaying_flow_reaches_its_dns_job(tiny_run, tmp_path):

@@ -208,7 +208,8 @@ def _short_targets(cfg: dict, n: int) -> list[tuple[str, int]]:
 
 def _size_problems(cfg: dict) -> list[str]:
     """``transfer.fractions``: every size distinct (two fractions of one size would run one
-    experiment twice) and within every target's training members."""
+    experiment twice), within every target's training members, and of 2 snapshots or more
+    where the probe predictor runs (it holds one out, at every size)."""
     p, seen = [], {small_set_size(cfg): ("transfer.fraction", cfg["transfer"]["fraction"])}
     nb = base_train_snapshots(cfg)
     for f in cfg["transfer"].get("fractions") or []:
@@ -219,6 +220,10 @@ def _size_problems(cfg: dict) -> list[str]:
                      "fractions that differ by more than one snapshot")
             continue
         seen.setdefault(n, ("transfer.fractions", f))
+        if cfg["predict"]["probe_epochs"] > 0 and n < 2:  # the predictors run at every size (predict_size)
+            p.append(f"transfer.fractions: {f} gives a small set of {n} snapshot, but the probe predictor "
+                     f"(predict.probe_epochs = {cfg['predict']['probe_epochs']}) runs at every size and needs 2 to "
+                     "hold one out; fix: drop or raise it, or set predict.probe_epochs: 0")
         p += [f"transfer.fractions: {f} needs a small set of {n} snapshots, but the training members of "
               f"systems.{t} hold {have}; fix: drop {f} (at most {have / nb:.3g} here), or raise "
               f"systems.{t}.members or snapshots_per_member" for t, have in _short_targets(cfg, n)]

@@ -36,6 +36,7 @@ PAIRS_SUMMARY = TRANSFER_DIR + "/pairs.json"
 TL_SIZE_LAYER_CSV = TRANSFER_DIR + "/sizes/n{n}/layer{layer}.csv"
 SIZES_CSV = TRANSFER_DIR + "/sizes.csv"
 SIZES_SUMMARY = TRANSFER_DIR + "/sizes.json"
+SIZE_PREDICTORS_CSV = TRANSFER_DIR + "/size_predictors.csv"  # per size and predictor: choice, regret, hit
 
 DIAG_DIR = RESULTS + "/diagnostics"
 BASE_KERNELS = DIAG_DIR + "/base_kernels.nc"
@@ -44,6 +45,8 @@ TL_KERNELS = DIAG_DIR + "/{target}/tl_kernels.nc"
 ACTIVATIONS = DIAG_DIR + "/{target}/activations.nc"
 PREDICTION = DIAG_DIR + "/{target}/prediction.json"
 COMPARISON = DIAG_DIR + "/{target}/comparison.json"
+# transfer.fractions: the predictors again at another small-set size n (read before that size's sweep)
+SIZE_PREDICTION = DIAG_DIR + "/{target}/sizes/n{n}/prediction.json"
 
 LES_DIR = RESULTS + "/les/{target}"
 APOSTERIORI = LES_DIR + "/aposteriori.json"

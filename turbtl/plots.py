@@ -231,13 +231,16 @@ def pairs(table: pd.DataFrame, result: dict, path, *, target: str = "") -> None:
 def sizes(table: pd.DataFrame, result: dict, path, *, target: str = "") -> None:
     """``transfer.fractions``: left, each size's test nmse per re-trained layer over the zero
     shot's (mean and 95% interval over seeds), its best layer starred; right, the best layer
-    against the size (filled: resolved against the runner-up), the main size's best dashed."""
+    against the size (filled: resolved against the runner-up), the main size's best dashed,
+    and beside each size every predictor's choice there (filled: a hit), when the summary has
+    them: the predicted best layer beside the empirical one at each amount of target data."""
     theme()
     ns = sorted({int(v) for v in table["n_small"]})
     pal = sns.color_palette("viridis", n_colors=len(ns))
     zs = result.get("zero_shot") or float("nan")
     by_n = {s["n_small"]: s for s in result["sizes"]}
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12.5, 4.6), gridspec_kw={"width_ratios": [1.7, 1]})
+    names = list(result["sizes"][0].get("predictors", {}))
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(15.0 if names else 12.5, 4.6), gridspec_kw={"width_ratios": [1.7, 1]})
     for c, n in zip(pal, ns):
         g = table[table["n_small"] == n].sort_values("layer")
         s = by_n[n]
@@ -254,14 +257,26 @@ def sizes(table: pd.DataFrame, result: dict, path, *, target: str = "") -> None:
     for c, n in zip(pal, ns):
         s = by_n[n]
         bx.plot([n], [s["best_layer"]], marker="o", ms=9, color=c, mfc=c if s["resolved"] else "white", mew=2)
+    colors = predictor_colors(names)
+    for i, name in enumerate(names):  # each predictor a little right of the size, in its own column
+        shift = 1.06 ** (i + 1.5)
+        for j, n in enumerate(ns):
+            c = by_n[n]["predictors"][name]
+            bx.plot([n * shift], [c["choice"]], marker=PREDICTOR_MARKERS.get(name, "D"), ms=6, color=colors[name],
+                    mfc=colors[name] if c["hit"] else "white", mec=colors[name], ls="none",
+                    label=f"{name} ({result['predictor_hits'][name]}/{len(ns)} hits)" if j == 0 else None)
     bx.axhline(result["main_best_layer"], color="grey", ls="--", lw=1, label=f"main size's best ({result['main_best_layer']})")
     bx.set_xscale("log")
     bx.set_xticks(ns, [str(n) for n in ns])
     bx.minorticks_off()
     layers = sorted({int(v) for v in table["layer"]})
     bx.set(xlabel="small-set size (snapshots)", ylabel="best layer", yticks=layers, ylim=(layers[0] - 0.5, layers[-1] + 0.5))
-    bx.set_title("best layer per size (filled: resolved, paired test)", fontsize=9)
-    bx.legend(fontsize=7, loc="best")
+    bx.set_title("best layer per size (filled: resolved, paired test)" +
+                 ("; predictors' choices right of it (filled: hit)" if names else ""), fontsize=9)
+    if names:  # eight entries: beside the panel, not over the markers
+        bx.legend(fontsize=6.5, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    else:
+        bx.legend(fontsize=7, loc="best")
     fig.tight_layout()
     save(fig, path)
 

@@ -131,7 +131,7 @@ def build(root=".", name: str = "default", gain_threshold: float | None = GAIN_T
     if aposteriori_only:
         return "\n".join(out + _aposteriori_section(root, targets, by, agg)[1:]) + "\n"
     if sizes_only:
-        sizes = _sizes_section(root, targets)
+        sizes = _sizes_section(root, targets, alone=True)
         if not sizes:
             raise SystemExit(f"{root / P.RESULTS}: no current sizes.json of any target; run with transfer.fractions first")
         return "\n".join(out + sizes[1:]) + "\n"
@@ -227,14 +227,15 @@ def _pairs_section(root: Path, targets: list[str]) -> list[str]:
     return out
 
 
-def _sizes_section(root: Path, targets: list[str]) -> list[str]:
-    """The best layer at every small-set size (``sizes.json``), if the run had ``transfer.fractions``."""
+def _sizes_section(root: Path, targets: list[str], alone: bool = False) -> list[str]:
+    """The best layer at every small-set size (``sizes.json``), if the run had ``transfer.fractions``;
+    ``alone``: without the sweep's tables before it (``--sizes-only``)."""
     sj = {t: read_json(root / P.SIZES_SUMMARY.format(target=t)) for t in targets
           if _current(root, t, P.SIZES_SUMMARY)}
     if not sj:
         return []
     out = ["", "**Small-set sizes** (`transfer.fractions`: every single layer re-trained at each size, same seeds "
-           "and epochs; the main size's rows are the sweep's above):", "",
+           "and epochs; the main size's rows are the sweep's" + (")" if alone else " above)") + ":", "",
            "| target | small set (fraction) | best layer | nMSE best [95% CI] | runner-up | paired p | resolved | "
            "TL gain | main size's best: regret (hit) | shallowest: regret (hit) |",
            "|---|---|---|---|---|---|---|---|---|---|"]
@@ -256,6 +257,48 @@ def _sizes_section(root: Path, targets: list[str]) -> list[str]:
             f"{len(held)} of {len(sj)} target(s){' (' + ', '.join(held) + ')' if held else ''}. Draws of different "
             "sizes are independent, and the epochs are the same at every size (fewer optimiser steps on a "
             "smaller set)."]
+    return out + _size_predictors_section(sj, alone)
+
+
+def _size_predictors_section(sj: dict, alone: bool = False) -> list[str]:
+    """Each predictor at every small-set size (``sizes.json``'s per-size ``predictors``, where
+    the run has them): hit rate and regret per size and over all, and every choice."""
+    sj = {t: s for t, s in sj.items() if all("predictors" in z for z in s["sizes"])}
+    if not sj:
+        return []
+    rows = [{"target": t, "n_small": z["n_small"], "predictor": name, "hit": c["hit"], "regret": c["regret"],
+             "spearman": c["spearman"], "seconds": c["seconds"], "cost_fraction": c["cost_fraction"],
+             "ap_hit": None, "ap_regret": None}
+            for t, s in sj.items() for z in s["sizes"] for name, c in z["predictors"].items()]
+    df = pd.DataFrame(rows)
+    sizes = {z["n_small"]: z for s in sj.values() for z in s["sizes"]}  # one config: the same sizes everywhere
+    ns = sorted(sizes)
+    head = " | ".join(f"{n} ({sizes[n]['fraction']:.3g}){' main' if sizes[n]['main'] else ''}" for n in ns)
+    out = ["", "**Predictors at every small-set size** (each predictor exactly as at the main size, on the first "
+           "seed's draw of that many snapshots, scored against that size's sweep; per size, hits k/n and mean "
+           "regret over the targets; cost: the predictor's time over its size's sweep's):", "",
+           f"| predictor | hit rate (all sizes) | mean regret | worst regret | cost / sweep (mean, max) | {head} |",
+           "|---|---|---|---|---|" + "---|" * len(ns)]
+    per_n = {n: aggregate(df[df["n_small"] == n]).set_index("predictor") for n in ns}
+    for _, r in aggregate(df).iterrows():
+        cells = []
+        for n in ns:
+            a = per_n[n].loc[r["predictor"]]
+            cells.append(f"{int(round(a['hit_rate'] * a['n_targets']))}/{int(a['n_targets'])}, "
+                         f"{_fmt(a['mean_regret'], 2)}")
+        cost = f"{_fmt(100 * r['mean_cost_fraction'], 2)}%, {_fmt(100 * r['max_cost_fraction'], 2)}%"
+        out.append(_regret_cells(r) + f" {cost} | " + " | ".join(cells) + " |")
+    names = list(dict.fromkeys(df["predictor"]))
+    out += ["", f"| target: small set | best layer | {' | '.join(names)} |", "|---|---|" + "---|" * len(names)]
+    for t, s in sj.items():
+        for z in s["sizes"]:
+            cells = [f"{c['choice']}{'' if c['hit'] else '*'} ({_fmt(c['regret'], 2)})"
+                     for c in (z["predictors"][name] for name in names)]
+            out.append(f"| {t}: {z['n_small']}{' main' if z['main'] else ''} | {z['best_layer']}"
+                       f"{'' if z['resolved'] else ' (unresolved)'} | " + " | ".join(cells) + " |")
+    out += ["", "Choice (regret) of each predictor; `*`: a miss at that size (paired test as above). The "
+            "predictors' definitions are the main size's, unchanged; at the main size these are the choices of the "
+            "predictors' table" + ("" if alone else " above") + "."]
     return out
 
 

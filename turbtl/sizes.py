@@ -16,27 +16,38 @@ size).  Decided here:
   mixes both);
 - draws of different sizes are independent (a draw of 6 is not a subset of the draw of 18):
   layers are paired within a size, not across sizes, so sizes are compared by their verdicts;
-- only the sweep: no baselines but zero shot (which needs no data), no predictors, no
-  a-posteriori LES, no pairs at the extra sizes; the main size keeps all of them.
+- the sweep and the predictors: no baselines but zero shot (which needs no data), no
+  a-posteriori LES, no pairs at the extra sizes; the main size keeps all of them;
+- the predictors run at every size as they are defined (``predict_size``: the predict job's
+  script, on the first seed's draw of ``n`` snapshots, the one small set a user with ``n``
+  snapshots would have), and are scored against that size's sweep by
+  :func:`turbtl.verdict.compare`, the function that scores them at the main size: the
+  question "which layer, decided before re-training?" asked again with less (or more) data.
+  Nothing of a predictor is changed per size.
 
 ``summarise_sizes`` writes per target ``sizes.csv`` (per size and layer: the nmse statistics
-over seeds) and ``sizes.json`` (per size: the verdict of :func:`turbtl.verdict.best_layer`,
-the TL gain, and the regret and hit of the main size's best layer and of the shallowest
-layer at that size); the figure is :func:`turbtl.plots.sizes`.
+over seeds), ``sizes.json`` (per size: the verdict of :func:`turbtl.verdict.best_layer`,
+the TL gain, the regret and hit of the main size's best layer and of the shallowest layer
+at that size, and each predictor's choice, regret and hit there) and
+``size_predictors.csv`` (one row per size and predictor); the figure is
+:func:`turbtl.plots.sizes`.
 """
 from __future__ import annotations
 
 import pandas as pd
 
 from . import TurbtlError
-from .io import write_csv, write_json
-from .verdict import ALPHA, best_layer, hit, layer_stats, paired_test, per_seed, regret
+from .io import read_json, write_csv, write_json
+from .verdict import ALPHA, best_layer, compare, hit, layer_stats, paired_test, per_seed, regret
 
-__all__ = ["summarise_sizes", "SIZE_COLUMNS"]
+__all__ = ["summarise_sizes", "SIZE_COLUMNS", "SIZE_PREDICTOR_COLUMNS"]
 
 #: ``sizes.csv``: one row per (size, layer)
 SIZE_COLUMNS = ["n_small", "fraction", "main", "layer", "mean", "std", "ci95_low", "ci95_high", "min", "max", "n",
                 "cc_mean", "cc_std", "spec_err_mean"]
+#: ``size_predictors.csv``: one row per (size, predictor), as :func:`turbtl.verdict.compare` scores it
+SIZE_PREDICTOR_COLUMNS = ["n_small", "fraction", "main", "predictor", "choice", "best_layer", "resolved", "hit",
+                          "regret", "p_value", "spearman", "seconds", "cost_fraction"]
 
 
 def _choice(tl: pd.DataFrame, layer: int, best: int, means: dict, zero_shot: float | None, alpha: float) -> dict:
@@ -47,19 +58,44 @@ def _choice(tl: pd.DataFrame, layer: int, best: int, means: dict, zero_shot: flo
             "hit": hit(layer, best, t, alpha), "p_value": t["p"]}
 
 
+def _predictor_rows(prediction: dict, tl: pd.DataFrame, zero_shot_rows: pd.DataFrame, alpha: float,
+                    target: str) -> dict:
+    """Each predictor of ``prediction`` (``prediction.json`` at one size) against that size's
+    sweep ``tl``: :func:`turbtl.verdict.compare`'s entry, the cost against that size's sweep."""
+    res = compare(prediction, pd.concat([tl, zero_shot_rows], ignore_index=True), alpha=alpha, target=target)
+    keep = ("choice", "hit", "regret", "p_value", "spearman", "seconds", "cost_fraction")
+    return {name: {k: c[k] for k in keep} for name, c in res["predictors"].items()}
+
+
 def summarise_sizes(layer_csvs: dict, fractions: dict, main_n: int, zero_shot_csv, target: str, out_csv, out_json,
-                    *, alpha: float = ALPHA) -> dict:
-    """``sizes.csv`` and ``sizes.json`` of one target.
+                    *, predictions: dict | None = None, out_predictors_csv=None, alpha: float = ALPHA) -> dict:
+    """``sizes.csv`` and ``sizes.json`` of one target, and ``size_predictors.csv`` with ``predictions``.
 
     ``layer_csvs``: ``{n_small: [runs/layer{L}.csv, ...]}`` (the main size's are the sweep's);
     ``fractions``: ``{n_small: fraction}``; ``main_n``: the size of ``transfer.fraction``;
-    ``zero_shot_csv``: the sweep's ``baseline_zero_shot.csv`` (the base net needs no data).
+    ``zero_shot_csv``: the sweep's ``baseline_zero_shot.csv`` (the base net needs no data);
+    ``predictions``: ``{n_small: prediction.json path}`` (the main size's is the predict job's),
+    each read from a small set of that size (its ``details.n_target_samples``, checked).
     """
     if set(layer_csvs) != set(fractions) or main_n not in layer_csvs:
         raise TurbtlError(f"{target}: the size study's runs ({sorted(layer_csvs)}) do not match its sizes "
                           f"({sorted(fractions)}, main {main_n})")
-    zs = pd.read_csv(zero_shot_csv)["nmse"]
-    zero_shot = float(zs.mean()) if len(zs) else None
+    if predictions is not None and out_predictors_csv is None:
+        raise ValueError("summarise_sizes: predictions need out_predictors_csv, the table of their scores")
+    if predictions is not None and set(predictions) != set(fractions):
+        raise TurbtlError(f"{target}: the size study's predictions ({sorted(predictions)}) do not match its sizes "
+                          f"({sorted(fractions)})")
+    zs_rows = pd.read_csv(zero_shot_csv)
+    zs_rows = zs_rows[zs_rows["method"] == "zero_shot"]
+    zero_shot = float(zs_rows["nmse"].mean()) if len(zs_rows) else None
+    preds = {}
+    for n, path in (predictions or {}).items():
+        pred = read_json(path)
+        seen = pred.get("details", {}).get("n_target_samples")
+        if seen != int(n):
+            raise TurbtlError(f"{target}: the prediction {path} read a small set of {seen} snapshots, not {n}; fix: "
+                              "delete it and rerun")
+        preds[int(n)] = pred
     tls = {}
     for n, csvs in layer_csvs.items():
         df = pd.concat([pd.read_csv(p) for p in csvs], ignore_index=True)
@@ -71,7 +107,7 @@ def summarise_sizes(layer_csvs: dict, fractions: dict, main_n: int, zero_shot_cs
         tls[int(n)] = df
     verdicts = {n: best_layer(tl, alpha) for n, tl in tls.items()}
     main_best = verdicts[main_n]["best_layer"]
-    rows, sizes = [], []
+    rows, sizes, prows = [], [], []
     for n in sorted(tls):
         tl, verdict = tls[n], verdicts[n]
         best = verdict["best_layer"]
@@ -85,10 +121,19 @@ def summarise_sizes(layer_csvs: dict, fractions: dict, main_n: int, zero_shot_cs
                       "main_best": _choice(tl, main_best, best, means, zero_shot, alpha),
                       "shallowest": _choice(tl, min(stats), best, means, zero_shot, alpha),
                       "n_seeds": int(tl["seed"].nunique())})
+        if preds:
+            sizes[-1]["predictors"] = _predictor_rows(preds[n], tl, zs_rows, alpha, target)
+            prows += [{"n_small": n, "fraction": float(fractions[n]), "main": n == main_n, "predictor": name,
+                       "best_layer": best, "resolved": verdict["resolved"], **c}
+                      for name, c in sizes[-1]["predictors"].items()]
     out = {"target": target, "metric": "nmse", "alpha": float(alpha), "zero_shot": zero_shot, "main_n_small": int(main_n),
            "main_best_layer": int(main_best), "best_layers": [s["best_layer"] for s in sizes],
            "same_best_layer": len({s["best_layer"] for s in sizes}) == 1,
            "main_best_hit_everywhere": all(s["main_best"]["hit"] for s in sizes), "sizes": sizes}
+    if preds:  # per predictor: at how many sizes its choice is a hit
+        out["predictor_hits"] = {name: sum(bool(s["predictors"][name]["hit"]) for s in sizes)
+                                 for name in sizes[0]["predictors"]}
+        write_csv(pd.DataFrame(prows, columns=SIZE_PREDICTOR_COLUMNS), out_predictors_csv)
     write_csv(pd.DataFrame(rows, columns=SIZE_COLUMNS), out_csv)
     write_json(out, out_json)
     return out

@@ -128,6 +128,11 @@ def size_layer_csvs(wc):
     }
 
 
+def size_predictions(wc):
+    """transfer.fractions: every size's prediction of a target, the main size's the predict job's."""
+    return {n: (P.PREDICTION if n == N_SMALL else P.SIZE_PREDICTION).format(target=wc.target, n=n) for n in SIZES}
+
+
 def all_outputs():
     # EVERY job's outputs, the intermediate ones too (DNS, filtered data, each TL run): Snakemake
     # does not remake a missing intermediate file whose consumers exist, so a job that was
@@ -161,6 +166,8 @@ def all_outputs():
         if PAIRS:
             out += [P.PAIRS_CSV.format(target=t), P.PAIRS_SUMMARY.format(target=t), P.FIG_PAIRS.format(target=t)]
         out += expand(P.TL_SIZE_LAYER_CSV, target=t, n=EXTRA_SIZES, layer=LAYERS)
+        out += expand(P.SIZE_PREDICTION, target=t, n=EXTRA_SIZES)
         if SIZES:
-            out += [P.SIZES_CSV.format(target=t), P.SIZES_SUMMARY.format(target=t), P.FIG_SIZES.format(target=t)]
+            out += [P.SIZES_CSV.format(target=t), P.SIZES_SUMMARY.format(target=t), P.SIZE_PREDICTORS_CSV.format(target=t)]
+            out += [P.FIG_SIZES.format(target=t)]
     return out

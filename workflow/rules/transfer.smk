@@ -104,13 +104,15 @@ rule transfer_layer_size:
 
 
 rule size_summary:
-    """transfer.fractions: the best layer at every small-set size; does the main size's hold?"""
+    """transfer.fractions: the best layer at every small-set size; does the main size's hold, and does each predictor find it?"""
     input:
         layers=lambda wc: [p for ps in size_layer_csvs(wc).values() for p in ps],
         zero_shot=lambda wc: P.TL_BASELINE_CSV.format(target=wc.target, method="zero_shot"),
+        predictions=lambda wc: list(size_predictions(wc).values()),
     output:
         table=P.SIZES_CSV,
         summary=P.SIZES_SUMMARY,
+        predictors=P.SIZE_PREDICTORS_CSV,
         figure=report(
             P.FIG_SIZES,
             caption="../report/sizes.rst",
@@ -129,6 +131,7 @@ rule size_summary:
         runtime=10,
     params:
         layer_csvs=size_layer_csvs,
+        predictions=size_predictions,
         fractions=SIZES,
         main_n=N_SMALL,
         alpha=config["transfer"]["alpha"],
