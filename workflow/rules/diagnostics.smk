@@ -128,33 +128,17 @@ rule predict:
         "../scripts/predict.py"
 
 
-rule predict_size:
-    """transfer.fractions: the predict job again, on another small-set size n (the first seed's draw of n snapshots)."""
-    input:
-        model=P.BASE_MODEL,
-        base=P.FILTERED.format(system=BASE),
-        target=lambda wc: P.FILTERED.format(system=wc.target),
+# transfer.fractions: the predict job itself at another small-set size n (the first seed's draw of
+# n snapshots): the same inputs, definitions and settings, only the size and the paths differ
+use rule predict as predict_size with:
     output:
         P.SIZE_PREDICTION,
     log:
         P.log("predict_size", "{target}/n{n}"),
     benchmark:
         P.bench("predict_size", "{target}/n{n}")
-    conda:
-        "../../envs/turbtl.yaml"
-    threads: 1
-    resources:
-        mem_mb=train_mem_mb,
-        runtime=30,
     params:
-        layers=LAYERS,
         n_small=lambda wc: int(wc.n),
-        transfer=keys("transfer", "seeds", "subset_seed", "batch_size", "lr"),
-        predict=config["predict"],
-        samples=config["diagnostics"]["activation_samples"],
-        device=config["device"],
-    script:
-        "../scripts/predict.py"
 
 
 rule compare:
