@@ -605,7 +605,6 @@ def test_size_summary_gives_each_size_its_verdict_and_scores_the_main_best_there
         summarise_sizes({8: csvs, 3: scsv}, {8: 0.5, 3: 0.2}, 8, zs[0], "t", tmp_path / "x.csv", tmp_path / "x.json")
 
 
-
 def test_size_summary_scores_each_predictor_against_each_sizes_own_sweep(tmp_path):
     """With the predictions of every size (predict_size), sizes.json gives each predictor's
     choice, regret, hit, Spearman and cost at each size, against that size's sweep, and

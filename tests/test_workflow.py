@@ -182,13 +182,16 @@ def test_one_more_target_needs_no_code_change(tiny_run, tmp_path):
 
 
 def test_prediction_is_a_forecast(tmp_path):
-    """`predict` has no transfer output upstream of it in the DAG."""
-    cfg = write_config(tiny_config(), tmp_path / "c.yaml")
-    r = snakemake(tmp_path, cfg, "-n", "--forceall", P.PREDICTION.format(target="high_re"))
+    """`predict` (and `predict_size`, the size study's) has no transfer output upstream of it in the DAG."""
+    c = tiny_config()
+    c["transfer"]["fractions"] = [0.25]  # a size of 2 beside the main 4
+    cfg = write_config(c, tmp_path / "c.yaml")
+    r = snakemake(tmp_path, cfg, "-n", "--forceall", P.PREDICTION.format(target="high_re"),
+                  P.SIZE_PREDICTION.format(target="high_re", n=2))
     assert r.returncode == 0, r.stderr[-4000:]
     out = r.stdout + r.stderr
-    assert "rule predict" in out or "predict" in out
-    for rule in ("transfer_layer", "transfer_baseline", "sweep_summary"):
+    assert "rule predict:" in out and "rule predict_size:" in out
+    for rule in ("transfer_layer", "transfer_baseline", "sweep_summary", "size_summary"):  # transfer_layer_size too
         assert rule not in out, f"{rule} is upstream of predict"
 
 
