@@ -5,6 +5,7 @@ check the files it made, that one more target needs no code change, that the pre
 a true forecast (no sweep output upstream of it), and that bad configs fail before any job.
 """
 import copy
+import os
 import shutil
 
 import numpy as np
@@ -388,6 +389,16 @@ def test_size_study_adds_only_its_jobs_and_repeats_the_sweep_at_each_size(tiny_r
     assert "| predictor | hit rate | mean regret | worst regret | mean Spearman" not in only  # no sweep tables
     assert "**Predictors at every small-set size**" in only and f"| {t}: 2 | {s['sizes'][0]['best_layer']}" in only
     assert "sweep's above" not in only and "table above" not in only
+    # a rerun of the main size's predictors (or of its layers) with the study off leaves an old sizes.json: not reported
+    pred, sizes_json = copy_dir / P.PREDICTION.format(target=t), copy_dir / P.SIZES_SUMMARY.format(target=t)
+    later = sizes_json.stat().st_mtime + 10
+    os.utime(pred, (later, later))
+    assert "**Small-set sizes**" not in build(copy_dir, "sizes")
+    os.utime(sizes_json, (later + 10, later + 10))
+    assert "**Small-set sizes**" in build(copy_dir, "sizes")
+    layer = copy_dir / P.TL_LAYER_CSV.format(target=t, layer=3)
+    os.utime(layer, (later + 20, later + 20))
+    assert "**Small-set sizes**" not in build(copy_dir, "sizes")
 
 
 def test_a_decaying_flow_reaches_its_dns_job(tiny_run, tmp_path):

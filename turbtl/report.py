@@ -304,13 +304,16 @@ def _size_predictors_section(sj: dict, alone: bool = False) -> list[str]:
 
 def _current(root: Path, target: str, summary: str) -> bool:
     """A target's summary (``pairs.json``, ``sizes.json``) exists and is newer than every
-    single-layer run of the sweep it compares with (a rerun of the layers with pairs or sizes
-    off leaves an old one behind: not reported)."""
+    single-layer run of the sweep it compares with, and ``sizes.json`` newer than the main
+    size's ``prediction.json`` it scores (a rerun of the layers or of the predictors with pairs
+    or sizes off leaves an old one behind: not reported)."""
     pj = root / summary.format(target=target)
     if not pj.exists():
         return False
-    layers = list((root / P.TL_LAYER_CSV.format(target=target, layer=0)).parent.glob("layer*.csv"))
-    return all(pj.stat().st_mtime >= f.stat().st_mtime for f in layers)
+    inputs = list((root / P.TL_LAYER_CSV.format(target=target, layer=0)).parent.glob("layer*.csv"))
+    if summary == P.SIZES_SUMMARY:
+        inputs += [f for f in [root / P.PREDICTION.format(target=target)] if f.exists()]
+    return all(pj.stat().st_mtime >= f.stat().st_mtime for f in inputs)
 
 
 def _aposteriori_section(root: Path, targets: list[str], by: pd.DataFrame, agg: pd.DataFrame) -> list[str]:
