@@ -231,7 +231,7 @@ def _sizes_section(root: Path, targets: list[str], alone: bool = False) -> list[
     """The best layer at every small-set size (``sizes.json``), if the run had ``transfer.fractions``;
     ``alone``: without the sweep's tables before it (``--sizes-only``)."""
     sj = {t: read_json(root / P.SIZES_SUMMARY.format(target=t)) for t in targets
-          if _current(root, t, P.SIZES_SUMMARY)}
+          if _current(root, t, P.SIZES_SUMMARY, also=(P.PREDICTION,))}
     if not sj:
         return []
     out = ["", "**Small-set sizes** (`transfer.fractions`: every single layer re-trained at each size, same seeds "
@@ -302,17 +302,17 @@ def _size_predictors_section(sj: dict, alone: bool = False) -> list[str]:
     return out
 
 
-def _current(root: Path, target: str, summary: str) -> bool:
+def _current(root: Path, target: str, summary: str, also: tuple[str, ...] = ()) -> bool:
     """A target's summary (``pairs.json``, ``sizes.json``) exists and is newer than every
-    single-layer run of the sweep it compares with, and ``sizes.json`` newer than the main
-    size's ``prediction.json`` it scores (a rerun of the layers or of the predictors with pairs
-    or sizes off leaves an old one behind: not reported)."""
+    single-layer run of the sweep it compares with and than the files ``also`` names (path
+    patterns, where they exist; ``sizes.json``: the main size's ``prediction.json``, whose
+    predictors it scores).  A rerun of those with pairs or sizes off leaves an old summary
+    behind: not reported."""
     pj = root / summary.format(target=target)
     if not pj.exists():
         return False
     inputs = list((root / P.TL_LAYER_CSV.format(target=target, layer=0)).parent.glob("layer*.csv"))
-    if summary == P.SIZES_SUMMARY:
-        inputs += [f for f in [root / P.PREDICTION.format(target=target)] if f.exists()]
+    inputs += [f for f in (root / a.format(target=target) for a in also) if f.exists()]
     return all(pj.stat().st_mtime >= f.stat().st_mtime for f in inputs)
 
 
