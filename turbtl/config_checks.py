@@ -191,7 +191,7 @@ def cross_checks(cfg) -> list[str]:
                      f"than the small TL set of {n_small} (transfer.fraction x base training snapshots); "
                      f"fix: raise systems.{t}.members or snapshots_per_member, or lower transfer.fraction")
         p += _size_problems(cfg)
-        if cfg["predict"]["probe_epochs"] > 0 and n_small < 2:
+        if _probe_short(cfg, n_small):
             p.append(f"predict.probe_epochs = {cfg['predict']['probe_epochs']} needs a small TL set of at least 2 "
                      f"snapshots to hold one out, but it has {n_small}; fix: raise transfer.fraction or set "
                      "predict.probe_epochs: 0")
@@ -204,6 +204,12 @@ def _short_targets(cfg: dict, n: int) -> list[tuple[str, int]]:
     systems = cfg["systems"]
     have = {t: train_snapshots(systems[t]) for t in cfg["targets"] if t in systems}
     return [(t, h) for t, h in have.items() if h < n]
+
+
+def _probe_short(cfg: dict, n: int) -> bool:
+    """The probe predictor runs (``predict.probe_epochs`` > 0) but a small set of ``n`` cannot
+    hold one snapshot out (``turbtl.probe.probe_split`` needs 2)."""
+    return cfg["predict"]["probe_epochs"] > 0 and n < 2
 
 
 def _size_problems(cfg: dict) -> list[str]:
@@ -220,7 +226,7 @@ def _size_problems(cfg: dict) -> list[str]:
                      "fractions that differ by more than one snapshot")
             continue
         seen.setdefault(n, ("transfer.fractions", f))
-        if cfg["predict"]["probe_epochs"] > 0 and n < 2:  # the predictors run at every size (predict_size)
+        if _probe_short(cfg, n):  # the predictors run at every size (predict_size)
             p.append(f"transfer.fractions: {f} gives a small set of {n} snapshot, but the probe predictor "
                      f"(predict.probe_epochs = {cfg['predict']['probe_epochs']}) runs at every size and needs 2 to "
                      "hold one out; fix: drop or raise it, or set predict.probe_epochs: 0")
