@@ -52,7 +52,8 @@ import pandas as pd
 from . import TurbtlError
 from . import paths as P
 from .io import read_json
-from .report import GAIN_THRESHOLD, _fmt, _git, _machine, _wall, meets_goal, replace_block
+from .report import GAIN_THRESHOLD, _git, _machine, _wall, meets_goal, replace_block
+from .report_cells import _fmt
 from .verdict import ALPHA, interval, paired_test
 
 __all__ = ["load_replicate", "pool", "render", "main"]
