@@ -144,3 +144,88 @@ def test_main_writes_the_readme_block(three, tmp_path, capsys):
     assert json.loads((tmp_path / "p.json").read_text())["targets"]["kf"]["best"] == 2
     with pytest.raises(SystemExit, match="no finished run"):
         main([str(tmp_path / "nowhere"), str(three[0])])
+
+
+def _write_sizes(root, t, zero_shot, rel_by_n, picks_by_n, main_n=8):
+    """A replicate's size study of target ``t`` as ``size_summary`` writes it (via
+    :func:`turbtl.sizes.summarise_sizes` on layer runs with ``rel_by_n[n][layer]`` as the
+    seed-mean TL nMSE over zero shot, each seed +-1% around it), with a prediction per size
+    whose one predictor 'probe' picks ``picks_by_n[n]``."""
+    from turbtl.io import write_json
+    from turbtl.sizes import summarise_sizes
+    from turbtl.transfer import CSV_COLUMNS
+
+    scratch = root / "scratch" / t
+    scratch.mkdir(parents=True)
+    csvs, preds = {}, {}
+    for n, layers in rel_by_n.items():
+        csvs[n] = []
+        for L, r in layers.items():
+            rows = [{"target": t, "method": "tl_layer", "layer": L, "seed": s, "n_train": n, "epochs": 3,
+                     "mse": r * zero_shot * f, "nmse": r * zero_shot * f, "cc": 0.5, "spec_err": 0.1, "seconds": 1.0}
+                    for s, f in enumerate(np.linspace(0.99, 1.01, SEEDS))]
+            csvs[n].append(scratch / f"n{n}_layer{L}.csv")
+            pd.DataFrame(rows, columns=CSV_COLUMNS).to_csv(csvs[n][-1], index=False)
+        scores = {L: (2.0 if L == picks_by_n[n] else 1.0 / L) for L in layers}
+        preds[n] = scratch / f"pred{n}.json"
+        write_json({"predictors": {"probe": {"scores": scores, "choice": picks_by_n[n], "seconds": 0.1}},
+                    "details": {"n_target_samples": n}}, preds[n])
+    zs = scratch / "zs.csv"
+    pd.DataFrame([{"target": t, "method": "zero_shot", "layer": 0, "seed": 0, "n_train": 0, "epochs": 0,
+                   "mse": zero_shot, "nmse": zero_shot, "cc": 0.5, "spec_err": 0.1, "seconds": 0.0}],
+                 columns=CSV_COLUMNS).to_csv(zs, index=False)
+    out = root / P.SIZES_SUMMARY.format(target=t)
+    summarise_sizes(csvs, {n: n / 16 for n in rel_by_n}, main_n, zs, t, root / P.SIZES_CSV.format(target=t), out,
+                    predictions=preds, out_predictors_csv=root / P.SIZE_PREDICTORS_CSV.format(target=t))
+
+
+def test_the_size_study_pools_over_replicates(three, tmp_path, capsys):
+    """Per (target, size): the pooled best over replicates and the main size's pooled best
+    judged at the other size; per predictor the hits and regrets at each size, each against
+    its replicate's sweep at that size; a target without a size study in every replicate is
+    left out of the size tables; ``--sizes-only`` writes them alone."""
+    kf8 = [{1: 0.70, 2: 0.50, 3: 0.80}, {1: 0.72, 2: 0.52, 3: 0.78}, {1: 0.69, 2: 0.49, 3: 0.81}]  # as `three`
+    kf2 = [{1: 0.80, 2: 0.90, 3: 0.95}, {1: 0.82, 2: 0.91, 3: 0.93}, {1: 0.79, 2: 0.88, 3: 0.96}]  # 2 snapshots
+    for i, (root, zs) in enumerate(zip(three, [0.2, 0.3, 0.25])):
+        _write_sizes(root, "kf", zs, {8: kf8[i], 2: kf2[i]}, {8: 2, 2: [1, 2, 1][i]})
+    _write_sizes(three[0], "re", 0.2, {8: {1: 0.95, 2: 0.99, 3: 0.96}, 2: {1: 0.9, 2: 0.95, 3: 0.97}}, {8: 2, 2: 1})
+    reps = [load_replicate(d) for d in three]
+    assert reps[1]["sizes"]["kf"]["sizes"][2]["rel"] == pytest.approx(kf2[1])
+    out = pool(reps)
+    s = out["sizes"]
+    assert s["sizes"] == [2, 8] and s["main_n"] == 8 and s["left_out"] == ["re"] and list(s["cells"]) == ["kf"]
+    c8, c2 = s["cells"]["kf"][8], s["cells"]["kf"][2]
+    # at the main size the pooled cell is the main sweep's pooled verdict (the same runs)
+    assert c8["best"] == out["targets"]["kf"]["best"] == 2
+    assert {L: x["mean"] for L, x in c8["layers"].items()} == pytest.approx(
+        {L: x["mean"] for L, x in out["targets"]["kf"]["layers"].items()})
+    # at 2 snapshots layer 1 is best in every replicate; the main size's layer 2 misses there
+    assert c2["best"] == 1 and c2["agree"] and c2["resolved"] and c2["replicate_best"] == [1, 1, 1]
+    m1, m2 = np.mean([0.80, 0.82, 0.79]), np.mean([0.90, 0.91, 0.88])
+    assert c2["gain"] == pytest.approx(1 - m1)
+    assert c2["main_best"]["layer"] == 2 and c2["main_best"]["hit"] is False
+    assert c2["main_best"]["regret"] == pytest.approx((m2 - m1) / (1 - m1))
+    assert c8["main_best"]["regret"] == 0.0 and c8["main_best"]["hit"] is True
+    probe = s["predictors"]["probe"]
+    assert probe["per_size"][8]["hits"] == 3 and probe["per_size"][2]["hits"] == 2 and probe["n"] == 6
+    assert probe["picks"]["kf"][2] == [1, 2, 1] and probe["hit_picks"]["kf"][2] == 2
+    assert probe["per_size"][2]["mean_regret"] == pytest.approx(np.mean([0.0, (0.91 - 0.82) / (1 - 0.82), 0.0]))
+    # with the gain threshold at 30% only the main size counts (TL gains ~50% there, ~20% at 2 snapshots)
+    assert pool(reps, gain_threshold=0.3)["sizes"]["predictors"]["probe"]["gain"]["n"] == 3
+    text = render(out)
+    assert "| kf | 2 (0.125) | 1*, 1*, 1* | yes | 1 |" in text and "| 2: 0.47 (no) |" in text
+    assert "| kf: 2 | 1, 1, 1 | 1, 2, 1 (2/3) |" in text and "| probe | 5/6 |" in text
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- report:rs:start -->\n<!-- report:rs:end -->\n")
+    main([*map(str, three), "--sizes-only", "--name", "rs", "--readme", str(readme)])
+    block = readme.read_text()
+    assert "Small-set sizes over replicates" in block and "Per target: each replicate" not in block
+    assert "made its size study" in block and "--sizes-only" in block
+    assert "left out of the size tables: ['re']" in capsys.readouterr().err
+
+
+def test_sizes_only_without_a_size_study_is_refused(three):
+    assert pool([load_replicate(d) for d in three])["sizes"] == {}
+    assert "Small-set sizes" not in render(pool([load_replicate(d) for d in three]))
+    with pytest.raises(SystemExit, match="no target has a current size study"):
+        main([*map(str, three), "--sizes-only"])

@@ -30,6 +30,10 @@ What is pooled, per target, over R replicates (each a directory holding ``result
   TL gains at least ``--gain-threshold`` (default 5%, the report's post hoc threshold) in
   that replicate, the gain being 1 minus the relative error of the replicate's own best layer.
 
+Where every replicate also ran the size study (``transfer.fractions``), the same pooling per
+(target, size) follows (:mod:`turbtl.replicate_sizes`); ``--sizes-only`` writes only those
+tables (and the replicates' table, with the wall time of the run that made the size jobs).
+
 The replicates must differ: two directories whose base flow has the same DNS seed are the same
 replicate (an error names them).  Targets missing from a replicate are left out of the pooled
 tables (a warning names them).  A replicate's targets are those of its
@@ -53,8 +57,10 @@ from . import TurbtlError
 from . import paths as P
 from .io import read_json
 from .report import GAIN_THRESHOLD, _git, _machine, _wall, meets_goal, replace_block
+from .replicate_sizes import load_sizes, pool_sizes, render_sizes
 from .report_cells import _fmt
-from .verdict import ALPHA, interval, paired_test
+from .pooling import fmt_p, pool_layers, score
+from .verdict import ALPHA
 
 __all__ = ["load_replicate", "pool", "render", "main"]
 
@@ -114,7 +120,8 @@ def load_replicate(root) -> dict:
                                           "goal": meets_goal(row["mean_regret"], row["max_cost_fraction"])}
     return {"root": str(root), "base": base, "seed": _attrs_seed(root / P.FILTERED.format(system=base)),
             "base_test_cc": metrics.get("test_cc"), "wall_s": _wall(root, needs="rule transfer_layer")[0], "targets": targets,
-            "predictors": agg}
+            "predictors": agg, "sizes": load_sizes(root, list(targets)),
+            "wall_sizes_s": _wall(root, needs="rule transfer_layer_size")[0]}
 
 
 def pool(replicates: list[dict], alpha: float = ALPHA, gain_threshold: float = GAIN_THRESHOLD) -> dict:
@@ -131,27 +138,13 @@ def pool(replicates: list[dict], alpha: float = ALPHA, gain_threshold: float = G
         seen[key] = r["root"]
     common = [t for t in replicates[0]["targets"] if all(t in r["targets"] for r in replicates)]
     left_out = sorted(set.union(*(set(r["targets"]) for r in replicates)) - set(common))
-    out = {"replicates": [{k: r.get(k) for k in ("root", "base", "seed", "base_test_cc", "wall_s")} for r in replicates],
+    keep = ("root", "base", "seed", "base_test_cc", "wall_s", "wall_sizes_s")
+    out = {"replicates": [{k: r.get(k) for k in keep} for r in replicates],
            "alpha": alpha, "gain_threshold": gain_threshold, "left_out": left_out, "targets": {}, "predictors": {}}
-    R = len(replicates)
-    idx = pd.RangeIndex(R)
     for t in common:
-        layers = sorted(set.intersection(*(set(r["targets"][t]["rel"]) for r in replicates)))
-        rel = {L: pd.Series([r["targets"][t]["rel"][L] for r in replicates], index=idx) for L in layers}
-        stats = {L: interval(v.to_numpy()) for L, v in rel.items()}
-        ranked = sorted(layers, key=lambda L: (stats[L][0], L))
-        best = ranked[0]
-        test = paired_test(rel[ranked[1]], rel[best]) if len(ranked) > 1 else {"p": None, "diff": None}
-        bests = [r["targets"][t]["best"] for r in replicates]
-        out["targets"][t] = {
-            "layers": {L: {"mean": stats[L][0], "lo": stats[L][2], "hi": stats[L][3],
-                           "per_replicate": rel[L].tolist(), "times_best": bests.count(L)} for L in layers},
-            "best": best, "runner_up": ranked[1] if len(ranked) > 1 else None, "p": test["p"],
-            "resolved": bool(test["p"] is not None and test["p"] < alpha),
-            "replicate_best": bests, "replicate_resolved": [r["targets"][t]["resolved"] for r in replicates],
-            "replicate_p": [r["targets"][t]["p"] for r in replicates],
-            "agree": len(set(bests)) == 1,
-        }
+        cells = [r["targets"][t] for r in replicates]
+        out["targets"][t] = pool_layers([c["rel"] for c in cells], [c["best"] for c in cells],
+                                        [c["resolved"] for c in cells], [c["p"] for c in cells], alpha)
     names = [n for n in (replicates[0]["targets"][common[0]]["predictors"] if common else [])
              if all(n in r["targets"][t]["predictors"] for r in replicates for t in common)]  # the run's order
     for name in names:
@@ -162,36 +155,28 @@ def pool(replicates: list[dict], alpha: float = ALPHA, gain_threshold: float = G
                              "regrets": [x["regret"] for x in rows]}
             pairs += [(r["targets"][t]["gain"], x) for r, x in zip(replicates, rows)]
         own = [r.get("predictors", {}).get(name, {}) for r in replicates]
-        out["predictors"][name] = {**_score([x for _, x in pairs]), "targets": per_target,
+        out["predictors"][name] = {**score([x for _, x in pairs]), "targets": per_target,
                                    "replicate_mean_regret": [x.get("mean_regret") for x in own],
                                    "replicate_goal": [x.get("goal") for x in own],
-                                   "gain": _score([x for g, x in pairs if g >= gain_threshold])}
+                                   "gain": score([x for g, x in pairs if g >= gain_threshold])}
+    out["sizes"] = pool_sizes(replicates, common, alpha, gain_threshold)
     return out
 
 
-def _score(rows: list[dict]) -> dict:
-    """Hits out of the (target, replicate) pairs and the mean regret with its 95% interval over
-    them (nan where no pair has a regret)."""
-    m, _, lo, hi = interval([x["regret"] for x in rows if x["regret"] is not None])
-    return {"hits": sum(x["hit"] for x in rows), "n": len(rows), "mean_regret": m, "regret_lo": lo, "regret_hi": hi}
-
-
-def _p(x):
-    if x is None:
-        return "n/a"
-    return "< 0.001" if x < 0.001 else f"{x:.3f}"
-
-
-def render(pooled: dict, header: str = "") -> str:
-    """Markdown tables of :func:`pool` for the README."""
+def render(pooled: dict, header: str = "", sizes_only: bool = False) -> str:
+    """Markdown tables of :func:`pool` for the README; with ``sizes_only`` the replicates and the
+    size study's tables only (:mod:`turbtl.replicate_sizes`)."""
     reps = pooled["replicates"]
     R = len(reps)
+    wall, made = ("wall_sizes_s", "its size study") if sizes_only else ("wall_s", "its sweep")
     lines = [header] if header else []
     lines += ["Replicates (each a whole run: its own DNS trajectories, base network and small-set draws):", "",
-              "| # | directory | base DNS seed | base test CC | wall time of the run that made its sweep (min) |",
+              f"| # | directory | base DNS seed | base test CC | wall time of the run that made {made} (min) |",
               "|---|---|---|---|---|"]
     lines += [f"| {i} | `{r['root']}` | {r['seed']} | {_fmt(r['base_test_cc'])} | "
-              f"{_fmt(r['wall_s'] / 60, 1) if r.get('wall_s') else 'n/a'} |" for i, r in enumerate(reps)]
+              f"{_fmt(r[wall] / 60, 1) if r.get(wall) else 'n/a'} |" for i, r in enumerate(reps)]
+    if sizes_only:
+        return "\n".join(lines + render_sizes(pooled.get("sizes", {}), R)) + "\n"
     if pooled["left_out"]:
         lines += ["", f"Left out (not in every replicate): {', '.join(pooled['left_out'])}."]
     lines += ["", f"Per target: each replicate's own best layer (* resolved within it at p < {pooled['alpha']}), "
@@ -204,7 +189,7 @@ def render(pooled: dict, header: str = "") -> str:
         b, ru = v["layers"][v["best"]], v["layers"].get(v["runner_up"])
         ru_s = f"{_fmt(ru['mean'])} [{_fmt(ru['lo'])}, {_fmt(ru['hi'])}]" if ru else "n/a"
         lines.append(f"| {t} | {per} | {'yes' if v['agree'] else 'no'} | {v['best']} | "
-                     f"{_fmt(b['mean'])} [{_fmt(b['lo'])}, {_fmt(b['hi'])}] | {v['runner_up']} | {ru_s} | {_p(v['p'])} |")
+                     f"{_fmt(b['mean'])} [{_fmt(b['lo'])}, {_fmt(b['hi'])}] | {v['runner_up']} | {ru_s} | {fmt_p(v['p'])} |")
     targets = list(pooled["targets"])
     if targets:
         layers = sorted(set.union(*(set(v["layers"]) for v in pooled["targets"].values())))
@@ -235,6 +220,7 @@ def render(pooled: dict, header: str = "") -> str:
             lines.append(f"| {name} | {v['hits']}/{v['n']} | {_fmt(v['mean_regret'])} "
                          f"[{_fmt(v['regret_lo'])}, {_fmt(v['regret_hi'])}] | {own} | {picks} | {g['hits']}/{g['n']} | "
                          f"{_fmt(g['mean_regret'])} [{_fmt(g['regret_lo'])}, {_fmt(g['regret_hi'])}] |")
+    lines += render_sizes(pooled.get("sizes", {}), R)
     return "\n".join(lines) + "\n"
 
 
@@ -248,19 +234,29 @@ def main(argv=None) -> None:
     ap.add_argument("--gain-threshold", type=float, default=GAIN_THRESHOLD,
                     help="also score the predictors on the (target, replicate) pairs whose TL gain over zero shot "
                     f"is at least this share (default {GAIN_THRESHOLD}, as turbtl.report)")
+    ap.add_argument("--sizes-only", action="store_true",
+                    help="only the replicates and the size study's tables (each replicate ran transfer.fractions)")
     a = ap.parse_args(argv)
     try:
         pooled = pool([load_replicate(d) for d in a.dirs], gain_threshold=a.gain_threshold)
+        if a.sizes_only and not pooled["sizes"]:
+            raise TurbtlError("no target has a current size study (sizes.json) in every replicate; fix: run each "
+                              "replicate with --config 'transfer={fractions: [...]}' to the end, or leave out "
+                              "--sizes-only")
     except TurbtlError as e:
         sys.exit(f"error: {e}")
     if pooled["left_out"]:
         print(f"warning: targets not in every replicate, left out: {pooled['left_out']}", file=sys.stderr)
+    if pooled["sizes"] and pooled["sizes"]["left_out"]:
+        print(f"warning: targets without a current size study in every replicate, left out of the size tables: "
+              f"{pooled['sizes']['left_out']}", file=sys.stderr)
     repo = Path(__file__).resolve().parent.parent
     commit = _git(repo, "rev-parse", "--short", "HEAD") or "unknown"
     dirty = " (with uncommitted changes)" if _git(repo, "status", "--porcelain", "--untracked-files=no") else ""
-    header = (f"_Written by `python -m turbtl.replicates {' '.join(a.dirs)}` from the `results/` of "
+    flags = " --sizes-only" if a.sizes_only else ""
+    header = (f"_Written by `python -m turbtl.replicates {' '.join(a.dirs)}{flags}` from the `results/` of "
               f"{len(a.dirs)} replicate runs of commit `{commit}`{dirty}; machine: {_machine()}._\n")
-    block = render(pooled, header)
+    block = render(pooled, header, sizes_only=a.sizes_only)
     if a.json:
         Path(a.json).write_text(json.dumps(pooled, indent=1, default=float))
     if a.name:
