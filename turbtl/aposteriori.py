@@ -61,11 +61,11 @@ import numpy as np
 import torch
 
 from . import TurbtlError
+from .config_checks import les_window
 from .data import FilteredData
 from .equation import FlowParams, check_timestep
-from .config_checks import les_window
-from .io import atomic_path, cf_globals, open_netcdf, write_json
 from .filters import filter_width
+from .io import atomic_path, cf_globals, open_netcdf, write_json
 from .les import DYNAMIC_RATIO, LES, dynamic, equivalent_constant, filtered_forcing_hat, network_closure, smagorinsky
 from .runtime import progress as _progress
 from .spectra import energy_enstrophy_spectra, log_rmse

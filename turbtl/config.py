@@ -11,9 +11,9 @@ from pathlib import Path
 import yaml
 
 from . import ConfigError
-from .config_checks import (base_train_snapshots, config_warnings, cross_checks, name_types, small_set_size,
-                            small_set_sizes, train_snapshots)
+from .config_checks import config_warnings, cross_checks, name_types
 from .config_files import check_yaml_file, merge
+from .config_sizes import base_train_snapshots, small_set_size, small_set_sizes, train_snapshots
 
 __all__ = ["validate_config", "load_schema", "fill_defaults", "tl_layers", "base_train_snapshots",
            "small_set_size", "small_set_sizes", "train_snapshots", "check_yaml_file", "coerce_scalars", "replicated",

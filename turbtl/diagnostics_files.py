@@ -9,8 +9,16 @@ import torch
 import xarray as xr
 
 from . import kernel_clusters as KC
-from .diagnostics import (ANISOTROPY_THRESHOLD, HIGH_PASS_FRACTION, LABELS, activation_spectra, fftshift_k,
-                          label_counts, layer_kernel_summary, tl_changes)
+from .diagnostics import (
+    ANISOTROPY_THRESHOLD,
+    HIGH_PASS_FRACTION,
+    LABELS,
+    activation_spectra,
+    fftshift_k,
+    label_counts,
+    layer_kernel_summary,
+    tl_changes,
+)
 
 __all__ = ["SYSTEM_FIELDS", "system_spectra", "with_layer", "base_kernels_dataset", "centroids_of", "tl_kernels_dataset",
            "activations_dataset"]

@@ -35,8 +35,8 @@ import numpy as np
 import torch
 
 from . import TurbtlError
-from .filters import coarse_grain, filter_width, jacobian_les_hat, transfer_function
 from .equation import forcing_hat
+from .filters import coarse_grain, filter_width, jacobian_les_hat, transfer_function
 from .grid import SpectralGrid, band_mask
 from .stepper import Stepper
 

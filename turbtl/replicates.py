@@ -56,10 +56,10 @@ import pandas as pd
 from . import TurbtlError
 from . import paths as P
 from .io import read_json
-from .report import GAIN_THRESHOLD, _git, _machine, _wall, meets_goal, replace_block
-from .replicate_sizes import load_sizes, pool_sizes, render_sizes
-from .report_cells import _fmt
 from .pooling import fmt_p, pool_layers, score
+from .replicate_sizes import load_sizes, pool_sizes, render_sizes
+from .report import GAIN_THRESHOLD, _git, _machine, _wall, meets_goal, replace_block
+from .report_cells import _fmt
 from .verdict import ALPHA
 
 __all__ = ["load_replicate", "pool", "render", "main"]

@@ -36,9 +36,17 @@ import numpy as np
 import torch
 
 from . import TurbtlError, __version__, equation
-from .equation import (BETA_SIGN, FlowParams, check_resolution, check_timestep, cutoff_shell, equation_text,
-                       laminar_velocity, resolution_decades)
 from .advection import Advection
+from .equation import (
+    BETA_SIGN,
+    FlowParams,
+    check_resolution,
+    check_timestep,
+    cutoff_shell,
+    equation_text,
+    laminar_velocity,
+    resolution_decades,
+)
 from .grid import SpectralGrid
 from .io import atomic_path, nc_field_coords, nc_set_attrs, nc_snapshot_variables
 from .resume import Checkpoint, StopSignals, resume_dir, trajectory_key

@@ -46,8 +46,7 @@ import math
 
 import torch
 
-from . import TurbtlError
-from . import fused
+from . import TurbtlError, fused
 from .fused import SpeedUps
 from .grid import SpectralGrid, complex_dtype
 

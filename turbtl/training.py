@@ -29,7 +29,7 @@ import torch
 
 from . import TurbtlError
 from .arrays import as_float32_tensor
-from .data import Normaliser, SYMMETRIES, augment_batch, flow_attrs, load_xy, symmetry_group
+from .data import SYMMETRIES, Normaliser, augment_batch, flow_attrs, load_xy, symmetry_group
 from .io import atomic_path, json_default, write_csv, write_json
 from .network import NetConfig, SGSNet
 from .spectra import log_spectrum_error
