@@ -146,18 +146,19 @@ def test_main_writes_the_readme_block(three, tmp_path, capsys):
         main([str(tmp_path / "nowhere"), str(three[0])])
 
 
-def _write_sizes(root, t, zero_shot, rel_by_n, picks_by_n, main_n=8):
+def _write_sizes(root, t, zero_shot, rel_by_n, picks_by_n, main_n=8, baselines_by_n=None):
     """A replicate's size study of target ``t`` as ``size_summary`` writes it (via
     :func:`turbtl.sizes.summarise_sizes` on layer runs with ``rel_by_n[n][layer]`` as the
     seed-mean TL nMSE over zero shot, each seed +-1% around it), with a prediction per size
-    whose one predictor 'probe' picks ``picks_by_n[n]``."""
+    whose one predictor 'probe' picks ``picks_by_n[n]``, and with ``baselines_by_n[n][method]``
+    the small-set baselines' relative errors."""
     from turbtl.io import write_json
     from turbtl.sizes import summarise_sizes
     from turbtl.transfer import CSV_COLUMNS
 
     scratch = root / "scratch" / t
     scratch.mkdir(parents=True)
-    csvs, preds = {}, {}
+    csvs, preds, bcsvs = {}, {}, {}
     for n, layers in rel_by_n.items():
         csvs[n] = []
         for L, r in layers.items():
@@ -166,6 +167,13 @@ def _write_sizes(root, t, zero_shot, rel_by_n, picks_by_n, main_n=8):
                     for s, f in enumerate(np.linspace(0.99, 1.01, SEEDS))]
             csvs[n].append(scratch / f"n{n}_layer{L}.csv")
             pd.DataFrame(rows, columns=CSV_COLUMNS).to_csv(csvs[n][-1], index=False)
+        bls = (baselines_by_n or {}).get(n, {})
+        for m, r in bls.items():
+            rows = [{"target": t, "method": m, "layer": 0, "seed": s, "n_train": n, "epochs": 3,
+                     "mse": r * zero_shot * f, "nmse": r * zero_shot * f, "cc": 0.5, "spec_err": 0.1, "seconds": 1.0}
+                    for s, f in enumerate(np.linspace(0.99, 1.01, SEEDS))]
+            pd.DataFrame(rows, columns=CSV_COLUMNS).to_csv(scratch / f"n{n}_{m}.csv", index=False)
+        bcsvs[n] = [scratch / f"n{n}_{m}.csv" for m in bls]
         scores = {L: (2.0 if L == picks_by_n[n] else 1.0 / L) for L in layers}
         preds[n] = scratch / f"pred{n}.json"
         write_json({"predictors": {"probe": {"scores": scores, "choice": picks_by_n[n], "seconds": 0.1}},
@@ -176,7 +184,8 @@ def _write_sizes(root, t, zero_shot, rel_by_n, picks_by_n, main_n=8):
                  columns=CSV_COLUMNS).to_csv(zs, index=False)
     out = root / P.SIZES_SUMMARY.format(target=t)
     summarise_sizes(csvs, {n: n / 16 for n in rel_by_n}, main_n, zs, t, root / P.SIZES_CSV.format(target=t), out,
-                    predictions=preds, out_predictors_csv=root / P.SIZE_PREDICTORS_CSV.format(target=t))
+                    predictions=preds, out_predictors_csv=root / P.SIZE_PREDICTORS_CSV.format(target=t),
+                    baselines=bcsvs if baselines_by_n else None)
 
 
 def test_the_size_study_pools_over_replicates(three, tmp_path, capsys):
@@ -186,8 +195,11 @@ def test_the_size_study_pools_over_replicates(three, tmp_path, capsys):
     left out of the size tables; ``--sizes-only`` writes them alone."""
     kf8 = [{1: 0.70, 2: 0.50, 3: 0.80}, {1: 0.72, 2: 0.52, 3: 0.78}, {1: 0.69, 2: 0.49, 3: 0.81}]  # as `three`
     kf2 = [{1: 0.80, 2: 0.90, 3: 0.95}, {1: 0.82, 2: 0.91, 3: 0.93}, {1: 0.79, 2: 0.88, 3: 0.96}]  # 2 snapshots
+    # fine-tuning everything: worse than layer 2 at 8 snapshots, better than layer 1 by 0.02 at 2
+    bl = [{8: {"finetune_all": 0.60, "scratch": 1.5}, 2: {"finetune_all": kf2[i][1] - 0.02, "scratch": 2.0 + i}}
+          for i in range(3)]
     for i, (root, zs) in enumerate(zip(three, [0.2, 0.3, 0.25])):
-        _write_sizes(root, "kf", zs, {8: kf8[i], 2: kf2[i]}, {8: 2, 2: [1, 2, 1][i]})
+        _write_sizes(root, "kf", zs, {8: kf8[i], 2: kf2[i]}, {8: 2, 2: [1, 2, 1][i]}, baselines_by_n=bl[i])
     _write_sizes(three[0], "re", 0.2, {8: {1: 0.95, 2: 0.99, 3: 0.96}, 2: {1: 0.9, 2: 0.95, 3: 0.97}}, {8: 2, 2: 1})
     reps = [load_replicate(d) for d in three]
     assert reps[1]["sizes"]["kf"]["sizes"][2]["rel"] == pytest.approx(kf2[1])
@@ -206,6 +218,11 @@ def test_the_size_study_pools_over_replicates(three, tmp_path, capsys):
     assert c2["main_best"]["layer"] == 2 and c2["main_best"]["hit"] is False
     assert c2["main_best"]["regret"] == pytest.approx((m2 - m1) / (1 - m1))
     assert c8["main_best"]["regret"] == 0.0 and c8["main_best"]["hit"] is True
+    # the baselines over replicates, against the pooled best, paired by replicate
+    ft2, ft8 = c2["baselines"]["finetune_all"], c8["baselines"]["finetune_all"]
+    assert ft2["mean"] == pytest.approx(m1 - 0.02) and ft2["best_minus_baseline"] == pytest.approx(0.02)
+    assert ft2["baseline_better"] is True and ft2["tl_better"] is False
+    assert ft8["tl_better"] is True and c2["baselines"]["scratch"]["per_replicate"] == pytest.approx([2.0, 3.0, 4.0])
     probe = s["predictors"]["probe"]
     assert probe["per_size"][8]["hits"] == 3 and probe["per_size"][2]["hits"] == 2 and probe["n"] == 6
     assert probe["picks"]["kf"][2] == [1, 2, 1] and probe["hit_picks"]["kf"][2] == 2
@@ -215,6 +232,7 @@ def test_the_size_study_pools_over_replicates(three, tmp_path, capsys):
     text = render(out)
     assert "| kf | 2 (0.125) | 1*, 1*, 1* | yes | 1 |" in text and "| 2: 0.47 (no) |" in text
     assert "| kf: 2 | 1, 1, 1 | 1, 2, 1 (2/3) |" in text and "| probe | 5/6 |" in text
+    assert "| kf | 2 | 1: 0.803 | 0.783 [" in text and "| 0.0200 (< 0.001) finetune_all better |" in text
     readme = tmp_path / "README.md"
     readme.write_text("<!-- report:rs:start -->\n<!-- report:rs:end -->\n")
     main([*map(str, three), "--sizes-only", "--name", "rs", "--readme", str(readme)])

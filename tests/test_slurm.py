@@ -18,7 +18,8 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 TINY = "tests/config.tiny.yaml"
 # the rules that get a GPU: the training rules (pairs included) and the a-posteriori LES
-GPU_RULES = {"train_base", "transfer_layer", "transfer_pair", "transfer_layer_size", "transfer_baseline", "aposteriori"}
+GPU_RULES = {"train_base", "transfer_layer", "transfer_pair", "transfer_layer_size", "transfer_baseline",
+             "transfer_baseline_size", "aposteriori"}
 SLURM_COMMANDS = ("sbatch", "srun", "sacct", "squeue", "sinfo", "scontrol", "sacctmgr", "sshare", "scancel")
 PROFILE_ENV = ("TURBTL_SLURM_ACCOUNT", "TURBTL_SLURM_PARTITION", "TURBTL_SLURM_GPU_PARTITION",
                "TURBTL_SLURM_GPUS", "TURBTL_SLURM_GPU_MODEL", "TURBTL_SLURM_DNS_GPU")
@@ -83,7 +84,7 @@ def test_profile_dry_run_defaults(tmp_path):
     jobs, out, _ = _dry_run(tmp_path)
     rules = {j["rule"] for j in jobs}
     expected = {"dns", "filter", "train_base", "transfer_layer", "transfer_pair", "pair_summary", "transfer_layer_size",
-                "size_summary", "transfer_baseline",
+                "size_summary", "transfer_baseline", "transfer_baseline_size",
                 "sweep_summary",
                 "base_kernels", "system_spectra", "tl_kernels", "activations", "predict", "predict_size", "compare",
                 "figures_target", "summary", "aposteriori"}

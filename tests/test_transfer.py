@@ -605,6 +605,47 @@ def test_size_summary_gives_each_size_its_verdict_and_scores_the_main_best_there
         summarise_sizes({8: csvs, 3: scsv}, {8: 0.5, 3: 0.2}, 8, zs[0], "t", tmp_path / "x.csv", tmp_path / "x.json")
 
 
+def test_size_summary_tests_the_small_set_baselines_against_each_sizes_best_layer(tmp_path):
+    """With ``baselines`` (transfer_baseline_size), sizes.json gives per size each small-set
+    baseline's nmse and the paired test over seeds of that size's best layer minus it; runs of
+    another size are refused."""
+    from scipy import stats
+
+    from turbtl.sizes import summarise_sizes
+
+    main = {1: [0.20, 0.22, 0.21], 2: [0.24, 0.25, 0.26]}  # n = 8: best 1
+    small = {1: [0.36, 0.38, 0.37], 2: [0.31, 0.33, 0.32]}  # n = 2: best 2
+    for d in ("m", "s"):
+        (tmp_path / d).mkdir()
+    csvs, bm = _table(tmp_path / "m", main, {"zero_shot": [0.40], "scratch": [0.50, 0.60, 0.55],
+                                             "finetune_all": [0.25, 0.27, 0.26]})
+    scsv, bs = _table(tmp_path / "s", small, {"scratch": [0.90, 0.95, 0.92], "finetune_all": [0.30, 0.325, 0.31]})
+    for q in [*scsv, *bs]:
+        pd.read_csv(q).assign(n_train=2).to_csv(q, index=False)
+    s = summarise_sizes({8: csvs, 2: scsv}, {8: 0.5, 2: 0.125}, 8, bm[0], "t", tmp_path / "sizes.csv",
+                        tmp_path / "sizes.json", baselines={8: bm[1:], 2: bs})
+    b8, b2 = (z["baselines"] for z in s["sizes"][::-1])
+    assert set(b8) == set(b2) == {"scratch", "finetune_all"}
+    # n = 8: layer 1 beats fine-tuning everything by 0.05 in every seed (p = 0) and scratch by far
+    ft = b8["finetune_all"]
+    assert ft["mean"] == pytest.approx(0.26) and ft["rel_zero_shot"] == pytest.approx(0.26 / 0.40)
+    assert ft["best_minus_baseline"] == pytest.approx(-0.05) and ft["p_value"] == 0.0
+    assert ft["tl_better"] is True and ft["baseline_better"] is False and b8["scratch"]["tl_better"] is True
+    # n = 2: fine-tuning everything is nominally better than layer 2; the test says whether it counts
+    ft = b2["finetune_all"]
+    p = stats.ttest_rel([0.31, 0.33, 0.32], [0.30, 0.325, 0.31]).pvalue
+    assert ft["best_minus_baseline"] == pytest.approx((0.01 + 0.005 + 0.01) / 3) and ft["p_value"] == pytest.approx(p)
+    assert ft["baseline_better"] is bool(p < 0.05) and ft["tl_better"] is False
+    assert ft["ci95_low"] < ft["mean"] < ft["ci95_high"] and ft["n"] == 3
+    from turbtl import plots  # the figure draws them right of the layers (scratch at 2 snapshots: above the axis)
+
+    plots.sizes(pd.read_csv(tmp_path / "sizes.csv"), s, tmp_path / "sizes.png", target="t")
+    assert (tmp_path / "sizes.png").stat().st_size > 10_000
+    with pytest.raises(TurbtlError, match="baselines of size 2 trained on \\[8\\] snapshots"):
+        summarise_sizes({8: csvs, 2: scsv}, {8: 0.5, 2: 0.125}, 8, bm[0], "t", tmp_path / "x.csv",
+                        tmp_path / "x.json", baselines={8: bm[1:], 2: bm[1:]})
+
+
 def test_size_summary_scores_each_predictor_against_each_sizes_own_sweep(tmp_path):
     """With the predictions of every size (predict_size), sizes.json gives each predictor's
     choice, regret, hit, Spearman and cost at each size, against that size's sweep, and

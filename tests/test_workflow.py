@@ -329,10 +329,11 @@ def test_pairs_of_layers_add_only_their_jobs(tiny_run, tmp_path):
 
 
 def test_size_study_adds_only_its_jobs_and_repeats_the_sweep_at_each_size(tiny_run, tmp_path):
-    """transfer.fractions adds one job per (size, layer), one prediction per size and a summary
-    per target, reruns nothing that exists, and a size job is the sweep's own re-training at
-    that size: asked for the main size, it gives the sweep's rows (all but the wall time); the
-    summary scores the predictors at the main size exactly as comparison.json does."""
+    """transfer.fractions adds one job per (size, layer), one per (size, small-set baseline), one
+    prediction per size and a summary per target, reruns nothing that exists, and a size job is
+    the sweep's own re-training at that size: asked for the main size, a layer job and a baseline
+    job give the sweep's rows (all but the wall time); the summary scores the predictors at the
+    main size exactly as comparison.json does."""
     work, _ = tiny_run
     copy_dir = tmp_path / "sizes"
     shutil.copytree(work, copy_dir, symlinks=True)
@@ -344,16 +345,24 @@ def test_size_study_adds_only_its_jobs_and_repeats_the_sweep_at_each_size(tiny_r
     import re
 
     planned = re.findall(r"^(?:local)?rule (\w+):", dry.stdout + dry.stderr, re.M)
-    assert set(planned) == {"transfer_layer_size", "predict_size", "size_summary", "all"}, sorted(set(planned))
+    assert set(planned) == {"transfer_layer_size", "transfer_baseline_size", "predict_size", "size_summary", "all"}, \
+        sorted(set(planned))
     assert planned.count("transfer_layer_size") == 4 * len(cfg["targets"]) and planned.count("size_summary") == 2
+    assert planned.count("transfer_baseline_size") == 2 * len(cfg["targets"])  # scratch and finetune_all at size 2
     assert planned.count("predict_size") == len(cfg["targets"])  # one extra size; the main size's is the predict job
     t = "high_re"
-    same = P.TL_SIZE_LAYER_CSV.format(target=t, n=4, layer=2)  # the main size, through the size rule
-    r = snakemake(copy_dir, cf, "--cores", "2", P.SIZES_SUMMARY.format(target=t), P.FIG_SIZES.format(target=t), same)
+    same = P.TL_SIZE_LAYER_CSV.format(target=t, n=4, layer=2)  # the main size, through the size rules
+    same_ft = P.TL_SIZE_BASELINE_CSV.format(target=t, n=4, method="finetune_all")
+    r = snakemake(copy_dir, cf, "--cores", "2", P.SIZES_SUMMARY.format(target=t), P.FIG_SIZES.format(target=t), same,
+                  same_ft)
     assert r.returncode == 0, r.stderr[-6000:]
     a = pd.read_csv(copy_dir / same).drop(columns="seconds")
     b = pd.read_csv(copy_dir / P.TL_LAYER_CSV.format(target=t, layer=2)).drop(columns="seconds")
     pd.testing.assert_frame_equal(a, b)
+    a = pd.read_csv(copy_dir / same_ft).drop(columns="seconds")
+    b = pd.read_csv(copy_dir / P.TL_BASELINE_CSV.format(target=t, method="finetune_all")).drop(columns="seconds")
+    pd.testing.assert_frame_equal(a, b)
+    assert not (copy_dir / P.TL_SIZE_BASELINE_WEIGHTS.format(target=t, n=2, method="scratch")).exists()  # temporary
     s = read_json(copy_dir / P.SIZES_SUMMARY.format(target=t))
     assert [z["n_small"] for z in s["sizes"]] == [2, 4] and [z["main"] for z in s["sizes"]] == [False, True]
     sweep = read_json(copy_dir / P.SWEEP_SUMMARY.format(target=t))
@@ -363,6 +372,13 @@ def test_size_study_adds_only_its_jobs_and_repeats_the_sweep_at_each_size(tiny_r
     assert s["sizes"][0]["best_layer"] == int(small.groupby("layer")["nmse"].mean().idxmin())
     table = pd.read_csv(copy_dir / P.SIZES_CSV.format(target=t))
     assert len(table) == 2 * 4 and table["mean"].notna().all()
+    # the baselines at each size: size 2's trained on 2 snapshots, the main size's are the sweep's
+    for m in ("scratch", "finetune_all"):
+        b2 = pd.read_csv(copy_dir / P.TL_SIZE_BASELINE_CSV.format(target=t, n=2, method=m))
+        assert (b2["n_train"] == 2).all() and sorted(b2["seed"]) == [0, 1]
+        assert s["sizes"][0]["baselines"][m]["mean"] == pytest.approx(b2["nmse"].mean())
+        b4 = pd.read_csv(copy_dir / P.TL_BASELINE_CSV.format(target=t, method=m))
+        assert s["sizes"][1]["baselines"][m]["mean"] == pytest.approx(b4["nmse"].mean())
     assert (copy_dir / P.FIG_SIZES.format(target=t)).stat().st_size > 10_000
     # the predictors: at the main size the summary's scores are comparison.json's, from the same runs
     comp = read_json(copy_dir / P.COMPARISON.format(target=t))["predictors"]
@@ -388,6 +404,7 @@ def test_size_study_adds_only_its_jobs_and_repeats_the_sweep_at_each_size(tiny_r
     assert only.startswith("_Written by") and "**Small-set sizes**" in only
     assert "| predictor | hit rate | mean regret | worst regret | mean Spearman" not in only  # no sweep tables
     assert "**Predictors at every small-set size**" in only and f"| {t}: 2 | {s['sizes'][0]['best_layer']}" in only
+    assert "**Baselines at every small-set size**" in only and f"| {t} | 2 | {s['sizes'][0]['best_layer']}: " in only
     assert "sweep's above" not in only and "table above" not in only
     # a rerun of the main size's predictors (or of its layers) with the study off leaves an old sizes.json: not reported
     pred, sizes_json = copy_dir / P.PREDICTION.format(target=t), copy_dir / P.SIZES_SUMMARY.format(target=t)

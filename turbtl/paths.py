@@ -34,6 +34,9 @@ PAIRS_SUMMARY = TRANSFER_DIR + "/pairs.json"
 
 # transfer.fractions (the size study): the single-layer sweep at another small-set size n, and its summary
 TL_SIZE_LAYER_CSV = TRANSFER_DIR + "/sizes/n{n}/layer{layer}.csv"
+# ... and the small-set baselines (scratch, finetune_all) at n; their networks are temporary (no LES runs them)
+TL_SIZE_BASELINE_CSV = TRANSFER_DIR + "/sizes/n{n}/baseline_{method}.csv"
+TL_SIZE_BASELINE_WEIGHTS = TRANSFER_DIR + "/sizes/n{n}/baseline_{method}.pt"
 SIZES_CSV = TRANSFER_DIR + "/sizes.csv"
 SIZES_SUMMARY = TRANSFER_DIR + "/sizes.json"
 SIZE_PREDICTORS_CSV = TRANSFER_DIR + "/size_predictors.csv"  # per size and predictor: choice, regret, hit

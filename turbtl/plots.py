@@ -230,7 +230,8 @@ def pairs(table: pd.DataFrame, result: dict, path, *, target: str = "") -> None:
 
 def sizes(table: pd.DataFrame, result: dict, path, *, target: str = "") -> None:
     """``transfer.fractions``: left, each size's test nmse per re-trained layer over the zero
-    shot's (mean and 95% interval over seeds), its best layer starred; right, the best layer
+    shot's (mean and 95% interval over seeds), its best layer starred, and right of the layers
+    the small-set baselines at that size (fine-tune all, scratch) where the summary has them; right, the best layer
     against the size (filled: resolved against the runner-up), the main size's best dashed,
     and beside each size every predictor's choice there (filled: a hit), when the summary has
     them: the predicted best layer beside the empirical one at each amount of target data."""
@@ -249,10 +250,39 @@ def sizes(table: pd.DataFrame, result: dict, path, *, target: str = "") -> None:
                     color=c, marker="o", ms=4, capsize=2, lw=1.2 + (0.8 if s["main"] else 0), label=lab)
         b = g[g["layer"] == s["best_layer"]]
         ax.plot(b["layer"], b["mean"] / zs, marker="*", ms=15, color=c, mec="k", ls="none")
+    layers = sorted({int(v) for v in table["layer"]})
+    methods = [m for m in ("finetune_all", "scratch") if all(m in (by_n[n].get("baselines") or {}) for n in ns)]
+    # the axis holds the layers and zero shot and a margin above them; a baseline above that (scratch
+    # on a few snapshots can be many times zero shot's error) is drawn at the top edge with its value
+    hi = max(1.0, float((table["ci95_high"] / zs).max()))
+    top = hi + 0.6 * max(hi - float((table["ci95_low"] / zs).min()), 0.02)
+    clipped = False
+    for i, m in enumerate(methods):  # right of the deepest layer, one column per baseline
+        x0 = layers[-1] + 1.5 + i
+        for j, (c, n) in enumerate(zip(pal, ns)):
+            b = by_n[n]["baselines"][m]
+            x = x0 + 0.5 * (j - (len(ns) - 1) / 2) / max(1, len(ns))
+            y = b["mean"] / zs
+            if y > top:
+                clipped = True
+                ax.plot([x], [top], marker="^", ms=6, color=c, ls="none", clip_on=False)
+                ax.annotate(f"{y:.2g}", (x, top), xytext=(0, -11), textcoords="offset points", fontsize=6,
+                            ha="center", color=c)
+                continue
+            ax.errorbar([x], [y], yerr=[[(b["mean"] - b["ci95_low"]) / zs], [(b["ci95_high"] - b["mean"]) / zs]],
+                        color=c, marker="s", ms=5, capsize=2, ls="none")
+    if methods:
+        ax.axvline(layers[-1] + 0.75, color="grey", lw=0.8)
+    if clipped:
+        ax.set_ylim(top=top * 1.01)
     ax.axhline(1.0, color="grey", ls=":", lw=1)
-    ax.set(xlabel="re-trained layer", ylabel="test nmse / zero shot's (lower is better)",
-           xticks=sorted({int(v) for v in table["layer"]}))
-    ax.set_title(f"{target}: single-layer TL at each small-set size (mean and 95% interval over seeds)", fontsize=9)
+    ticks = layers + [layers[-1] + 1.5 + i for i in range(len(methods))]
+    labels = [str(L) for L in layers] + [{"finetune_all": "fine-tune\nall", "scratch": "scratch"}[m] for m in methods]
+    ax.set(xlabel="re-trained layer" + (" (then the baselines: fine-tune all, scratch)" if methods else ""),
+           ylabel="test nmse / zero shot's (lower is better)")
+    ax.set_xticks(ticks, labels)
+    ax.set_title(f"{target}: single-layer TL at each small-set size" + (", and the baselines" if methods else "")
+                 + " (mean and 95% interval over seeds)", fontsize=9)
     ax.legend(fontsize=7, loc="best")
     for c, n in zip(pal, ns):
         s = by_n[n]
@@ -269,7 +299,6 @@ def sizes(table: pd.DataFrame, result: dict, path, *, target: str = "") -> None:
     bx.set_xscale("log")
     bx.set_xticks(ns, [str(n) for n in ns])
     bx.minorticks_off()
-    layers = sorted({int(v) for v in table["layer"]})
     bx.set(xlabel="small-set size (snapshots)", ylabel="best layer", yticks=layers, ylim=(layers[0] - 0.5, layers[-1] + 0.5))
     bx.set_title("best layer per size (filled: resolved, paired test)" +
                  ("; predictors' choices right of it (filled: hit)" if names else ""), fontsize=9)

@@ -41,7 +41,7 @@ from .io import read_json
 from .pooling import fmt_p, pool_layers, score
 from .report_cells import _fmt
 from .report_studies import _current
-from .verdict import ALPHA, hit, paired_test, regret
+from .verdict import ALPHA, hit, interval, paired_test, regret
 
 __all__ = ["load_sizes", "pool_sizes", "render_sizes"]
 
@@ -68,6 +68,8 @@ def load_sizes(root, targets) -> dict:
                         "rel": {int(L): float(m) / float(zs) for L, m in zip(rows["layer"], rows["mean"])},
                         "best": int(z["best_layer"]), "resolved": bool(z["resolved"]), "p": z.get("p_value"),
                         "gain": z.get("tl_gain"),
+                        "baselines": {m: b["rel_zero_shot"] for m, b in (z.get("baselines") or {}).items()
+                                      if b.get("rel_zero_shot") is not None},
                         "predictors": {name: {"choice": int(c["choice"]), "hit": bool(c["hit"]),
                                               "regret": c["regret"]}
                                        for name, c in (z.get("predictors") or {}).items()}}
@@ -96,6 +98,18 @@ def pool_sizes(replicates: list[dict], targets: list[str], alpha: float = ALPHA,
             v = pool_layers([c["rel"] for c in cells], [c["best"] for c in cells],
                             [c["resolved"] for c in cells], [c["p"] for c in cells], alpha)
             v["gain"] = 1.0 - v["layers"][v["best"]]["mean"]
+            v["baselines"] = {}
+            best = pd.Series(v["layers"][v["best"]]["per_replicate"])
+            for m in ("finetune_all", "scratch"):  # on each replicate's draws, against the pooled best
+                if all(m in c["baselines"] for c in cells):
+                    rel = pd.Series([c["baselines"][m] for c in cells])
+                    mean, _, lo, hi = interval(rel.to_numpy())
+                    test = paired_test(best, rel)
+                    sig = test["p"] is not None and test["p"] < alpha
+                    v["baselines"][m] = {"mean": mean, "lo": lo, "hi": hi, "per_replicate": rel.tolist(),
+                                         "best_minus_baseline": test["diff"], "p": test["p"],
+                                         "tl_better": bool(sig and test["diff"] < 0),
+                                         "baseline_better": bool(sig and test["diff"] > 0)}
             out["cells"][t][n] = v
         if main_n in ns:  # the main size's pooled best, judged at every size
             mb = out["cells"][t][main_n]["best"]
@@ -127,6 +141,30 @@ def _size_label(pooled: dict, n: int) -> str:
     return f"{n} ({pooled['fractions'][n]:.3g}){' main' if n == pooled['main_n'] else ''}"
 
 
+def _render_baselines(pooled: dict) -> list[str]:
+    """The small-set baselines at every size against the pooled best layer, over replicates."""
+    cells = [v for by_n in pooled["cells"].values() for v in by_n.values()]
+    methods = [m for m in ("finetune_all", "scratch") if cells and all(m in v["baselines"] for v in cells)]
+    if not methods:
+        return []
+    out = ["", "**Baselines at every small-set size over replicates** (relative error, nMSE / zero shot's: mean and "
+           "95% t-interval over replicates; the pooled best layer minus the baseline, paired over replicates):", "",
+           "| target | small set | pooled best: relative error | " + " | ".join(
+               f"{m}: relative error | best minus {m} (p)" for m in methods) + " |",
+           "|---|---|---|" + "---|---|" * len(methods)]
+    for t, by_n in pooled["cells"].items():
+        for n, v in by_n.items():
+            row = []
+            for m in methods:
+                b = v["baselines"][m]
+                mark = " TL better" if b["tl_better"] else (f" {m} better" if b["baseline_better"] else "")
+                row += [f"{_fmt(b['mean'])} [{_fmt(b['lo'])}, {_fmt(b['hi'])}]",
+                        f"{_fmt(b['best_minus_baseline'], 4)} ({fmt_p(b['p'])}){mark}"]
+            out.append(f"| {t} | {n}{' main' if n == pooled['main_n'] else ''} | {v['best']}: "
+                       f"{_fmt(v['layers'][v['best']]['mean'])} | " + " | ".join(row) + " |")
+    return out
+
+
 def render_sizes(pooled: dict, n_replicates: int) -> list[str]:
     """Markdown lines of :func:`pool_sizes` (none if it is empty)."""
     if not pooled:
@@ -151,6 +189,7 @@ def render_sizes(pooled: dict, n_replicates: int) -> list[str]:
             out.append(f"| {t} | {_size_label(pooled, n)} | {per} | {'yes' if v['agree'] else 'no'} | {v['best']} | "
                        f"{_fmt(b['mean'])} [{_fmt(b['lo'])}, {_fmt(b['hi'])}] | {v['runner_up']} | {ru_s} | "
                        f"{fmt_p(v['p'])} | {_fmt(100 * v['gain'], 1)}% | {mb_s} |")
+    out += _render_baselines(pooled)
     if pooled["left_out"]:
         out += ["", f"Left out of the size tables (no current size study in every replicate): "
                 f"{', '.join(pooled['left_out'])}."]

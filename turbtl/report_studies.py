@@ -70,7 +70,38 @@ def sizes_section(root: Path, targets: list[str], alone: bool = False) -> list[s
             f"{len(held)} of {len(sj)} target(s){' (' + ', '.join(held) + ')' if held else ''}. Draws of different "
             "sizes are independent, and the epochs are the same at every size (fewer optimiser steps on a "
             "smaller set)."]
-    return out + _size_predictors_section(sj, alone)
+    return out + _size_baselines_section(sj) + _size_predictors_section(sj, alone)
+
+
+def _size_baselines_section(sj: dict) -> list[str]:
+    """The small-set baselines at every size (``sizes.json``'s per-size ``baselines``, where the
+    run has them) against that size's best single layer."""
+    sj = {t: s for t, s in sj.items() if all(z.get("baselines") for z in s["sizes"])}
+    if not sj:
+        return []
+    methods = [m for m in ("finetune_all", "scratch") if all(m in z["baselines"] for s in sj.values() for z in s["sizes"])]
+    if not methods:
+        return []
+    out = ["", "**Baselines at every small-set size** (on the same draws as that size's layers; nMSE / zero shot's, "
+           "and the best layer minus the baseline, paired over seeds):", "",
+           "| target | small set | best layer: nMSE / zero shot | " + " | ".join(
+               f"{m}: nMSE / zero shot | best layer minus {m} (p)" for m in methods) + " |",
+           "|---|---|---|" + "---|---|" * len(methods)]
+    for t, s in sj.items():
+        zs = s.get("zero_shot")
+        for z in s["sizes"]:
+            cells = []
+            for m in methods:
+                b = z["baselines"][m]
+                mark = " TL better" if b["tl_better"] else (f" {m} better" if b["baseline_better"] else "")
+                cells += [_fmt(b["rel_zero_shot"]), f"{_fmt(b['best_minus_baseline'], 4)} ({_fmt(b['p_value'], 3)}){mark}"]
+            best = None if not zs else z["best_stats"]["mean"] / zs
+            out.append(f"| {t} | {z['n_small']}{' main' if z['main'] else ''} | {z['best_layer']}: {_fmt(best)} | "
+                       + " | ".join(cells) + " |")
+    out += ["", "TL better / baseline better: the paired two-sided t-test over seeds at `transfer.alpha` resolves the "
+            "difference. The best layer is picked after the sweep, so its side of the test is optimistic; zero shot "
+            "and full target do not depend on the size and are the sweep's."]
+    return out
 
 
 def _size_predictors_section(sj: dict, alone: bool = False) -> list[str]:

@@ -16,8 +16,12 @@ size).  Decided here:
   mixes both);
 - draws of different sizes are independent (a draw of 6 is not a subset of the draw of 18):
   layers are paired within a size, not across sizes, so sizes are compared by their verdicts;
-- the sweep and the predictors: no baselines but zero shot (which needs no data), no
-  a-posteriori LES, no pairs at the extra sizes; the main size keeps all of them;
+- the baselines that depend on the small set (``scratch`` and ``finetune_all``, where
+  ``transfer.baselines`` enables them) run at every size on the same draws as that size's
+  layers (``transfer_baseline_size``), so that "does re-training one layer beat re-training
+  everything, or training from scratch, with this little data?" is a paired test over seeds
+  at each size; zero shot needs no data and full target all of it, so neither depends on
+  the size; no a-posteriori LES and no pairs at the extra sizes (the main size keeps them);
 - the predictors run at every size as they are defined (``predict_size``: the predict job's
   script, on the first seed's draw of ``n`` snapshots, the one small set a user with ``n``
   snapshots would have), and are scored against that size's sweep by
@@ -28,7 +32,8 @@ size).  Decided here:
 ``summarise_sizes`` writes per target ``sizes.csv`` (per size and layer: the nmse statistics
 over seeds), ``sizes.json`` (per size: the verdict of :func:`turbtl.verdict.best_layer`,
 the TL gain, the regret and hit of the main size's best layer and of the shallowest layer
-at that size, and each predictor's choice, regret and hit there) and
+at that size, each baseline's nmse against the best layer there, and each predictor's
+choice, regret and hit there) and
 ``size_predictors.csv`` (one row per size and predictor); the figure is
 :func:`turbtl.plots.sizes`.
 """
@@ -58,6 +63,19 @@ def _choice(tl: pd.DataFrame, layer: int, best: int, means: dict, zero_shot: flo
             "hit": hit(layer, best, t, alpha), "p_value": t["p"]}
 
 
+def _baseline_row(rows: pd.DataFrame, tl: pd.DataFrame, best: int, zero_shot: float | None, alpha: float) -> dict:
+    """One small-set baseline at one size against that size's best layer: its statistics over
+    seeds, its nmse over zero shot's, and the paired test over seeds (the same draws) of the best
+    layer minus the baseline; ``tl_better``/``baseline_better``: significant at ``alpha``."""
+    t = paired_test(per_seed(tl, best), rows.groupby("seed")["nmse"].mean())
+    sig = t["p"] is not None and t["p"] < alpha
+    st = layer_stats(rows)
+    return {**{k: st[k] for k in ("mean", "ci95_low", "ci95_high", "n")},
+            "rel_zero_shot": None if not zero_shot else st["mean"] / zero_shot,
+            "best_minus_baseline": t["diff"], "p_value": t["p"],
+            "tl_better": bool(sig and t["diff"] < 0), "baseline_better": bool(sig and t["diff"] > 0)}
+
+
 def _predictor_rows(prediction: dict, tl: pd.DataFrame, zero_shot_rows: pd.DataFrame, alpha: float,
                     target: str) -> dict:
     """Each predictor of ``prediction`` (``prediction.json`` at one size) against that size's
@@ -68,14 +86,17 @@ def _predictor_rows(prediction: dict, tl: pd.DataFrame, zero_shot_rows: pd.DataF
 
 
 def summarise_sizes(layer_csvs: dict, fractions: dict, main_n: int, zero_shot_csv, target: str, out_csv, out_json,
-                    *, predictions: dict | None = None, out_predictors_csv=None, alpha: float = ALPHA) -> dict:
+                    *, predictions: dict | None = None, out_predictors_csv=None, baselines: dict | None = None,
+                    alpha: float = ALPHA) -> dict:
     """``sizes.csv`` and ``sizes.json`` of one target, and ``size_predictors.csv`` with ``predictions``.
 
     ``layer_csvs``: ``{n_small: [runs/layer{L}.csv, ...]}`` (the main size's are the sweep's);
     ``fractions``: ``{n_small: fraction}``; ``main_n``: the size of ``transfer.fraction``;
     ``zero_shot_csv``: the sweep's ``baseline_zero_shot.csv`` (the base net needs no data);
     ``predictions``: ``{n_small: prediction.json path}`` (the main size's is the predict job's),
-    each read from a small set of that size (its ``details.n_target_samples``, checked).
+    each read from a small set of that size (its ``details.n_target_samples``, checked);
+    ``baselines``: ``{n_small: [baseline_{method}.csv, ...]}`` of the small-set baselines (the
+    main size's are the sweep's), each re-trained on that many snapshots (checked).
     """
     if set(layer_csvs) != set(fractions) or main_n not in layer_csvs:
         raise TurbtlError(f"{target}: the size study's runs ({sorted(layer_csvs)}) do not match its sizes "
@@ -105,6 +126,17 @@ def summarise_sizes(layer_csvs: dict, fractions: dict, main_n: int, zero_shot_cs
             raise TurbtlError(f"{target}: runs of size {n} re-trained on {bad} snapshots; fix: delete "
                               f"results/transfer/{target}/ of that size and rerun")
         tls[int(n)] = df
+    bls = {}
+    for n, csvs in (baselines or {}).items():
+        if int(n) not in tls:
+            raise TurbtlError(f"{target}: baselines of size {n}, which the size study does not run ({sorted(tls)})")
+        df = pd.concat([pd.read_csv(p) for p in csvs], ignore_index=True) if csvs else pd.DataFrame(columns=["method"])
+        bad = sorted(set(df["n_train"]) - {int(n)}) if len(df) else []
+        if bad:
+            raise TurbtlError(f"{target}: baselines of size {n} trained on {bad} snapshots; fix: delete "
+                              f"results/transfer/{target}/sizes/n{n}/baseline_*.csv (or, at the main size, "
+                              "runs/baseline_*.csv) and rerun")
+        bls[int(n)] = {str(m): g for m, g in df.groupby("method")}
     verdicts = {n: best_layer(tl, alpha) for n, tl in tls.items()}
     main_best = verdicts[main_n]["best_layer"]
     rows, sizes, prows = [], [], []
@@ -121,6 +153,8 @@ def summarise_sizes(layer_csvs: dict, fractions: dict, main_n: int, zero_shot_cs
                       "main_best": _choice(tl, main_best, best, means, zero_shot, alpha),
                       "shallowest": _choice(tl, min(stats), best, means, zero_shot, alpha),
                       "n_seeds": int(tl["seed"].nunique())})
+        if n in bls:
+            sizes[-1]["baselines"] = {m: _baseline_row(g, tl, best, zero_shot, alpha) for m, g in bls[n].items()}
         if preds:
             sizes[-1]["predictors"] = _predictor_rows(preds[n], tl, zs_rows, alpha, target)
             prows += [{"n_small": n, "fraction": float(fractions[n]), "main": n == main_n, "predictor": name,

@@ -58,6 +58,8 @@ PAIRS = [(a, b) for i, a in enumerate(LAYERS) for b in LAYERS[i + 1 :]] if confi
 # included ({} when off); the main size's runs are the sweep's, the others get their own jobs
 SIZES = small_set_sizes(config)
 EXTRA_SIZES = [n for n in SIZES if n != N_SMALL]
+# ... and the baselines that depend on the small set, at every size (zero shot and full target do not)
+SIZE_BASELINES = [m for m in ("scratch", "finetune_all") if m in METHODS]
 
 
 wildcard_constraints:
@@ -128,6 +130,14 @@ def size_layer_csvs(wc):
     }
 
 
+def size_baseline_csvs(wc):
+    """transfer.fractions: every size's small-set baselines (SIZE_BASELINES) of a target, the main size's the sweep's."""
+    return {
+        n: expand(P.TL_BASELINE_CSV if n == N_SMALL else P.TL_SIZE_BASELINE_CSV, target=wc.target, n=n, method=SIZE_BASELINES)
+        for n in SIZES
+    }
+
+
 def size_predictions(wc):
     """transfer.fractions: every size's prediction of a target, the main size's the predict job's."""
     return {n: (P.PREDICTION if n == N_SMALL else P.SIZE_PREDICTION).format(target=wc.target, n=n) for n in SIZES}
@@ -166,6 +176,7 @@ def all_outputs():
         if PAIRS:
             out += [P.PAIRS_CSV.format(target=t), P.PAIRS_SUMMARY.format(target=t), P.FIG_PAIRS.format(target=t)]
         out += expand(P.TL_SIZE_LAYER_CSV, target=t, n=EXTRA_SIZES, layer=LAYERS)
+        out += expand(P.TL_SIZE_BASELINE_CSV, target=t, n=EXTRA_SIZES, method=SIZE_BASELINES)
         out += expand(P.SIZE_PREDICTION, target=t, n=EXTRA_SIZES)
         if SIZES:
             out += [P.SIZES_CSV.format(target=t), P.SIZES_SUMMARY.format(target=t), P.SIZE_PREDICTORS_CSV.format(target=t)]

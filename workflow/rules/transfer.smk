@@ -108,6 +108,7 @@ rule size_summary:
     input:
         layers=lambda wc: [p for ps in size_layer_csvs(wc).values() for p in ps],
         zero_shot=lambda wc: P.TL_BASELINE_CSV.format(target=wc.target, method="zero_shot"),
+        baselines=lambda wc: [p for ps in size_baseline_csvs(wc).values() for p in ps],
         predictions=lambda wc: list(size_predictions(wc).values()),
     output:
         table=P.SIZES_CSV,
@@ -131,6 +132,7 @@ rule size_summary:
         runtime=10,
     params:
         layer_csvs=size_layer_csvs,
+        baseline_csvs=size_baseline_csvs,
         predictions=size_predictions,
         fractions=SIZES,
         main_n=N_SMALL,
@@ -165,6 +167,21 @@ rule transfer_baseline:
         device=config["device"],
     script:
         "../scripts/transfer_baseline.py"
+
+
+# transfer.fractions: the small-set baselines (scratch, finetune_all) at another size n, on the
+# same draws as that size's layer runs (paired); the baseline job itself, only n and the paths
+# differ, and its networks are temporary (no a-posteriori LES at the extra sizes)
+use rule transfer_baseline as transfer_baseline_size with:
+    output:
+        table=P.TL_SIZE_BASELINE_CSV,
+        weights=temp(P.TL_SIZE_BASELINE_WEIGHTS),
+    log:
+        P.log("transfer_baseline_size", "{target}/n{n}/{method}"),
+    benchmark:
+        P.bench("transfer_baseline_size", "{target}/n{n}/{method}")
+    params:
+        n_small=lambda wc: int(wc.n),
 
 
 rule sweep_summary:

@@ -12,6 +12,7 @@ out = summarise_sizes({int(n): v for n, v in smk.params.layer_csvs.items()},
                       {int(n): float(f) for n, f in smk.params.fractions.items()}, int(smk.params.main_n),
                       smk.input.zero_shot, smk.wildcards.target, smk.output.table, smk.output.summary,
                       predictions={int(n): p for n, p in smk.params.predictions.items()},
+                      baselines={int(n): v for n, v in smk.params.baseline_csvs.items()},
                       out_predictors_csv=smk.output.predictors, alpha=float(smk.params.alpha))
 plots.sizes(pd.read_csv(smk.output.table), out, smk.output.figure, target=smk.wildcards.target)
 for s in out["sizes"]:
