@@ -39,7 +39,7 @@ import pandas as pd
 from . import paths as P
 from .io import read_json
 from .pooling import fmt_p, pool_layers, score
-from .report_cells import _fmt
+from .report_cells import _fmt, baseline_diff, baseline_head, baseline_methods
 from .report_studies import _current
 from .verdict import ALPHA, hit, interval, paired_test, regret
 
@@ -143,23 +143,18 @@ def _size_label(pooled: dict, n: int) -> str:
 
 def _render_baselines(pooled: dict) -> list[str]:
     """The small-set baselines at every size against the pooled best layer, over replicates."""
-    cells = [v for by_n in pooled["cells"].values() for v in by_n.values()]
-    methods = [m for m in ("finetune_all", "scratch") if cells and all(m in v["baselines"] for v in cells)]
+    methods = baseline_methods(v["baselines"] for by_n in pooled["cells"].values() for v in by_n.values())
     if not methods:
         return []
     out = ["", "**Baselines at every small-set size over replicates** (relative error, nMSE / zero shot's: mean and "
            "95% t-interval over replicates; the pooled best layer minus the baseline, paired over replicates):", "",
-           "| target | small set | pooled best: relative error | " + " | ".join(
-               f"{m}: relative error | best minus {m} (p)" for m in methods) + " |",
-           "|---|---|---|" + "---|---|" * len(methods)]
+           *baseline_head("pooled best: relative error", "relative error", "best minus", methods)]
     for t, by_n in pooled["cells"].items():
         for n, v in by_n.items():
             row = []
             for m in methods:
                 b = v["baselines"][m]
-                mark = " TL better" if b["tl_better"] else (f" {m} better" if b["baseline_better"] else "")
-                row += [f"{_fmt(b['mean'])} [{_fmt(b['lo'])}, {_fmt(b['hi'])}]",
-                        f"{_fmt(b['best_minus_baseline'], 4)} ({fmt_p(b['p'])}){mark}"]
+                row += [f"{_fmt(b['mean'])} [{_fmt(b['lo'])}, {_fmt(b['hi'])}]", baseline_diff(b, m, fmt_p(b["p"]))]
             out.append(f"| {t} | {n}{' main' if n == pooled['main_n'] else ''} | {v['best']}: "
                        f"{_fmt(v['layers'][v['best']]['mean'])} | " + " | ".join(row) + " |")
     return out

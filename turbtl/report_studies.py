@@ -11,7 +11,7 @@ import pandas as pd
 
 from . import paths as P
 from .io import read_json
-from .report_cells import _fmt, _regret_cells
+from .report_cells import _fmt, _regret_cells, baseline_diff, baseline_head, baseline_methods
 from .verdict import aggregate
 
 __all__ = ["pairs_section", "sizes_section"]
@@ -79,22 +79,19 @@ def _size_baselines_section(sj: dict) -> list[str]:
     sj = {t: s for t, s in sj.items() if all(z.get("baselines") for z in s["sizes"])}
     if not sj:
         return []
-    methods = [m for m in ("finetune_all", "scratch") if all(m in z["baselines"] for s in sj.values() for z in s["sizes"])]
+    methods = baseline_methods(z["baselines"] for s in sj.values() for z in s["sizes"])
     if not methods:
         return []
     out = ["", "**Baselines at every small-set size** (on the same draws as that size's layers; nMSE / zero shot's, "
            "and the best layer minus the baseline, paired over seeds):", "",
-           "| target | small set | best layer: nMSE / zero shot | " + " | ".join(
-               f"{m}: nMSE / zero shot | best layer minus {m} (p)" for m in methods) + " |",
-           "|---|---|---|" + "---|---|" * len(methods)]
+           *baseline_head("best layer: nMSE / zero shot", "nMSE / zero shot", "best layer minus", methods)]
     for t, s in sj.items():
         zs = s.get("zero_shot")
         for z in s["sizes"]:
             cells = []
             for m in methods:
                 b = z["baselines"][m]
-                mark = " TL better" if b["tl_better"] else (f" {m} better" if b["baseline_better"] else "")
-                cells += [_fmt(b["rel_zero_shot"]), f"{_fmt(b['best_minus_baseline'], 4)} ({_fmt(b['p_value'], 3)}){mark}"]
+                cells += [_fmt(b["rel_zero_shot"]), baseline_diff(b, m, _fmt(b["p_value"], 3))]
             best = None if not zs else z["best_stats"]["mean"] / zs
             out.append(f"| {t} | {z['n_small']}{' main' if z['main'] else ''} | {z['best_layer']}: {_fmt(best)} | "
                        + " | ".join(cells) + " |")
