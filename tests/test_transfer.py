@@ -704,3 +704,63 @@ def test_size_summary_scores_each_predictor_against_each_sizes_own_sweep(tmp_pat
     with pytest.raises(TurbtlError, match="predictions \\(\\[8\\]\\) do not match its sizes"):
         summarise_sizes({8: csvs, 2: scsv}, {8: 0.5, 2: 0.125}, 8, zs[0], "t", tmp_path / "x.csv", tmp_path / "x.json",
                         predictions={8: pred(8)}, out_predictors_csv=tmp_path / "x2.csv")
+
+
+_TIMER_SPY = r'''
+import json, sys, time
+real = time.perf_counter
+seen = []
+
+
+def spy():
+    mod = sys._getframe(1).f_globals.get("__name__", "")
+    if mod in ("turbtl.transfer", "turbtl.predict"):
+        seen.append([mod, "torch._dynamo" in sys.modules])
+    return real()
+
+
+time.perf_counter = spy
+import torch
+import diag_fixtures as F
+from turbtl import predict as P
+from turbtl.transfer import run_baseline_job, run_layer_job
+assert "torch._dynamo" not in sys.modules, "the check needs a process without it"
+torch.set_num_threads(1)
+a = json.loads(sys.argv[1])
+run_layer_job(a["ckpt"], a["target"], 2, a["dir"] + "/layer2.csv", None, transfer_cfg=a["tcfg"],
+              n_small=8, device="cpu")
+run_baseline_job(a["ckpt"], a["target"], "scratch", a["dir"] + "/scratch.csv", transfer_cfg=a["tcfg"],
+                 training_cfg=a["trcfg"], network_cfg=a["net"], n_small=8, device="cpu")
+n_tl = len(seen)
+del sys.modules["torch._dynamo"]  # a fresh predict job (the import itself stays cached)
+P.predict_layers(F.tiny_net(depth=3, channels=2), F.random_fields(3), F.random_fields(3, seed=1),
+                 torch.randn(3, 1, 16, 16), F.spectra_ds(), F.spectra_ds(bump_k=3), [1, 2, 3],
+                 probe={"epochs": 2, "holdout": 0.34, "lr": 1e-3, "batch_size": 2})
+print(json.dumps({"seen": seen, "n_tl": n_tl}))
+'''
+
+
+def test_timed_trainings_start_after_the_optimiser_import(setup, tmp_path):
+    """The first optimiser of a process imports torch._dynamo (1-2 s): the layer job, the
+    baselines and the probe do it before their first timer (training.preload_optimiser), so
+    their recorded seconds hold no import.  A fresh interpreter: every ``perf_counter`` call of
+    turbtl.transfer and turbtl.predict sees the module already imported."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).parent
+    args = {"ckpt": str(setup["ckpt"]), "target": str(setup["target"]), "dir": str(tmp_path),
+            "tcfg": TCFG, "trcfg": TRCFG, "net": NET}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(here), str(here.parent),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    r = subprocess.run([sys.executable, "-c", _TIMER_SPY, json.dumps(args)], capture_output=True,
+                       text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    seen = out["seen"]
+    # 2 seeds x 2 timer calls in the layer job, the same in the scratch baseline; the predict job's
+    assert out["n_tl"] == 8 and {m for m, _ in seen[:8]} == {"turbtl.transfer"}
+    assert len(seen) > 8 and {m for m, _ in seen[8:]} == {"turbtl.predict"}
+    assert all(ok for _, ok in seen), seen

@@ -88,7 +88,9 @@ size and lr as TL, one seed) for ``predict.probe_epochs`` epochs on the fit part
 It never reads the target's validation or test members.  Its cost is the sweep's times
 ``probe_epochs (1 - holdout) / (seeds x epochs)`` plus the prefix and evaluation passes
 (5 seeds x 50 epochs and 10 probe epochs: about 3%); ``prediction.json`` records the
-measured seconds.
+measured seconds.  On a set of a few snapshots a step costs about the same whatever the
+batch holds (per-call overheads dominate), so the ratio is then that of the steps,
+``probe_epochs ceil(n_fit / b) / (seeds x epochs ceil(n / b))``: 4% at 4 snapshots.
 
 Data: every predictor reads the small set of the FIRST TL seed's draw
 (``transfer.predictor_draw``): the one small set a user would have.  Until 2026-11-29 the data
@@ -99,7 +101,10 @@ now come from the small set itself (and the base's training members).
 
 Cost: each predictor's ``seconds`` in ``prediction.json`` is the wall time of everything it
 needs (shared work, e.g. the activation spectra, is counted for each predictor that uses
-it), measured on the predict job's device and threads.
+it), measured on the predict job's device and threads.  The one-off import that the first
+optimiser of a process does (``training.preload_optimiser``, about 1-2 s) is done before any
+timer, here and in the TL and baseline jobs, as job start-up; until 2026-12-07 the probe and
+the first seed of every layer job paid it inside their seconds.
 
 Comparison with the sweep (``compare``; statistics in ``turbtl.verdict``)
 ------------------------------------------------------------------------
@@ -123,6 +128,7 @@ import xarray as xr
 from .diagnostics import channel_spectra, kernel_shell_stats
 from .gradient_predictor import gradient_scores
 from .probe import probe_scores, probe_split
+from .training import preload_optimiser
 from .spectra import power_spectrum
 
 __all__ = [
@@ -282,6 +288,9 @@ def predict_layers(model, x_base, x_target, y_target, base_spectra, target_spect
     """
     layers = sorted(int(L) for L in layers)
     device = device if device is not None else next(model.parameters()).device
+    run_probe = bool(probe) and int(probe.get("epochs") or 0) > 0
+    if run_probe:
+        preload_optimiser()  # the job's start-up, not the probe's cost (its doc)
     t0 = time.perf_counter()
     k, w, d = data_weights(base_spectra, target_spectra)
     t_w = time.perf_counter() - t0
@@ -303,7 +312,7 @@ def predict_layers(model, x_base, x_target, y_target, base_spectra, target_spect
     _, rel, rms = run("gradient", lambda: gradient_scores(model, x_target, y_target, layers,
                                                            batch_size=batch_size))
     probe_details = None
-    if probe and int(probe.get("epochs") or 0) > 0:
+    if run_probe:
         _, probe_details = run("probe", lambda: probe_scores(
             model, x_target, y_target, layers, epochs=int(probe["epochs"]),
             batch_size=int(probe["batch_size"]), lr=float(probe["lr"]),

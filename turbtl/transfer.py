@@ -39,7 +39,7 @@ from .data import FilteredData, Normaliser, symmetry_group
 from .io import atomic_path, write_csv, write_json
 from .network import NetConfig, SGSNet
 from .paths import BASELINE_METHODS
-from .training import evaluate, fit, load_checkpoint, precision_context, train_loop
+from .training import evaluate, fit, load_checkpoint, precision_context, preload_optimiser, train_loop
 from .verdict import ALPHA, best_layer, layer_stats
 
 __all__ = ["retrain_layer", "retrain_every_seed", "load_tl_model", "run_layer_job", "run_baseline_job", "summarise",
@@ -216,6 +216,7 @@ def retrain_every_seed(model_path, data_path, layers, *, transfer_cfg: dict, n_s
     sets = data.small_sets(n_small, [draw_seed(transfer_cfg, s) for s in seeds])
     Xt, Yt = data.xy("test")
     name = "+".join(map(str, layers)) if isinstance(layers, tuple) else str(layers)
+    preload_optimiser(log)  # start-up, not the first seed's re-training
     for seed, (Xs, Ys) in zip(seeds, sets):
         t0 = time.perf_counter()
         model, hist = retrain_layer(base, layers, Xs, Ys, norm, epochs=int(transfer_cfg["epochs"]),
@@ -259,6 +260,8 @@ def run_baseline_job(model_path, data_path, method: str, out_csv, *, transfer_cf
     target = data.name
     Xt, Yt = data.xy("test")
     rows = []
+    if method != "zero_shot":
+        preload_optimiser(log)  # start-up, not the first seed's training
     if method == "zero_shot":
         t0 = time.perf_counter()
         m = evaluate(base, norm, Xt, Yt, dev)
