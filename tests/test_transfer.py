@@ -764,3 +764,33 @@ def test_timed_trainings_start_after_the_optimiser_import(setup, tmp_path):
     assert out["n_tl"] == 8 and {m for m, _ in seen[:8]} == {"turbtl.transfer"}
     assert len(seen) > 8 and {m for m, _ in seen[8:]} == {"turbtl.predict"}
     assert all(ok for _, ok in seen), seen
+
+
+def test_pipeline_costs_reads_a_runs_recorded_seconds(tmp_path):
+    """benchmarks/pipeline_costs.py: per size, the sweep's summed seconds, seed 0 against the
+    other seeds' mean, and the probe's seconds and fraction from size_predictors.csv."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import pipeline_costs
+
+    t = tmp_path / "results" / "transfer" / "tgt"
+    for sub, n, secs in (("runs", 18, [3.0, 2.0, 2.5]), ("sizes/n4", 4, [1.5, 0.5, 0.75])):
+        (t / sub).mkdir(parents=True)
+        for L in (1, 2):
+            rows = [{"target": "tgt", "method": "tl_layer", "layer": L, "seed": s, "n_train": n, "epochs": 5,
+                     "mse": 1.0, "nmse": 1.0, "cc": 0.5, "spec_err": 0.1, "seconds": secs[s] + L}
+                    for s in range(3)]
+            pd.DataFrame(rows, columns=CSV_COLUMNS).to_csv(t / sub / f"layer{L}.csv", index=False)
+    pd.DataFrame({"n_small": [4, 18, 18], "main": [False, True, True], "predictor": ["probe", "probe", "gradient"],
+                  "seconds": [0.4, 0.9, 0.1], "cost_fraction": [0.4 / 14.5, 0.9 / 24.0, 0.1 / 24.0]}
+                 ).to_csv(t / "size_predictors.csv", index=False)
+    got = {r["small set"]: r for r in pipeline_costs.rows(tmp_path)}
+    assert set(got) == {18, 4}
+    assert got[18]["seconds"] == pytest.approx(24.0) and got[4]["seconds"] == pytest.approx(14.5)
+    assert got[18]["seed0"] == pytest.approx(3 + 1 + 3 + 2)
+    assert got[18]["other_seed"] == pytest.approx(((2 + 1 + 2 + 2) + (2.5 + 1 + 2.5 + 2)) / 2)
+    assert got[4]["seed0"] == pytest.approx(1.5 + 1 + 1.5 + 2) and got[4]["layers"] == 2
+    assert got[4]["probe_seconds"] == 0.4 and got[4]["probe_fraction"] == pytest.approx(0.4 / 14.5)
+    assert got[18]["probe_seconds"] == 0.9
