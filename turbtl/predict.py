@@ -128,8 +128,8 @@ import xarray as xr
 from .diagnostics import channel_spectra, kernel_shell_stats
 from .gradient_predictor import gradient_scores
 from .probe import probe_scores, probe_split
-from .training import preload_optimiser
 from .spectra import power_spectrum
+from .training import preload_optimiser
 
 __all__ = [
     "SPECTRA_FIELDS", "PREDICTORS", "data_spectra", "data_weights", "layer_spectral_shift", "spectral_scores",
