@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
+
+from turbtl import paths as P
 
 
 def _sweep(csvs) -> dict:
@@ -27,38 +30,29 @@ def _sweep(csvs) -> dict:
 
 
 def rows(workdir: Path, label: str | None = None) -> list[dict]:
+    """One row per (target, small-set size) of the run in ``workdir`` (paths: ``turbtl.paths``)."""
     workdir = Path(workdir)
     out = []
-    for tdir in sorted((workdir / "results" / "transfer").iterdir()):
-        if not (tdir / "runs").is_dir():
+    for tdir in sorted(workdir.glob(P.TRANSFER_DIR.format(target="*"))):
+        t = tdir.name
+        main = sorted(workdir.glob(P.TL_LAYER_CSV.format(target=t, layer="*")))
+        if not main:
             continue
-        sizes = {}
-        main = sorted((tdir / "runs").glob("layer*.csv"))
-        if main:
-            sizes["main"] = main
-        for nd in sorted((tdir / "sizes").glob("n*")) if (tdir / "sizes").is_dir() else []:
-            sizes[nd.name] = sorted(nd.glob("layer*.csv"))
-        probe = {}
-        sp = tdir / "size_predictors.csv"
+        sizes = {"main": (None, main, math.nan, math.nan)}  # key: (n, layer CSVs, probe s, fraction)
+        sp = workdir / P.SIZE_PREDICTORS_CSV.format(target=t)
+        cj = workdir / P.COMPARISON.format(target=t)
         if sp.exists():
-            p = pd.read_csv(sp)
-            for _, r in p[p["predictor"] == "probe"].iterrows():
-                probe["main" if bool(r["main"]) else f"n{int(r['n_small'])}"] = (
-                    int(r["n_small"]), float(r["seconds"]), float(r["cost_fraction"]))
-        else:
-            cj = workdir / "results" / "diagnostics" / tdir.name / "comparison.json"
-            if cj.exists():
-                c = json.loads(cj.read_text())["predictors"].get("probe")
-                if c:
-                    probe["main"] = (None, float(c["seconds"]), float(c["cost_fraction"]))
-        for key, csvs in sizes.items():
-            if not csvs:
-                continue
-            s = _sweep(csvs)
-            n, sec, frac = probe.get(key, (None, float("nan"), float("nan")))
-            n = n if n is not None else (int(key[1:]) if key.startswith("n") else None)
-            out.append({"run": label or str(workdir), "target": tdir.name, "small set": n if n is not None else key,
-                        **s, "probe_seconds": sec, "probe_fraction": frac})
+            for _, r in pd.read_csv(sp).query("predictor == 'probe'").iterrows():
+                n = int(r["n_small"])
+                csvs = main if bool(r["main"]) else sorted(
+                    workdir.glob(P.TL_SIZE_LAYER_CSV.format(target=t, n=n, layer="*")))
+                sizes["main" if bool(r["main"]) else n] = (n, csvs, float(r["seconds"]), float(r["cost_fraction"]))
+        elif cj.exists() and "probe" in (c := json.loads(cj.read_text())["predictors"]):
+            sizes["main"] = (None, main, float(c["probe"]["seconds"]), float(c["probe"]["cost_fraction"]))
+        for key, (n, csvs, sec, frac) in sizes.items():
+            if csvs:
+                out.append({"run": label or str(workdir), "target": t, "small set": n if n is not None else key,
+                            **_sweep(csvs), "probe_seconds": sec, "probe_fraction": frac})
     return out
 
 

@@ -20,6 +20,7 @@ import contextlib
 import json
 import logging
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -333,8 +334,6 @@ def preload_optimiser(log=None) -> float:
     layer job, and the probe, whose "fixed cost" at small sets it was almost all of).  It
     belongs to the job's start-up, which the cost fraction leaves out of both sides.
     """
-    import sys
-
     if "torch._dynamo" in sys.modules:
         return 0.0
     t0 = time.perf_counter()

@@ -260,8 +260,6 @@ def run_baseline_job(model_path, data_path, method: str, out_csv, *, transfer_cf
     target = data.name
     Xt, Yt = data.xy("test")
     rows = []
-    if method != "zero_shot":
-        preload_optimiser(log)  # start-up, not the first seed's training
     if method == "zero_shot":
         t0 = time.perf_counter()
         m = evaluate(base, norm, Xt, Yt, dev)
@@ -283,6 +281,7 @@ def run_baseline_job(model_path, data_path, method: str, out_csv, *, transfer_cf
             log.warning("network config %s differs from the base checkpoint's %s; the baseline "
                         "uses the checkpoint's architecture", network_cfg, base.cfg)
         seeds = n_seeds(transfer_cfg)
+        preload_optimiser(log)  # start-up, not the first seed's training
         sets = (data.small_sets(n_small, [draw_seed(transfer_cfg, s) for s in seeds])
                 if method != "full_target" else [train] * len(seeds))
         nets = {}
