@@ -43,6 +43,17 @@ def test_dns_prune_is_checked_before_any_work(cfg):
     _fails(cfg, "dns.prune")
 
 
+def test_dns_nonlinear_is_checked_before_any_work(cfg):
+    """dns.nonlinear: basdevant by default, advective accepted, anything else named."""
+    del cfg["dns"]
+    validate_config(cfg)
+    assert cfg["dns"]["nonlinear"] == "basdevant"
+    cfg["dns"]["nonlinear"] = "advective"
+    validate_config(cfg)
+    cfg["dns"]["nonlinear"] = "rotational"
+    _fails(cfg, "dns.nonlinear")
+
+
 def test_replicate_shifts_seeds_and_is_checked(cfg):
     """replicate: 0 by default (the config's seeds as written); r shifts a seed by 1000 r, so
     that no replicate reuses another flow's or replicate's seed; a negative one is named."""

@@ -15,6 +15,7 @@ import torch
 import xarray as xr
 
 from turbtl import TurbtlError
+from turbtl.advection import FORMS
 from turbtl.solver import (
     DNSSolver,
     FlowParams,
@@ -135,6 +136,36 @@ def test_nonlinear_term_conserves_energy_and_enstrophy(dtype, tol):
     assert g64.inner(fh, Jn).abs().item() / torch.sqrt(g64.inner(fh, fh) * g64.inner(Jn, Jn)).item() > 1e-6
 
 
+def test_the_two_forms_of_the_tendency_agree_to_round_off_and_each_conserves():
+    """dns.nonlinear: basdevant's (d_xx - d_yy)(u v) + d_xy (v^2 - u^2) and the advective
+    u omega_x + v omega_y are the same 2/3-dealiased J on the kept modes (float64: 1e-12),
+    each conserves energy and enstrophy to round-off, and the basdevant form makes four
+    transforms where the advective one makes five.  A sign error in either derivative of the
+    combination would break the agreement by O(1); a wrong form is named."""
+    p = FlowParams(Re=math.inf, kf=4, beta=0.0, mu=0.0, n=64, dt=1e-3, force=False)
+    out = {}
+    for form in FORMS:
+        s = DNSSolver(p, 3, dtype=F64, seed=11, energy=1.0, nonlinear=form)
+        G = torch.zeros_like(s.omega_hat)
+        s.tendency(s.omega_hat, G)
+        J = G * s.grid.mask
+        g = s.grid
+        assert (g.inner(s.psi_hat, J).abs() / torch.sqrt(g.inner(s.psi_hat, s.psi_hat) * g.inner(J, J))).max() < 1e-13
+        assert (g.inner(s.omega_hat, J).abs() / torch.sqrt(g.inner(s.omega_hat, s.omega_hat) * g.inner(J, J))).max() < 1e-13
+        out[form] = J
+    scale = out["advective"].abs().max()
+    assert scale > 1.0
+    assert (out["basdevant"] - out["advective"]).abs().max() < 1e-12 * scale
+    # each half of the combination matters: the d_xy half alone is far off
+    s = DNSSolver(p, 3, dtype=F64, seed=11, energy=1.0)
+    s.tendency._comb[1].zero_()
+    G = torch.zeros_like(s.omega_hat)
+    s.tendency(s.omega_hat, G)
+    assert (G * s.grid.mask - out["advective"]).abs().max() > 0.1 * scale
+    with pytest.raises(TurbtlError, match="dns.nonlinear = 'rotational'; fix: use one of basdevant, advective"):
+        DNSSolver(p, 1, seed=0, nonlinear="rotational")
+
+
 def test_inviscid_run_conserves_energy_and_enstrophy_to_second_order():
     drift = {}
     for dt in (2e-3, 1e-3):
@@ -171,15 +202,18 @@ def test_energy_budget_closes_in_steady_state():
 
 
 # --- the tendency and the step the DNS actually takes -----------------------------------
+@pytest.mark.parametrize("form", FORMS)
 @pytest.mark.parametrize("n, dtype, tol, accel", [
     (32, F64, 1e-12, {}), (32, torch.float32, 5e-6, {}), (48, F64, 1e-12, dict(band="on", prune="both"))])
-def test_dns_tendency_and_two_steps_match_an_independent_numpy_scheme(n, dtype, tol, accel):
-    """The tendency object the step calls (turbtl.advection.Advection) is the 2/3-dealiased
-    J(psi, omega) = u omega_x + v omega_y, and two steps (Euler, then AB2, with Crank-Nicolson
-    viscosity, implicit drag, +beta*v on the left, forcing) equal the same scheme written out
-    here with numpy's full complex FFT."""
+def test_dns_tendency_and_two_steps_match_an_independent_numpy_scheme(n, dtype, tol, accel, form):
+    """The tendency object the step calls (turbtl.advection.Advection), in either form of
+    dns.nonlinear (basdevant: (d_xx - d_yy)(u v) + d_xy (v^2 - u^2); advective), is the
+    2/3-dealiased J(psi, omega) = u omega_x + v omega_y computed here in the advective form,
+    and two steps (Euler, then AB2, with Crank-Nicolson viscosity, implicit drag, +beta*v on
+    the left, forcing) equal the same scheme written out here with numpy's full complex FFT."""
     p = FlowParams(Re=200.0, kf=4, beta=8.0, mu=0.3, n=n, dt=2e-3)
-    s = DNSSolver(p, 2, dtype=dtype, seed=6, energy=1.0, **accel)
+    s = DNSSolver(p, 2, dtype=dtype, seed=6, energy=1.0, nonlinear=form, **accel)
+    assert s.tendency.form == form and s.tendency.n_transforms == {"basdevant": 4, "advective": 5}[form]
     w0 = np.fft.fft2(s.omega.double().numpy())
     KX, KY, k2, m = _np_wavenumbers(n)
     J0 = _np_jacobian_hat(w0)
@@ -699,29 +733,35 @@ def test_band_mode_is_checked_and_skipped_where_it_saves_little():
 
 
 # --- dns.prune: transforms that skip the columns the 2/3 rule zeroes --------------------
+@pytest.mark.parametrize("form", FORMS)
 @pytest.mark.parametrize("n,beta", [(48, 0.0), (64, 20.0), (128, 0.0)])
 @pytest.mark.parametrize("prune,band", [("inverse", "off"), ("both", "off"), ("both", "on")])
-def test_pruned_transforms_give_the_full_step_bit_for_bit(n, beta, prune, band):
+def test_pruned_transforms_give_the_full_step_bit_for_bit(n, beta, prune, band, form):
     """A 2D transform is a pass along y and one along x; the pruned ones skip the columns
     kx > n/3 of the y pass (zero in, or not wanted out).  On the CPU that is the same
     arithmetic in the same order: the state and the history equal the unpruned step's bit for
     bit (Euler and AB2 steps, beta, forcing; n = 128 takes the 4 split inverse calls), and a
     pruned forward transform leaves the columns beyond untouched (zero)."""
     p = FlowParams(Re=1000.0, kf=4, beta=beta, mu=0.1, n=n, dt=1e-3)
-    full, pr = DNSSolver(p, 2, seed=4), DNSSolver(p, 2, seed=4, prune=prune, band=band)
+    full = DNSSolver(p, 2, seed=4, nonlinear=form)
+    pr = DNSSolver(p, 2, seed=4, prune=prune, band=band, nonlinear=form)
     adv = pr.tendency
     cols = (n - 1) // 3 + 1
-    assert pr.acceleration["prune"] == prune and adv._cols == cols and adv._spec4.shape[-1] == cols
+    assert pr.acceleration["prune"] == prune and adv._cols == cols and adv._spec.shape[-1] == cols
+    assert adv._spec.shape[0] == {"basdevant": 2, "advective": 4}[form]  # the fields transformed back
     assert adv.prune_forward == (prune == "both") and adv.split_inverse == (n >= 96)
     full.advance(30)
     pr.advance(30)
     assert full.omega_hat.abs().max() > 0
     assert torch.equal(full.omega_hat, pr.omega_hat) and torch.equal(full._H, pr._H)
-    assert torch.equal(full.tendency._phys4, adv._phys4)  # the physical fields themselves
+    assert torch.equal(full.tendency._phys, adv._phys)  # the physical fields themselves
     if prune == "both":
         assert not pr._G[..., cols:].any()  # never written
         assert full._G[..., cols:].abs().max() > 0  # the full transform's aliased columns (masked)
-    assert torch.equal(full._G[..., :cols], pr._G[..., :cols])
+    if band == "on" and form == "basdevant":  # the tendency is written on the blocks only
+        assert all(torch.equal(full._G[..., r, c], pr._G[..., r, c]) for r, c in pr.band_slices)
+    else:
+        assert torch.equal(full._G[..., :cols], pr._G[..., :cols])
 
 
 def test_prune_mode_is_checked_and_auto_prunes_the_inverse_transforms_on_the_cpu():
@@ -736,7 +776,7 @@ def test_prune_mode_is_checked_and_auto_prunes_the_inverse_transforms_on_the_cpu
     assert DNSSolver(p, 1, seed=0).acceleration["prune"] == "off"  # the solver's default; run_dns: auto
     s = DNSSolver(p, 1, seed=0, prune="both")
     s.band_slices = [(slice(0, 32), slice(0, 17))]  # a support with every column: nothing to skip
-    assert s.accelerate(prune="both")["prune"] == "off" and s.tendency._spec4.shape[-1] == 17
+    assert s.accelerate(prune="both")["prune"] == "off" and s.tendency._spec.shape[-1] == 17
 
 
 def test_failed_compilation_falls_back_or_stops(monkeypatch, caplog):
@@ -762,14 +802,20 @@ def test_failed_compilation_falls_back_or_stops(monkeypatch, caplog):
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch's own, from inside torch.compile
-def test_compiled_update_on_cpu_matches_eager():
+@pytest.mark.parametrize("form, band", [("basdevant", "off"), ("basdevant", "on"), ("advective", "off")])
+def test_compiled_update_on_cpu_matches_eager(form, band):
     """torch.compile for real (inductor's C++ backend on the CPU; on CUDA it is Triton and
-    tests/test_device.py checks it): the compiled step agrees with the eager one."""
+    tests/test_device.py checks it): the compiled step agrees with the eager one, in either
+    form of the tendency (basdevant: its products and, per block with the band, its
+    combination compiled too)."""
     p = FlowParams(Re=1000.0, kf=4, beta=20.0, mu=0.1, n=32, dt=1e-3)
-    eager, comp = DNSSolver(p, 2, seed=4), DNSSolver(p, 2, seed=4, compile="on")
+    eager = DNSSolver(p, 2, seed=4, nonlinear=form)
+    comp = DNSSolver(p, 2, seed=4, compile="on", band=band, nonlinear=form)
     eager.advance(60)
     comp.advance(60)
     assert comp._fused is not None and comp.tendency._product is not None
+    if form == "basdevant":
+        assert len(comp.tendency._combine["parts"]) == (2 if band == "on" else 1)
     assert ((eager.omega_hat - comp.omega_hat).abs().max() / eager.omega_hat.abs().max()).item() < 1e-5
 
 
@@ -853,6 +899,50 @@ def test_decaying_dns_loses_energy_exactly_to_viscosity_and_drag(tmp_path):
                     progress=False)
     with xr.open_dataset(tmp_path / "f.nc", engine="netcdf4") as ds:
         assert ds.attrs["forcing"] == "none" and ds.attrs["initial_energy"] == 0.5 and "kf*" not in ds.attrs["equation"]
+
+
+def test_a_checkpoint_is_resumed_in_its_own_form_of_the_tendency_only(tmp_path, monkeypatch):
+    """dns.nonlinear joins the trajectory key as basdevant only (an advective run keeps the key
+    that runs before the basdevant form had, so their checkpoints still resume with
+    nonlinear: advective): an interrupted run of one form is resumed by the same form and
+    ignored by the other; the output names its form and agrees with the other form's to
+    round-off over a short run."""
+    import turbtl.solver as solver
+
+    keys = []
+    real_key = solver.trajectory_key
+    monkeypatch.setattr(solver, "trajectory_key", lambda **kw: keys.append(kw) or real_key(**kw))
+    calls = {"n": 0}
+    advance = DNSSolver.advance
+
+    def interrupted(self, m):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return advance(self, m)
+
+    system = _system(name="k", spinup_time=0.0, snapshots_per_member=4)
+    out = tmp_path / "k.nc"
+    done = {}
+    for first, then, resumes in (("advective", "basdevant", 0), ("basdevant", "advective", 0),
+                                 ("advective", "advective", 1), ("basdevant", "basdevant", 1)):
+        cfg = dict(DNS_CFG, checkpoint_minutes=1e-9)  # a checkpoint after every block
+        calls["n"] = 0
+        monkeypatch.setattr(DNSSolver, "advance", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            run_dns(system, out, dns_cfg=dict(cfg, nonlinear=first), progress=False)
+        monkeypatch.setattr(DNSSolver, "advance", advance)
+        info = run_dns(system, out, dns_cfg=dict(cfg, nonlinear=then), progress=False)
+        assert info["resumes"] == resumes, (first, then)
+        with xr.open_dataset(out) as ds:
+            assert ds.attrs["nonlinear_form"].startswith(then + ":")
+            done[then] = ds["omega"].values
+        out.unlink()
+    assert keys[0].get("nonlinear") is None and keys[1]["nonlinear"] == "basdevant"
+    a, b = done["advective"], done["basdevant"]
+    assert not np.array_equal(a, b) and np.abs(a - b).max() < 1e-4 * np.abs(a).max()
+    with pytest.raises(TurbtlError, match="dns.nonlinear = 'flux'; fix: use one of basdevant, advective"):
+        run_dns(system, out, dns_cfg=dict(DNS_CFG, nonlinear="flux"), progress=False)
 
 
 def test_a_checkpoint_is_not_resumed_by_a_flow_with_other_forcing_or_initial_energy(tmp_path, monkeypatch):

@@ -11,9 +11,10 @@ closure allocates and syncs) and takes the steps in CUDA graphs, and the kernels
   10: 128^2 x 8 on an H200, 0.122 ms eager, 0.057 ms in a graph).  A failed capture falls
   back to eager steps with a warning (``auto``) or stops (``on``).  The capture itself is
   :meth:`SpeedUps._capture`.
-- compile: the element-wise part of a step, the update below and the advective product
-  u omega_x + v omega_y, each as one kernel made by ``torch.compile`` on real views of the
-  complex arrays (inductor does not generate complex code).  Per step this reads omega_hat,
+- compile: the element-wise part of a step, the update below and the tendency's products
+  (basdevant: v^2 - u^2 and u v, then the combination -kx ky, ky^2 - kx^2 of their spectra
+  per block; advective: u omega_x + v omega_y), each as one kernel made by ``torch.compile``
+  on real views of the complex arrays (inductor does not generate complex code).  Per step this reads omega_hat,
   G and H once and writes omega_hat and H once, where the eager update makes five passes;
   the arithmetic is the same but the compiled kernels may contract a*b + c into one FMA,
   so the state agrees with the eager one to round-off, not bit for bit.  The update, with
@@ -41,7 +42,8 @@ import torch
 from . import TurbtlError
 
 __all__ = ["SpeedUps", "ACCELERATION_MODES", "PRUNE_MODES", "PRUNE_AUTO", "PRUNE_AUTO_MIN_N", "BAND_MAX_FRACTION",
-           "BAND_AUTO_POINTS", "band_slices", "fused_update", "fused_product", "compiled"]
+           "BAND_AUTO_POINTS", "band_slices", "fused_update", "fused_product", "fused_stress", "fused_combine",
+           "compiled"]
 
 ACCELERATION_MODES = ("auto", "on", "off")
 #: dns.prune: which transforms of the DNS's advection skip the columns the 2/3 rule zeroes
@@ -106,8 +108,23 @@ def fused_update(o, g, h, a, c1, c2, fb, b) -> None:
 
 
 def fused_product(p: torch.Tensor, out: torch.Tensor) -> None:
-    """u omega_x + v omega_y from the stack (u, v, omega_x, omega_y), one kernel when compiled."""
+    """u omega_x + v omega_y from the stack (u, v, omega_x, omega_y), one kernel when compiled
+    (``out``: (members, n, n), or (1, members, n, n))."""
     out.copy_(p[0] * p[2] + p[1] * p[3])
+
+
+def fused_stress(p: torch.Tensor, out: torch.Tensor) -> None:
+    """The basdevant form's products (v^2 - u^2, u v) from the stack (u, v) into ``out`` (2, ...),
+    one kernel when compiled."""
+    u, v = p[0], p[1]
+    out[0].copy_(v * v - u * u)
+    out[1].copy_(u * v)
+
+
+def fused_combine(q0, q1, c0, c1, out) -> None:
+    """The basdevant form's derivatives on real views: out = c0 q0 + c1 q1 (c0 = -kx ky,
+    c1 = ky^2 - kx^2, real, shape (..., 1)), one kernel when compiled."""
+    out.copy_(c0 * q0 + c1 * q1)
 
 
 def compiled(fn):
@@ -226,8 +243,8 @@ class SpeedUps:
     def _eager_update(self) -> None:
         """No compiled kernels: the eager update, and the tendency's eager product."""
         self._fused = None
-        if getattr(self.tendency, "_product", None) is not None:
-            self.tendency._product = None
+        if hasattr(self.tendency, "uncompile"):
+            self.tendency.uncompile()
 
     def _capture(self) -> None:
         """Capture ``graph_steps`` AB2 steps (not executed: the state is unchanged)."""

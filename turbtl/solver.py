@@ -6,10 +6,11 @@ CFL / finiteness guard in :mod:`turbtl.stepper`.  This module binds them into th
 (:class:`DNSSolver`: the 2/3-dealiased advection of :class:`Advection` on the
 2/3-masked state) and runs one flow to a netCDF file (:func:`run_dns`).
 
-Numerics: Fourier pseudo-spectral on the real FFT; the advection term is computed in the
-advective form from four inverse transforms (u, v, omega_x, omega_y) and one forward
-transform, and dealiased with the conjugate-symmetric 2/3 mask
-(:func:`turbtl.grid.dealias_mask`) in :class:`turbtl.advection.Advection`; the transforms may
+Numerics: Fourier pseudo-spectral on the real FFT; the advection term J(psi, omega) is
+computed in Basdevant's form (u v and v^2 - u^2 from two inverse and two forward transforms)
+or, with ``dns.nonlinear: advective``, as u omega_x + v omega_y (four inverse, one forward:
+what runs before the basdevant form computed), and dealiased with the conjugate-symmetric 2/3
+mask (:func:`turbtl.grid.dealias_mask`) in :class:`turbtl.advection.Advection`; the transforms may
 skip the columns kx > n/3 that the mask zeroes (``dns.prune``, :meth:`Advection.set_prune`).
 All ensemble members are integrated as one batch: state ``omega_hat`` (members, n, n//2+1),
 band-limited to the 2/3 mask.
@@ -36,7 +37,7 @@ import numpy as np
 import torch
 
 from . import TurbtlError, __version__, equation
-from .advection import Advection
+from .advection import FORMS, Advection
 from .equation import (
     BETA_SIGN,
     FlowParams,
@@ -79,18 +80,21 @@ class DNSSolver(Stepper):
     device; :meth:`advance` runs many steps with the CFL / finiteness guard every
     ``check_every`` steps.  ``cuda_graph``, ``compile`` and ``band`` (auto | on | off,
     default off) and ``prune`` (auto | inverse | both | off, default off): the opt-in
-    speed-ups of :meth:`turbtl.stepper.Stepper.accelerate`.
+    speed-ups of :meth:`turbtl.stepper.Stepper.accelerate`.  ``nonlinear``: the form of
+    J(psi, omega), basdevant (default) or advective (:mod:`turbtl.advection`).
     """
 
     def __init__(self, params: FlowParams, members: int, *, device="cpu", dtype=torch.float32,
                  seed: int | None = 0, cfl_max: float = 1.0, check_every: int = 50,
                  energy: float | None = None, cuda_graph: str = "off", compile: str = "off",
-                 band: str = "off", prune: str = "off"):
+                 band: str = "off", prune: str = "off", nonlinear: str = "basdevant"):
+        if nonlinear not in FORMS:
+            raise TurbtlError(f"dns.nonlinear = {nonlinear!r}; fix: use one of {', '.join(FORMS)}")
         self.p = params
         grid = SpectralGrid(params.n, device=device, dtype=dtype)
         fh = equation.forcing_hat(params.n, params.kf) if params.force else None
         super().__init__(grid, members, dt=params.dt, nu=params.nu, mu=params.mu, beta=params.beta,
-                         forcing_hat=fh, mask=grid.mask, tendency=Advection(grid, members), name=params.name,
+                         forcing_hat=fh, mask=grid.mask, tendency=Advection(grid, members, nonlinear), name=params.name,
                          cfl_max=cfl_max, check_every=check_every)
         if seed is not None:
             self.set_random_state(seed, energy=energy)
@@ -146,7 +150,7 @@ def run_dns(system: dict, out_path, *, dns_cfg: dict, device="cpu", progress: bo
 
     ``system``: the ``systems.<name>`` config (with ``name``); ``dns_cfg``: the ``dns``
     config (precision, cfl_max, check_every, resolution_decades; checkpoint_minutes,
-    cuda_graph, compile, band, prune).  The first snapshot is taken at t = spinup_time, then every
+    cuda_graph, compile, band, prune; nonlinear).  The first snapshot is taken at t = spinup_time, then every
     sample_interval.  Snapshots go to the checkpoint's raw file as they come; after the run
     and the resolution check they are copied into the temporary netCDF (created at the start,
     as every stage's output is) that is then renamed onto ``out_path``; on a failed guard no
@@ -171,6 +175,9 @@ def run_dns(system: dict, out_path, *, dns_cfg: dict, device="cpu", progress: bo
     # checked (and YAML's on/off booleans read) by Stepper.accelerate when the solver is built
     accel = {k: dns_cfg.get(k, d) for k, d in (("cuda_graph", "auto"), ("compile", "off"), ("band", "auto"),
                                             ("prune", "auto"))}
+    nonlinear = str(dns_cfg.get("nonlinear", "basdevant"))
+    if nonlinear not in FORMS:
+        raise TurbtlError(f"dns.nonlinear = {nonlinear!r}; fix: use one of {', '.join(FORMS)}")
     members = int(system["members"])
     nsnap = int(system["snapshots_per_member"])
     seed = int(system.get("seed", 0))
@@ -183,20 +190,22 @@ def run_dns(system: dict, out_path, *, dns_cfg: dict, device="cpu", progress: bo
                           f"and snapshots_per_member >= 1; fix: raise sample_interval")
     total = n_spin + (nsnap - 1) * n_every
     log.info("DNS %s: n=%d members=%d Re=%g kf=%d beta=%g mu=%g dt=%g, %d steps (%d spin-up), "
-             "a-priori CFL estimate %.3f, %s on %s", name, p.n, members, p.Re, p.kf, p.beta, p.mu,
-             p.dt, total, n_spin, est, precision, device)
+             "a-priori CFL estimate %.3f, %s on %s, J(psi, omega) in the %s form", name, p.n, members, p.Re, p.kf,
+             p.beta, p.mu, p.dt, total, n_spin, est, precision, device, nonlinear)
 
     solver = DNSSolver(p, members, device=device, dtype=dtype, seed=seed, cfl_max=cfl_max,
-                       check_every=check_every, **accel)
+                       check_every=check_every, nonlinear=nonlinear, **accel)
     acc = solver.acceleration
     log.info("DNS %s: CUDA graph of %d steps (dns.cuda_graph = %s), compiled update %s (dns.compile = %s), "
              "banded passes %s (dns.band = %s), pruned transforms %s (dns.prune = %s)", name, acc["cuda_graph"],
              accel["cuda_graph"], "on" if acc["compile"] else "off", accel["compile"],
              "on" if acc["band"] else "off", accel["band"], acc["prune"], accel["prune"])
     n = p.n
-    # the forcing and a configured initial energy join the key where they differ from the defaults (so
-    # that a forced flow with the default initial condition keeps the key it always had)
+    # the forcing, a configured initial energy and the basdevant form join the key where they differ from
+    # what runs before them had (so that such a run keeps the key it always had; a checkpoint of the
+    # advective form is not continued in the basdevant one)
     extra = {**({} if p.force else {"forcing": "none"}),
+             **({} if nonlinear == "advective" else {"nonlinear": nonlinear}),
              **({} if p.energy0 is None else {"initial_energy": float(p.energy0)})}
     key = trajectory_key(**extra, Re=p.Re, kf=p.kf, beta=p.beta, mu=p.mu, n=n, dt=p.dt, members=members, seed=seed,
                           n_spin=n_spin, n_every=n_every, nsnap=nsnap, precision=precision,
@@ -287,7 +296,7 @@ def run_dns(system: dict, out_path, *, dns_cfg: dict, device="cpu", progress: bo
                     "initial_energy": equation.initial_energy(p),
                     "forcing": "kolmogorov" if p.force else "none", "equation": equation_text(p.force),
                     "resolution_decades_measured": float(got), "cfl_max": cfl_max, "resolution_decades": decades,
-                    "checkpoint_resumes": resumes})
+                    "checkpoint_resumes": resumes, "nonlinear_form": _FORM_TEXT[nonlinear]})
             finally:
                 ds.close()
     except TurbtlError:
@@ -308,6 +317,11 @@ def run_dns(system: dict, out_path, *, dns_cfg: dict, device="cpu", progress: bo
              "k=%d is %.2f decades below its peak%s", name, wall, info["member_steps_per_s"],
              solver.max_cfl, cutoff_shell(n), got, f" (resumed {resumes} time(s))" if resumes else "")
     return info
+
+
+#: the netCDF attribute nonlinear_form of each dns.nonlinear
+_FORM_TEXT = {"basdevant": "basdevant: J = (d_xx - d_yy)(u v) + d_xy (v^2 - u^2), 2 inverse + 2 forward FFTs",
+              "advective": "advective: J = u omega_x + v omega_y, 4 inverse + 1 forward FFTs"}
 
 
 def _dns_variables(ds, members: int, nsnap: int, n: int) -> dict:

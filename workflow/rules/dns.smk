@@ -15,7 +15,8 @@ rule dns:
     resources:
         mem_mb=dns_mem_mb,
         runtime=120,
-    # dns: the keys that decide the result, in the config's order (params are a rerun trigger,
+    # dns: the keys that decide the result (nonlinear, the form of the advection term, among them),
+    # in the config's order (params are a rerun trigger,
     # compared as text); the script reads the speed and resume settings checkpoint_minutes,
     # cuda_graph, compile, band and prune from the config, so changing them reruns nothing.  A job cut off
     # (SIGTERM at a Slurm time limit, Ctrl-C, a crash) leaves its state in
