@@ -5,26 +5,30 @@ peak memory of run_dns at two snapshot counts (it must not grow: snapshots strea
     python benchmarks/bench_dns.py --no-cpu --gpu-grids 128x8,1024x12,2048x4 --json $OUT/dns.json
 
 CPU: per grid (``--cpu-grids``, default 128^2 x 8 and 256^2 x 4 members), the minimum over
-interleaved repeats of ``DNSSolver.step`` and ``DNSSolver.fft_only`` (the 4 inverse + 1
-forward 2D transforms of a step, on its buffers), measured alternately in the same run, which
-is robust to other processes on a shared machine.  The CPU path is the eager step; the
-rows (``--cpu-variants``): ``eager`` (no speed-up), ``band`` (dns.band: on, the element-wise
-passes on the 2/3-dealiased blocks only, which the pipeline uses on CUDA only),
-``prune_inv`` (dns.prune: inverse, what ``auto`` does on the CPU: the 4 inverse transforms
-skip the columns the 2/3 rule zeroes), ``prune`` (dns.prune: both) and ``band+prune_inv``.
-Every row's ratio is against the 2D transforms of the unpruned step (the issue's baseline);
-the pruned transforms' own time is the ``own FFTs`` column.
+interleaved repeats of ``DNSSolver.step`` and ``DNSSolver.fft_only`` (the 2D transforms of a
+step, on its buffers: 2 inverse + 2 forward in the default basdevant form of the tendency,
+4 inverse + 1 forward in the advective one, ``dns.nonlinear``), measured alternately in the
+same run, which is robust to other processes on a shared machine.  The CPU path is the eager
+step; the rows (``--cpu-variants``): ``eager`` (no speed-up), ``band`` (dns.band: on, the
+element-wise passes on the 2/3-dealiased blocks only, which the pipeline uses on CUDA only),
+``prune_inv`` (dns.prune: inverse, what ``auto`` does on the CPU: the inverse transforms
+skip the columns the 2/3 rule zeroes), ``prune`` (dns.prune: both) and ``band+prune_inv``,
+each also as ``...+advective`` (dns.nonlinear: advective).  Every row's ratio is against the
+2D transforms of the unpruned step of its form; ``step / 5 FFTs`` is against the advective
+form's five (the issue's baseline, what a step cost before the basdevant form); the pruned
+transforms' own time is the ``own FFTs`` column.
 
 GPU (when torch sees CUDA): per grid (``--gpu-grids``, default 128^2 x 8, 1024^2 x 12 and
 2048^2 x 4, the issue's shapes) and precision, the variants of ``--variants``:
 ``eager``, ``graph`` (dns.cuda_graph: blocks of check_every steps replayed as a CUDA
-graph), ``compiled`` (dns.compile: the element-wise update and the advective product as
+graph), ``compiled`` (dns.compile: the element-wise update and the tendency's products as
 torch.compile kernels), ``compiled+graph``, and ``graph+band`` / ``compiled+graph+band``
-(dns.band: the element-wise passes on the 2/3-dealiased blocks only), and the same with
-``+prune_inv`` / ``+prune`` (dns.prune: inverse / both).  Each is timed through ``advance`` with
+(dns.band: the element-wise passes on the 2/3-dealiased blocks only), the same with
+``+prune_inv`` / ``+prune`` (dns.prune: inverse / both), and each of them as ``...+advective``
+(dns.nonlinear: advective).  Each is timed through ``advance`` with
 check_every = 100 (the reference preset's), so the guard's host sync every 100 steps is
-included, as in a run; the FFT time is that of an unpruned solver's ``fft_only`` over the
-same number of steps (and, for a pruned variant, its own ``fft_only`` too).
+included, as in a run; the FFT time is that of an unpruned solver's ``fft_only`` of each form
+over the same number of steps (and, for a pruned variant, its own ``fft_only`` too).
 Minimum over interleaved repeats of ``--seconds`` each, after a warm-up that includes the
 capture and the compilation (their one-off cost is reported as ``setup_s``).  The time step
 is scaled as 0.128/n so that every grid runs at the same CFL number.
@@ -61,9 +65,17 @@ VARIANTS = {"eager": dict(), "graph": dict(cuda_graph="on"), "compiled": dict(co
             "graph+band+prune": dict(cuda_graph="on", band="on", prune="both"),
             "compiled+graph+band+prune_inv": dict(compile="on", cuda_graph="on", band="on", prune="inverse"),
             "compiled+graph+band+prune": dict(compile="on", cuda_graph="on", band="on", prune="both")}
-#: the CPU rows: the eager step with each speed-up that works on the CPU
+#: the same in the advective form of the tendency (dns.nonlinear: advective, 5 transforms a step)
+VARIANTS.update({f"{v}+advective": dict(kw, nonlinear="advective") for v, kw in list(VARIANTS.items())})
+#: the CPU rows: the eager step with each speed-up that works on the CPU, in either form
 CPU_VARIANTS = {"eager": dict(), "band": dict(band="on"), "prune_inv": dict(prune="inverse"),
                 "prune": dict(prune="both"), "band+prune_inv": dict(band="on", prune="inverse")}
+CPU_VARIANTS.update({f"{v}+advective": dict(kw, nonlinear="advective") for v, kw in list(CPU_VARIANTS.items())})
+
+
+def form_of(variant: str) -> str:
+    """The dns.nonlinear of a variant's name."""
+    return "advective" if variant.endswith("+advective") else "basdevant"
 
 
 def interleaved_min(fns: dict, repeats: int = 15, inner: int = 10) -> dict:
@@ -131,25 +143,29 @@ def params(n: int) -> FlowParams:
 
 def bench_cpu(grid_list, precision: str, repeats: int, variants=tuple(CPU_VARIANTS)) -> list[dict]:
     """Per grid: the eager step with each of ``variants`` (:data:`CPU_VARIANTS`), the 2D
-    FFTs of a step (``fft_ms``, the ratio's denominator in every row) and, for a variant
-    with pruned transforms, its own FFTs (``own_fft_ms``), all interleaved."""
+    FFTs of an unpruned step of each form (``fft_ms``: of the variant's form, the ratio's
+    denominator; ``fft_advective_ms``: the advective form's five, the issue's baseline) and,
+    for a variant with pruned transforms, its own FFTs (``own_fft_ms``), all interleaved."""
     rows = []
     for n, members in grid_list:
-        solvers = {v: DNSSolver(params(n), members, seed=1, dtype=PRECISIONS[precision], **CPU_VARIANTS[v])
-                   for v in ("eager", *[v for v in variants if v != "eager"])}
+        mk = lambda **kw: DNSSolver(params(n), members, seed=1, dtype=PRECISIONS[precision], **kw)  # noqa: E731
+        solvers = {v: mk(**CPU_VARIANTS[v]) for v in ("eager", *[v for v in variants if v != "eager"])}
+        refs = {form: mk(nonlinear=form) for form in ("basdevant", "advective")}  # unpruned: their 2D FFTs
         for _ in range(20):
             for s in solvers.values():
                 s.step()
         fns = {v: s.step for v, s in solvers.items()}
-        fns["fft"] = solvers["eager"].fft_only
-        fns.update({f"fft:{v}": s.fft_only for v, s in solvers.items() if s.pruned != "off"})
+        fns.update({f"fft:{form}": s.fft_only for form, s in refs.items()})
+        fns.update({f"own:{v}": s.fft_only for v, s in solvers.items() if s.pruned != "off"})
         r = interleaved_min(fns, repeats=repeats)
         for v, s in solvers.items():
             if v not in variants:
                 continue
+            fft = r[f"fft:{form_of(v)}"]
             rows.append(dict(device="cpu", grid=n, members=members, precision=precision, variant=v,
-                             step_ms=r[v] * 1e3, fft_ms=r["fft"] * 1e3, ratio=r[v] / r["fft"],
-                             own_fft_ms=r.get(f"fft:{v}", r["fft"]) * 1e3, member_steps_per_s=members / r[v],
+                             form=form_of(v), step_ms=r[v] * 1e3, fft_ms=fft * 1e3, ratio=r[v] / fft,
+                             fft_advective_ms=r["fft:advective"] * 1e3, ratio_advective=r[v] / r["fft:advective"],
+                             own_fft_ms=r.get(f"own:{v}", fft) * 1e3, member_steps_per_s=members / r[v],
                              speedup_vs_eager=r["eager"] / r[v]))
     return rows
 
@@ -208,12 +224,14 @@ def _bench_gpu_grid(n, members, precision, variants, seconds, repeats, log, devi
     # steps per repeat: about `seconds` of the first variant, a multiple of check_every
     per_step = timed(lambda: first.advance(100), device) / 100
     nsteps = max(100, int(round(seconds / per_step / 100)) * 100)
-    # the ratio's denominator: the 2D transforms of a step (a solver without pruned ones); a
-    # variant with pruned transforms also gets its own FFTs timed
-    unpruned = [s for s, _ in solvers.values() if s.pruned == "off"]
-    ref = unpruned[0] if unpruned else DNSSolver(params(n), members, device=device, dtype=PRECISIONS[precision],
-                                                 seed=1, check_every=100)
-    fft_of = {"fft": ref, **{f"fft:{v}": s for v, (s, _) in solvers.items() if s.pruned != "off"}}
+    # the ratio's denominator: the 2D transforms of a step of each form (a solver without pruned
+    # ones); a variant with pruned transforms also gets its own FFTs timed
+    refs = {}
+    for form in ("basdevant", "advective"):
+        unpruned = [s for s, _ in solvers.values() if s.pruned == "off" and s.tendency.form == form]
+        refs[f"fft:{form}"] = unpruned[0] if unpruned else DNSSolver(
+            params(n), members, device=device, dtype=PRECISIONS[precision], seed=1, check_every=100, nonlinear=form)
+    fft_of = {**refs, **{f"own:{v}": s for v, (s, _) in solvers.items() if s.pruned != "off"}}
 
     def ffts(s):
         def run():
@@ -228,9 +246,11 @@ def _bench_gpu_grid(n, members, precision, variants, seconds, repeats, log, devi
         for k, s in fft_of.items():
             best[k] = min(best[k], timed(ffts(s), device) / nsteps)
     for v, (s, mem) in solvers.items():
-        row = dict(device=device, grid=n, members=members, precision=precision, variant=v,
-                   step_ms=best[v] * 1e3, fft_ms=best["fft"] * 1e3, ratio=best[v] / best["fft"],
-                   own_fft_ms=best.get(f"fft:{v}", best["fft"]) * 1e3, pruned=s.pruned,
+        fft = best[f"fft:{form_of(v)}"]
+        row = dict(device=device, grid=n, members=members, precision=precision, variant=v, form=form_of(v),
+                   step_ms=best[v] * 1e3, fft_ms=fft * 1e3, ratio=best[v] / fft,
+                   fft_advective_ms=best["fft:advective"] * 1e3, ratio_advective=best[v] / best["fft:advective"],
+                   own_fft_ms=best.get(f"own:{v}", fft) * 1e3, pruned=s.pruned,
                    member_steps_per_s=members / best[v], speedup_vs_eager=best.get("eager", float("nan")) / best[v],
                    steps_timed=nsteps, setup_s=setup[v], peak_mem_mib=mem,
                    graph_steps=s.acceleration["cuda_graph"], graph_captured=s._graph is not None,
@@ -242,20 +262,23 @@ def _bench_gpu_grid(n, members, precision, variants, seconds, repeats, log, devi
 
 
 def table(rows: list[dict]) -> list[str]:
-    """Markdown rows; "2D FFTs" is the unpruned transforms of a step (every row's ratio is
-    against them), "own FFTs" those the variant makes (pruned ones where it prunes)."""
+    """Markdown rows; "2D FFTs" is the unpruned transforms of a step of the row's form (4 for
+    basdevant, 5 for advective; the ratio is against them), "/ 5 FFTs" the step against the
+    advective form's five (the issue's baseline: what a step cost before the basdevant form),
+    "own FFTs" those the variant makes (pruned ones where it prunes).  Rows of JSON files
+    written before the two forms are all advective."""
     out = ["| device | grid | members | precision | variant | step (ms) | 2D FFTs (ms) | step / 2D FFTs | "
-           "own FFTs (ms) | member-steps/s |",
-           "|---|---|---|---|---|---|---|---|---|---|"]
+           "step / 5 FFTs | own FFTs (ms) | member-steps/s |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "error" in r:
             out.append(f"| {r['device']} | {r['grid']}^2 | {r['members']} | {r['precision']} | {r['variant']} | "
-                       f"failed: {r['error'][:60]} | | | | |")
+                       f"failed: {r['error'][:60]} | | | | | |")
             continue
         own = r.get("own_fft_ms", r["fft_ms"])
         out.append(f"| {r['device']} | {r['grid']}^2 | {r['members']} | {r['precision']} | {r['variant']} | "
-                   f"{r['step_ms']:.3f} | {r['fft_ms']:.3f} | {r['ratio']:.2f} | {own:.3f} | "
-                   f"{r['member_steps_per_s']:.0f} |")
+                   f"{r['step_ms']:.3f} | {r['fft_ms']:.3f} | {r['ratio']:.2f} | "
+                   f"{r.get('ratio_advective', r['ratio']):.2f} | {own:.3f} | {r['member_steps_per_s']:.0f} |")
     return out
 
 
@@ -339,8 +362,8 @@ def main(argv=None):
     gpu = f", GPU {info['gpu']} (CUDA {info['cuda']})" if "gpu" in info else ", no GPU"
     head = (f"{datetime.date.today()}, {platform.machine()} {os.cpu_count()}-core CPU (load {info['load_avg'][0]:.1f})"
             f"{gpu}, torch {torch.__version__}, {a.threads} CPU threads.  `python benchmarks/bench_dns.py`.  CPU: "
-            "minimum over interleaved repeats of `DNSSolver.step` and `DNSSolver.fft_only` (the 4 inverse + 1 "
-            "forward 2D transforms of a step, same buffers), float32.  GPU: per step through `advance` with "
+            "minimum over interleaved repeats of `DNSSolver.step` and `DNSSolver.fft_only` (the 2D transforms of a "
+            "step of its form, same buffers: 2 + 2 basdevant, 4 + 1 advective), float32.  GPU: per step through `advance` with "
             "check_every 100, minimum over interleaved repeats.")
     body = head + "\n\n" + "\n".join(lines)
     print(body)

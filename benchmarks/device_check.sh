@@ -17,7 +17,9 @@
 #              graph = eager, compiled = eager, a DNS that resumes on the GPU)
 #   bench_dns  benchmarks/bench_dns.py: step / FFT ratio at 128^2 x 8, 1024^2 x 12 and
 #              2048^2 x 4, float32, eager / graph / graph+band(+prune_inv, +prune), then
-#              compiled+graph and compiled+graph+band(+prune_inv, +prune) -> bench_dns.json,
+#              compiled+graph and compiled+graph+band(+prune_inv, +prune), each beside the
+#              advective form of the tendency (+advective: 5 FFTs a step, the basdevant default
+#              4; never measured on a GPU before) -> bench_dns.json,
 #              bench_dns_compiled.json (prune: dns.prune inverse / both, never measured on a GPU
 #              before; if it pays there, set fused.PRUNE_AUTO["cuda"])
 #   gpu_quick  snakemake --cores 16 --configfile presets/gpu-quick.yaml in a fresh directory;
@@ -125,10 +127,12 @@ bench_dns() {
         # eager and CUDA graph on every grid first; then the compiled variants (each shape compiles
         # for tens of seconds) on the grid that matters most, the reference DNS's
         "$PY" benchmarks/bench_dns.py --threads 1 --no-memory --no-cpu --gpu-grids 1024x12,2048x4,128x8 --precisions float32 \
-            --variants eager,graph,graph+band,graph+band+prune_inv,graph+band+prune --seconds 0.15 --repeats 3 \
+            --variants eager,graph,graph+band,graph+band+prune_inv,graph+band+prune,graph+advective,graph+band+advective \
+            --seconds 0.15 --repeats 3 \
             --json "$OUT/bench_dns.json"
         "$PY" benchmarks/bench_dns.py --threads 1 --no-memory --no-cpu --gpu-grids "${BENCH_DNS_GRIDS:-1024x12,2048x4}" \
-            --precisions float32 --variants compiled+graph,compiled+graph+band,compiled+graph+band+prune_inv,compiled+graph+band+prune \
+            --precisions float32 \
+            --variants compiled+graph,compiled+graph+band,compiled+graph+band+prune_inv,compiled+graph+band+prune,compiled+graph+band+advective \
             --seconds 0.15 --repeats 2 --json "$OUT/bench_dns_compiled.json"
     fi
 }

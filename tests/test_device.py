@@ -234,20 +234,25 @@ def test_gpu_benchmark_scripts_dry_run_on_cpu(tmp_path):
 
     run("bash", "-n", "benchmarks/device_check.sh")
     run(sys.executable, "benchmarks/bench_dns.py", "--threads", "1", "--no-memory", "--gpu-code-on-cpu",
-        "--cpu-grids", "16x2", "--cpu-variants", "eager,band,prune_inv", "--gpu-grids", "16x2",
-        "--variants", "eager,graph,graph+band+prune", "--seconds", "0.01", "--repeats", "1",
+        "--cpu-grids", "16x2", "--cpu-variants", "eager,band,prune_inv,eager+advective", "--gpu-grids", "16x2",
+        "--variants", "eager,graph,graph+band+prune,graph+advective", "--seconds", "0.01", "--repeats", "1",
         "--json", str(tmp_path / "dns.json"))
     d = json.loads((tmp_path / "dns.json").read_text())
-    assert [r["variant"] for r in d["gpu"]] == ["eager", "graph", "graph+band+prune"] and d["cpu"][0]["ratio"] > 0
-    assert [r["variant"] for r in d["cpu"]] == ["eager", "band", "prune_inv"]
-    # the ratio is against the unpruned 2D FFTs in every row; a pruned variant also has its own
+    assert [r["variant"] for r in d["gpu"]] == ["eager", "graph", "graph+band+prune", "graph+advective"]
+    assert [r["variant"] for r in d["cpu"]] == ["eager", "band", "prune_inv", "eager+advective"] and d["cpu"][0]["ratio"] > 0
+    # the ratio is against the unpruned 2D FFTs of the row's form in every row (and against the
+    # advective form's five in ratio_advective); a pruned variant also has its own
     cpu, gpu = d["cpu"], d["gpu"]
     assert cpu[2]["fft_ms"] == cpu[0]["fft_ms"] != cpu[2]["own_fft_ms"] and cpu[0]["own_fft_ms"] == cpu[0]["fft_ms"]
     assert gpu[2]["pruned"] == "both" and gpu[2]["fft_ms"] == gpu[0]["fft_ms"] != gpu[2]["own_fft_ms"]
+    for rows in (cpu, gpu):
+        assert [r["form"] for r in rows] == ["basdevant"] * 3 + ["advective"]
+        assert rows[3]["fft_ms"] == rows[0]["fft_advective_ms"] == rows[3]["fft_advective_ms"] != rows[0]["fft_ms"]
+        assert rows[0]["ratio_advective"] == pytest.approx(rows[0]["step_ms"] / rows[0]["fft_advective_ms"])
     r = subprocess.run([sys.executable, "benchmarks/bench_dns.py", "--render", str(tmp_path / "dns.json")], cwd=REPO,
                        capture_output=True, text=True, timeout=60)
     rows = [ln for ln in r.stdout.splitlines() if ln.startswith("| cpu | 16^2 | 2 |")]
-    assert r.returncode == 0 and len(rows) == 6 and "dns.json: " in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 0 and len(rows) == 8 and "dns.json: " in r.stdout, r.stdout + r.stderr
     run(sys.executable, "benchmarks/bench_reference.py", "--quick", "--variants", "default", "--json", str(tmp_path / "ref.json"))
     d = json.loads((tmp_path / "ref.json").read_text())
     assert "predicted" in d["dns"]["12x64"] and d["training"]["base_none"]["samples_per_s"] > 0
