@@ -901,6 +901,25 @@ def test_decaying_dns_loses_energy_exactly_to_viscosity_and_drag(tmp_path):
         assert ds.attrs["forcing"] == "none" and ds.attrs["initial_energy"] == 0.5 and "kf*" not in ds.attrs["equation"]
 
 
+def _interrupted_then(monkeypatch, first, then):
+    """``first()`` with the 4th call of DNSSolver.advance interrupted (KeyboardInterrupt, after
+    the checkpoints of the blocks before it), then ``then()`` uninterrupted; its result."""
+    calls = {"n": 0}
+    advance = DNSSolver.advance
+
+    def interrupted(self, m):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return advance(self, m)
+
+    monkeypatch.setattr(DNSSolver, "advance", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        first()
+    monkeypatch.setattr(DNSSolver, "advance", advance)
+    return then()
+
+
 def test_a_checkpoint_is_resumed_in_its_own_form_of_the_tendency_only(tmp_path, monkeypatch):
     """dns.nonlinear joins the trajectory key as basdevant only (an advective run keeps the key
     that runs before the basdevant form had, so their checkpoints still resume with
@@ -912,27 +931,15 @@ def test_a_checkpoint_is_resumed_in_its_own_form_of_the_tendency_only(tmp_path, 
     keys = []
     real_key = solver.trajectory_key
     monkeypatch.setattr(solver, "trajectory_key", lambda **kw: keys.append(kw) or real_key(**kw))
-    calls = {"n": 0}
-    advance = DNSSolver.advance
-
-    def interrupted(self, m):
-        calls["n"] += 1
-        if calls["n"] == 4:
-            raise KeyboardInterrupt
-        return advance(self, m)
-
     system = _system(name="k", spinup_time=0.0, snapshots_per_member=4)
+    cfg = dict(DNS_CFG, checkpoint_minutes=1e-9)  # a checkpoint after every block
     out = tmp_path / "k.nc"
     done = {}
     for first, then, resumes in (("advective", "basdevant", 0), ("basdevant", "advective", 0),
                                  ("advective", "advective", 1), ("basdevant", "basdevant", 1)):
-        cfg = dict(DNS_CFG, checkpoint_minutes=1e-9)  # a checkpoint after every block
-        calls["n"] = 0
-        monkeypatch.setattr(DNSSolver, "advance", interrupted)
-        with pytest.raises(KeyboardInterrupt):
-            run_dns(system, out, dns_cfg=dict(cfg, nonlinear=first), progress=False)
-        monkeypatch.setattr(DNSSolver, "advance", advance)
-        info = run_dns(system, out, dns_cfg=dict(cfg, nonlinear=then), progress=False)
+        info = _interrupted_then(monkeypatch, lambda: run_dns(system, out, dns_cfg=dict(cfg, nonlinear=first),
+                                                              progress=False),
+                                 lambda: run_dns(system, out, dns_cfg=dict(cfg, nonlinear=then), progress=False))
         assert info["resumes"] == resumes, (first, then)
         with xr.open_dataset(out) as ds:
             assert ds.attrs["nonlinear_form"].startswith(then + ":")
@@ -948,25 +955,12 @@ def test_a_checkpoint_is_resumed_in_its_own_form_of_the_tendency_only(tmp_path, 
 def test_a_checkpoint_is_not_resumed_by_a_flow_with_other_forcing_or_initial_energy(tmp_path, monkeypatch):
     """The trajectory key holds forcing: none and a configured initial_energy: an interrupted
     forced run's checkpoint is resumed by the same flow only."""
-    calls = {"n": 0}
-    advance = DNSSolver.advance
-
-    def interrupted(self, m):
-        calls["n"] += 1
-        if calls["n"] == 4:
-            raise KeyboardInterrupt
-        return advance(self, m)
-
     system = _system(name="k", spinup_time=0.0, snapshots_per_member=4)
     cfg = dict(DNS_CFG, checkpoint_minutes=1e-9)  # a checkpoint after every block
     out = tmp_path / "k.nc"
     e2 = dict(initial_energy=0.2)
     for first, then, resumes in ((e2, dict(e2, forcing="none"), 0), ({}, e2, 0), ({}, {}, 1)):
-        calls["n"] = 0
-        monkeypatch.setattr(DNSSolver, "advance", interrupted)
-        with pytest.raises(KeyboardInterrupt):
-            run_dns(dict(system, **first), out, dns_cfg=cfg, progress=False)
-        monkeypatch.setattr(DNSSolver, "advance", advance)
-        info = run_dns(dict(system, **then), out, dns_cfg=cfg, progress=False)
+        info = _interrupted_then(monkeypatch, lambda: run_dns(dict(system, **first), out, dns_cfg=cfg, progress=False),
+                                 lambda: run_dns(dict(system, **then), out, dns_cfg=cfg, progress=False))
         assert info["resumes"] == resumes, (first, then)
         out.unlink()
