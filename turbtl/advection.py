@@ -205,7 +205,7 @@ class Advection:
             for _, _, q0, q1, c0, c1 in self._comb_parts])
 
     def uncompile(self) -> None:
-        """Back to the eager products (a failed compilation: :meth:`turbtl.stepper.Stepper.accelerate`)."""
+        """Back to the eager products (a failed compilation: :meth:`turbtl.fused.SpeedUps._eager_update`)."""
         self._product = self._combine = None
 
     def _inverse(self) -> None:
