@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import torch
 
-from . import fused
+from . import TurbtlError, fused
 from .fused import fused_combine, fused_product, fused_stress
 from .grid import SpectralGrid, advective_product
 
@@ -49,7 +49,7 @@ class Advection:
 
     def __init__(self, grid: SpectralGrid, members: int, form: str = "basdevant"):
         if form not in FORMS:
-            raise ValueError(f"form = {form!r}: use one of {', '.join(FORMS)}")
+            raise TurbtlError(f"dns.nonlinear = {form!r}; fix: use one of {', '.join(FORMS)}")
         g, n, nh, B = grid, grid.n, grid.n // 2 + 1, int(members)
         self.form = form
         g64 = SpectralGrid(n, dtype=torch.float64)
@@ -163,13 +163,12 @@ class Advection:
             torch.mul(v, v, out=self._prod[0])
             self._prod[0].addcmul_(u, u, value=-1.0)
             torch.mul(u, v, out=self._prod[1])
+        self._forward(out)
         if self.form == "advective":
-            self._forward(self._prod[0], out)
             return
-        self._forward(self._prod, self._prod_hat)
         if self._combine is not None:
             r = torch.view_as_real
-            for (rr, cc, *_), (q0, q1, c0, c1) in zip(self._comb_parts, self._combine["parts"]):
+            for rr, cc, q0, q1, c0, c1 in self._combine["parts"]:
                 self._combine["fn"](q0, q1, c0, c1, r(out[..., rr, cc]))
             return
         for rr, cc, q0, q1, c0, c1 in self._comb_parts:
@@ -177,16 +176,16 @@ class Advection:
             torch.mul(q0, c0, out=o)
             o.addcmul_(q1, c1)
 
-    def _forward(self, prod: torch.Tensor, out: torch.Tensor) -> None:
-        """rfft2 of ``prod`` (one field, or the stack of the two products) into ``out``."""
-        many = prod.dim() == 4
-        parts = range(prod.shape[0]) if many and self.split_inverse else [slice(None)]
+    def _forward(self, out: torch.Tensor) -> None:
+        """The forward transforms of the products ``_prod``: into the tendency ``out`` itself
+        (advective: one product), or into their spectra ``_prod_hat`` (basdevant: two)."""
+        dest = out.unsqueeze(0) if self._prod_hat is None else self._prod_hat
+        parts = range(self._prod.shape[0]) if self.split_inverse else [slice(None)]
         for i in parts:
-            p, o = prod[i], out[i]
+            p, o = self._prod[i], dest[i]
             if self.prune_forward:
-                rows = self._rows[i] if many else self._rows[0]
-                torch.fft.rfft(p, dim=-1, out=rows)
-                torch.fft.fft(rows[..., :self._cols], dim=-2, out=o[..., :self._cols])
+                torch.fft.rfft(p, dim=-1, out=self._rows[i])
+                torch.fft.fft(self._rows[i][..., :self._cols], dim=-2, out=o[..., :self._cols])
             else:
                 torch.fft.rfft2(p, out=o)
 
@@ -201,8 +200,8 @@ class Advection:
         self._product = fused.compiled(fused_stress)
         r = torch.view_as_real
         self._combine = dict(fn=fused.compiled(fused_combine), parts=[
-            (r(q0), r(q1), c0.real.contiguous().unsqueeze(-1), c1.real.contiguous().unsqueeze(-1))
-            for _, _, q0, q1, c0, c1 in self._comb_parts])
+            (rr, cc, r(q0), r(q1), c0.real.contiguous().unsqueeze(-1), c1.real.contiguous().unsqueeze(-1))
+            for rr, cc, q0, q1, c0, c1 in self._comb_parts])
 
     def uncompile(self) -> None:
         """Back to the eager products (a failed compilation: :meth:`turbtl.fused.SpeedUps._eager_update`)."""
@@ -221,10 +220,7 @@ class Advection:
     def fft_only(self, out: torch.Tensor) -> None:
         """Exactly the FFTs of one call, on its buffers (for benchmarks)."""
         self._inverse()
-        if self.form == "advective":
-            self._forward(self._prod[0], out)
-        else:
-            self._forward(self._prod, self._prod_hat)
+        self._forward(out)
 
     def max_velocity(self) -> torch.Tensor:
         return self._phys[:2].abs().amax(dim=(0, 2, 3))

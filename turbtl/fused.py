@@ -16,8 +16,8 @@ closure allocates and syncs) and takes the steps in CUDA graphs, and the kernels
   per block; advective: u omega_x + v omega_y), each as one kernel made by ``torch.compile``
   on real views of the complex arrays (inductor does not generate complex code).  Per step
   the update reads omega_hat, G and H once and writes omega_hat and H once, where the eager
-  update makes five passes; the arithmetic is the same but the compiled kernels may contract a*b + c into one FMA,
-  so the state agrees with the eager one to round-off, not bit for bit.  The update, with
+  update makes five passes; the arithmetic is the same but the compiled kernels may contract
+  a*b + c into one FMA, so the state agrees with the eager one to round-off, not bit for bit.  The update, with
   the beta coefficient i*b (b real) written as a rotation of the real pair:
       G' = G + i b omega_hat,   omega_hat <- a omega_hat + c G' + A,   H <- fb + c2 G'
   with (c, A) = (c1, H) for AB2; the first (Euler) step, (c0, fb), runs eagerly.
