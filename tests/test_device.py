@@ -19,14 +19,18 @@ def test_resolve_device():
             resolve_device("cuda")
 
 
+FORMS = ["basdevant", "advective"]  # dns.nonlinear: the default and the older form
+
+
 @cuda
-def test_dns_cuda_matches_cpu():
+@pytest.mark.parametrize("nonlinear", FORMS)
+def test_dns_cuda_matches_cpu(nonlinear):
     from turbtl.solver import DNSSolver, FlowParams
 
     p = FlowParams.from_config(dict(Re=1000, kf=4, beta=20.0, mu=0.1, n_dns=64, n_les=16, dt=2e-3), "gpu")
     runs = []
     for dev in ("cpu", "cuda"):
-        s = DNSSolver(p, 3, device=dev, dtype=torch.float64, seed=5)
+        s = DNSSolver(p, 3, device=dev, dtype=torch.float64, seed=5, nonlinear=nonlinear)
         s.advance(200)
         runs.append(s.omega.cpu().numpy())
     np.testing.assert_allclose(runs[1], runs[0], rtol=1e-9, atol=1e-9 * np.abs(runs[0]).max())
@@ -85,13 +89,15 @@ def test_network_and_retraining_on_cuda_match_cpu():
     torch.testing.assert_close(m_gpu.layer(3).weight.cpu(), net.layer(3).weight, rtol=0, atol=0)
 
 
-def _pair(device, n=64, beta=20.0, dtype=torch.float32, check_every=20, **accel):
-    """An eager DNS and one with the speed-ups ``accel``, from the same state."""
+def _pair(device, n=64, beta=20.0, dtype=torch.float32, check_every=20, nonlinear="basdevant", **accel):
+    """An eager DNS and one with the speed-ups ``accel``, from the same state, both in the
+    form ``nonlinear`` of the advection term."""
     from turbtl.solver import DNSSolver, FlowParams
 
     p = FlowParams(Re=1000.0, kf=4, beta=beta, mu=0.1, n=n, dt=1e-3, name="gpu")
-    eager = DNSSolver(p, 3, device=device, dtype=dtype, seed=5, check_every=check_every)
-    fast = DNSSolver(p, 3, device=device, dtype=dtype, seed=5, check_every=check_every, **accel)
+    kw = dict(device=device, dtype=dtype, seed=5, check_every=check_every, nonlinear=nonlinear)
+    eager = DNSSolver(p, 3, **kw)
+    fast = DNSSolver(p, 3, **kw, **accel)
     return eager, fast
 
 
@@ -100,10 +106,11 @@ def _rel(a, b):
 
 
 @cuda
+@pytest.mark.parametrize("nonlinear", FORMS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_dns_cuda_graph_matches_eager(dtype):
+def test_dns_cuda_graph_matches_eager(dtype, nonlinear):
     """Replaying the captured block of steps gives the eager state (the same kernels)."""
-    eager, graph = _pair("cuda", dtype=dtype, cuda_graph="on")
+    eager, graph = _pair("cuda", dtype=dtype, nonlinear=nonlinear, cuda_graph="on")
     assert graph.acceleration["cuda_graph"] == 20
     eager.advance(205)
     graph.advance(205)  # Euler step, a warm-up block, replays, and 5 eager steps at the end
@@ -123,12 +130,14 @@ def _compile_works_here() -> bool:
 
 
 @cuda
-def test_dns_cuda_compiled_and_graph_match_eager():
-    """The compiled update (with and without a CUDA graph) agrees with eager to round-off."""
+@pytest.mark.parametrize("nonlinear", FORMS)
+def test_dns_cuda_compiled_and_graph_match_eager(nonlinear):
+    """The compiled update (with and without a CUDA graph) agrees with eager to round-off;
+    in the basdevant form that includes the compiled spectral combination."""
     if not _compile_works_here():
         pytest.skip("torch.compile cannot make CUDA kernels here (Triton or a C compiler missing)")
     for accel in (dict(compile="on"), dict(compile="on", cuda_graph="on")):
-        eager, fast = _pair("cuda", **accel)
+        eager, fast = _pair("cuda", nonlinear=nonlinear, **accel)
         eager.advance(200)
         fast.advance(200)
         assert fast.acceleration["compile"] and fast._fused is not None, "the compiled path fell back"
@@ -136,14 +145,15 @@ def test_dns_cuda_compiled_and_graph_match_eager():
 
 
 @cuda
-def test_dns_cuda_banded_passes_match_eager():
+@pytest.mark.parametrize("nonlinear", FORMS)
+def test_dns_cuda_banded_passes_match_eager(nonlinear):
     """dns.band on the GPU (with the CUDA graph; and compiled, if torch.compile works here):
     the state of the full eager step."""
     variants = [dict(band="on", cuda_graph="on")]
     if _compile_works_here():
         variants.append(dict(band="on", cuda_graph="on", compile="on"))
     for accel in variants:
-        eager, fast = _pair("cuda", **accel)
+        eager, fast = _pair("cuda", nonlinear=nonlinear, **accel)
         assert fast.acceleration["band"], accel
         eager.advance(200)
         fast.advance(200)
@@ -152,11 +162,12 @@ def test_dns_cuda_banded_passes_match_eager():
 
 
 @cuda
+@pytest.mark.parametrize("nonlinear", FORMS)
 @pytest.mark.parametrize("prune", ["inverse", "both"])
-def test_dns_cuda_pruned_transforms_match_eager(prune):
+def test_dns_cuda_pruned_transforms_match_eager(prune, nonlinear):
     """dns.prune on the GPU (with the band and the CUDA graph): cuFFT's 1D passes round
     differently from its 2D plan, so the state of the full eager step to round-off."""
-    eager, fast = _pair("cuda", prune=prune, band="on", cuda_graph="on")
+    eager, fast = _pair("cuda", nonlinear=nonlinear, prune=prune, band="on", cuda_graph="on")
     assert fast.acceleration["prune"] == prune
     eager.advance(200)
     fast.advance(200)
