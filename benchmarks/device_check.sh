@@ -14,7 +14,8 @@
 #              older than the wheel) into .device/site, with pip --no-index --no-deps, and
 #              put .device/site and the repository on PYTHONPATH
 #   tests      python -m pytest -q tests/test_device.py (the CUDA tests: GPU = CPU, CUDA
-#              graph = eager, compiled = eager, a DNS that resumes on the GPU)
+#              graph = eager, compiled = eager, a DNS that resumes on the GPU; the DNS ones
+#              in both forms of dns.nonlinear, hence 110 s, with the compilations)
 #   bench_dns  benchmarks/bench_dns.py: step / FFT ratio at 128^2 x 8, 1024^2 x 12 and
 #              2048^2 x 4, float32, eager / graph / graph+band(+prune_inv, +prune), then
 #              compiled+graph and compiled+graph+band(+prune_inv, +prune), each beside the
@@ -185,7 +186,7 @@ les() {   # the a-posteriori LES step against its CNN forward passes and FFTs (b
     "$PY" benchmarks/bench_les.py --device $dev $ref --json "$OUT/les_reference.json"
 }
 
-declare -A LIMIT=([tests]=75 [bench_dns]=${BENCH_DNS_PART:-200} [les]=45 [reference]=75 [gpu_quick]=${GPU_QUICK_PART:-350})
+declare -A LIMIT=([tests]=110 [bench_dns]=${BENCH_DNS_PART:-200} [les]=45 [reference]=75 [gpu_quick]=${GPU_QUICK_PART:-350})
 
 echo "device check: $ROOT -> $OUT (dry run: $DRY), $(date -Is)"
 if [ -d "$ROOT/.device/wheels" ]; then
