@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from turbtl import TurbtlError
+from turbtl.advection import FORMS  # dns.nonlinear: the default and the older form
 from turbtl.runtime import resolve_device
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
@@ -19,7 +20,6 @@ def test_resolve_device():
             resolve_device("cuda")
 
 
-FORMS = ["basdevant", "advective"]  # dns.nonlinear: the default and the older form
 
 
 @cuda

@@ -34,10 +34,13 @@ from . import TurbtlError, fused
 from .fused import fused_combine, fused_product, fused_stress
 from .grid import SpectralGrid, advective_product
 
-__all__ = ["Advection", "FORMS"]
+__all__ = ["Advection", "FORMS", "FORM_TEXT"]
 
-#: dns.nonlinear: the forms of J(psi, omega) the DNS can compute (module docstring)
-FORMS = ("basdevant", "advective")
+#: dns.nonlinear: the forms of J(psi, omega) the DNS can compute (module docstring), each with
+#: the text of its DNS file's attribute nonlinear_form
+FORM_TEXT = {"basdevant": "basdevant: J = (d_xx - d_yy)(u v) + d_xy (v^2 - u^2), 2 inverse + 2 forward FFTs",
+             "advective": "advective: J = u omega_x + v omega_y, 4 inverse + 1 forward FFTs"}
+FORMS = tuple(FORM_TEXT)
 
 
 class Advection:

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from . import TurbtlError, __version__, equation
-from .advection import Advection
+from .advection import FORM_TEXT, Advection
 from .equation import (
     BETA_SIGN,
     FlowParams,
@@ -292,7 +292,7 @@ def run_dns(system: dict, out_path, *, dns_cfg: dict, device="cpu", progress: bo
                     "initial_energy": equation.initial_energy(p),
                     "forcing": "kolmogorov" if p.force else "none", "equation": equation_text(p.force),
                     "resolution_decades_measured": float(got), "cfl_max": cfl_max, "resolution_decades": decades,
-                    "checkpoint_resumes": resumes, "nonlinear_form": _FORM_TEXT[nonlinear]})
+                    "checkpoint_resumes": resumes, "nonlinear_form": FORM_TEXT[nonlinear]})
             finally:
                 ds.close()
     except TurbtlError:
@@ -313,11 +313,6 @@ def run_dns(system: dict, out_path, *, dns_cfg: dict, device="cpu", progress: bo
              "k=%d is %.2f decades below its peak%s", name, wall, info["member_steps_per_s"],
              solver.max_cfl, cutoff_shell(n), got, f" (resumed {resumes} time(s))" if resumes else "")
     return info
-
-
-#: the netCDF attribute nonlinear_form of each dns.nonlinear
-_FORM_TEXT = {"basdevant": "basdevant: J = (d_xx - d_yy)(u v) + d_xy (v^2 - u^2), 2 inverse + 2 forward FFTs",
-              "advective": "advective: J = u omega_x + v omega_y, 4 inverse + 1 forward FFTs"}
 
 
 def _dns_variables(ds, members: int, nsnap: int, n: int) -> dict:
