@@ -749,7 +749,7 @@ def test_pruned_transforms_give_the_full_step_bit_for_bit(n, beta, prune, band, 
     cols = (n - 1) // 3 + 1
     assert pr.acceleration["prune"] == prune and adv._cols == cols and adv._spec.shape[-1] == cols
     assert adv._spec.shape[0] == {"basdevant": 2, "advective": 4}[form]  # the fields transformed back
-    assert adv.prune_forward == (prune == "both") and adv.split_inverse == (n >= 96)
+    assert adv.prune_forward == (prune == "both") and adv.split_transforms == (n >= 96)
     full.advance(30)
     pr.advance(30)
     assert full.omega_hat.abs().max() > 0

@@ -78,10 +78,11 @@ class Advection:
             self._prod = torch.empty(2, B, n, n, dtype=g.dtype, **cd)
             self._prod_hat = torch.zeros(2, B, n, nh, dtype=g.cdtype, **cd)
             self._comb = torch.stack([-kx * ky, ky * ky - kx * kx]).to(dtype=g.cdtype, **cd)
-        # the inverse (and forward) transforms: on CUDA one batched call; on CPU (MKL) at
-        # n >= 96 one call per field over (members, n, n//2+1) measured 1.5-3x faster than one
-        # batched call (benchmarks/bench_dns.py)
-        self.split_inverse = g.device.type == "cpu" and n >= 96
+        # the inverse and forward transforms: on CUDA one batched call; on CPU (MKL) at n >= 96
+        # one call per field over (members, n, n//2+1): the inverse ones measured 1.5-3x faster
+        # than one batched call (benchmarks/bench_dns.py), the basdevant form's two forward ones
+        # 1.02-1.2x (rfft2 at 128^2 x 8 to 512^2 x 2, 1 thread, 2026-12-07; the same bits)
+        self.split_transforms = g.device.type == "cpu" and n >= 96
         self._product = self._combine = None  # the compiled kernels (compile)
         self._bands = None  # (rows, cols, factor view, spectra view) per block (set_bands)
         self._comb_parts = None  # the combination's operands, whole or per block
@@ -91,8 +92,9 @@ class Advection:
 
     @property
     def n_transforms(self) -> int:
-        """The 2D transforms of one call: 4 inverse + 1 forward, or 2 + 2."""
-        return 5 if self.form == "advective" else 4
+        """The 2D transforms of one call, one per field transformed back and per product: 4
+        inverse + 1 forward (advective), or 2 + 2 (basdevant)."""
+        return self._phys.shape[0] + self._prod.shape[0]
 
     def set_prune(self, cols: int | None, forward: bool = False) -> None:
         """Pruned transforms (``dns.prune``; ``cols`` None: none): the state is zero in the
@@ -183,7 +185,7 @@ class Advection:
         """The forward transforms of the products ``_prod``: into the tendency ``out`` itself
         (advective: one product), or into their spectra ``_prod_hat`` (basdevant: two)."""
         dest = out.unsqueeze(0) if self._prod_hat is None else self._prod_hat
-        parts = range(self._prod.shape[0]) if self.split_inverse else [slice(None)]
+        parts = range(self._prod.shape[0]) if self.split_transforms else [slice(None)]
         for i in parts:
             p, o = self._prod[i], dest[i]
             if self.prune_forward:
@@ -212,7 +214,7 @@ class Advection:
 
     def _inverse(self) -> None:
         n = self.grid.n
-        parts = range(self._spec.shape[0]) if self.split_inverse else [slice(None)]
+        parts = range(self._spec.shape[0]) if self.split_transforms else [slice(None)]
         for i in parts:
             if self.prune_inverse:
                 torch.fft.ifft(self._spec[i], dim=-2, out=self._half[i])
