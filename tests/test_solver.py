@@ -740,7 +740,7 @@ def test_pruned_transforms_give_the_full_step_bit_for_bit(n, beta, prune, band, 
     """A 2D transform is a pass along y and one along x; the pruned ones skip the columns
     kx > n/3 of the y pass (zero in, or not wanted out).  On the CPU that is the same
     arithmetic in the same order: the state and the history equal the unpruned step's bit for
-    bit (Euler and AB2 steps, beta, forcing; n = 128 takes the 4 split inverse calls), and a
+    bit (Euler and AB2 steps, beta, forcing; n = 128 takes the split calls, one per field), and a
     pruned forward transform leaves the columns beyond untouched (zero)."""
     p = FlowParams(Re=1000.0, kf=4, beta=beta, mu=0.1, n=n, dt=1e-3)
     full = DNSSolver(p, 2, seed=4, nonlinear=form)
