@@ -11,9 +11,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # starts, snakemake-executor-plugin-slurm (the [slurm] extra; 2.8.0 measured) runs
 # `scontrol show config` with a 10-s timeout, and on a host whose Slurm config names a
 # controller that is down (here: the one-node cluster of tests/slurm/ after its daemons
-# stopped) every snakemake call waits out those 10 s: ~50 calls, 915 s for the suite instead
-# of ~430.  An empty config makes scontrol fail at once (a missing file makes it retry for
-# ~60 s).  The Slurm end-to-end test (TURBTL_SLURM_TEST=1) needs the real config.
+# stopped) every snakemake call waits out those 10 s: ~50 calls, 915 s of pytest against
+# 487 s with this setting (docs/cluster.md).  An empty config makes scontrol fail at once
+# (a missing file makes it retry for ~60 s).  The Slurm end-to-end test
+# (TURBTL_SLURM_TEST=1) needs the real config.
 if os.environ.get("TURBTL_SLURM_TEST") != "1":
     os.environ["SLURM_CONF"] = os.devnull
 
