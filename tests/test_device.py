@@ -20,8 +20,6 @@ def test_resolve_device():
             resolve_device("cuda")
 
 
-
-
 @cuda
 @pytest.mark.parametrize("nonlinear", FORMS)
 def test_dns_cuda_matches_cpu(nonlinear):
