@@ -738,10 +738,14 @@ def test_band_mode_is_checked_and_skipped_where_it_saves_little():
 @pytest.mark.parametrize("prune,band", [("inverse", "off"), ("both", "off"), ("both", "on")])
 def test_pruned_transforms_give_the_full_step_bit_for_bit(n, beta, prune, band, form):
     """A 2D transform is a pass along y and one along x; the pruned ones skip the columns
-    kx > n/3 of the y pass (zero in, or not wanted out).  On the CPU that is the same
-    arithmetic in the same order: the state and the history equal the unpruned step's bit for
-    bit (Euler and AB2 steps, beta, forcing; n = 128 takes the split calls, one per field), and a
-    pruned forward transform leaves the columns beyond untouched (zero)."""
+    kx > n/3 of the y pass (zero in, or not wanted out).  With the inverse transforms pruned
+    the state and the history equal the unpruned step's bit for bit on the CPU (Euler and AB2
+    steps, beta, forcing; n = 128 takes the split calls, one per field).  With the forward ones
+    pruned too (``both``) they agree to float round-off: bit for bit on an AMD EPYC, but on an
+    Intel Xeon MKL's transform over fewer columns rounds differently (measured after 30 steps in
+    float32: 3-7e-8 of the largest vorticity mode, up to 3e-5 of the largest tendency mode, where
+    the product cancels).  A pruned forward transform leaves the columns
+    beyond untouched (zero)."""
     p = FlowParams(Re=1000.0, kf=4, beta=beta, mu=0.1, n=n, dt=1e-3)
     full = DNSSolver(p, 2, seed=4, nonlinear=form)
     pr = DNSSolver(p, 2, seed=4, prune=prune, band=band, nonlinear=form)
@@ -753,15 +757,21 @@ def test_pruned_transforms_give_the_full_step_bit_for_bit(n, beta, prune, band, 
     full.advance(30)
     pr.advance(30)
     assert full.omega_hat.abs().max() > 0
-    assert torch.equal(full.omega_hat, pr.omega_hat) and torch.equal(full._H, pr._H)
-    assert torch.equal(full.tendency._phys, adv._phys)  # the physical fields themselves
+
+    def same(a, b, rtol=1e-5):  # bit for bit, or (pruned forward transforms) to float32 round-off
+        if prune == "inverse":  # (a wrong column would be off by O(1); a tendency cancels, hence
+            return torch.equal(a, b)  # its looser bound)
+        return bool((a - b).abs().max() <= rtol * a.abs().max())
+
+    assert same(full.omega_hat, pr.omega_hat) and same(full._H, pr._H, 1e-3)
+    assert same(full.tendency._phys, adv._phys)  # the physical fields themselves
     if prune == "both":
         assert not pr._G[..., cols:].any()  # never written
         assert full._G[..., cols:].abs().max() > 0  # the full transform's aliased columns (masked)
     if band == "on" and form == "basdevant":  # the tendency is written on the blocks only
-        assert all(torch.equal(full._G[..., r, c], pr._G[..., r, c]) for r, c in pr.band_slices)
+        assert all(same(full._G[..., r, c], pr._G[..., r, c], 1e-3) for r, c in pr.band_slices)
     else:
-        assert torch.equal(full._G[..., :cols], pr._G[..., :cols])
+        assert same(full._G[..., :cols], pr._G[..., :cols], 1e-3)
 
 
 def test_prune_mode_is_checked_and_auto_prunes_the_inverse_transforms_on_the_cpu():

@@ -30,8 +30,11 @@ closure allocates and syncs) and takes the steps in CUDA graphs, and the kernels
 - prune: the DNS's transforms skip the columns kx > n/3 that the 2/3 rule zeroes
   (:meth:`turbtl.advection.Advection.set_prune`): a 2D transform is a pass along y and one
   along x, and the y pass of an inverse transform (of the forward one: ``both``) then covers
-  a third fewer columns.  On the CPU it is the same arithmetic in the same order, bit for
-  bit; it pays there from 64^2 up (``PRUNE_AUTO``), on CUDA it is not measured yet.
+  a third fewer columns.  On the CPU the pruned inverse transforms give the same state bit for
+  bit; the pruned forward ones (``both``) the same to float round-off (bit for bit on an AMD
+  EPYC, a few ulp apart on an Intel Xeon, where MKL's transform over fewer columns rounds
+  differently).  It pays there from 64^2 up (``PRUNE_AUTO``, the inverse ones); on CUDA it is
+  not measured yet.
 """
 from __future__ import annotations
 
