@@ -1,8 +1,8 @@
 # turbtl: the physics of transfer learning in data-driven 2D turbulence closures.
 #
-#   snakemake --cores 8                     # default config (config.yaml)
-#   snakemake --cores 8 --configfile presets/reference.yaml
-#   snakemake --profile slurm               # on a Slurm cluster (see README)
+#   snakemake --cores 8                     # default config (config.yaml) -> results/default/
+#   snakemake --cores 8 --configfile presets/reference.yaml    # a preset -> results/reference/
+#   snakemake --profile slurm               # on a Slurm cluster (docs/cluster.md)
 #
 # The Snakefile only loads and validates the config, includes one .smk per stage and
 # declares `rule all`.  Physics and learning live in the package `turbtl`.
@@ -16,27 +16,25 @@ min_version("9.0")
 
 # the package turbtl, importable here also without pip install (common.smk sets it up for the jobs)
 sys.path.insert(0, str(Path(workflow.basedir)))
-from turbtl.config import check_yaml_file
+from turbtl.config import DEFAULT_CONFIG, check_yaml_file
 
-# config.yaml is the default.  A file given with --configfile REPLACES it (it must be a
-# complete config; schema defaults fill optional keys), so a preset or a test config never
-# inherits flows from config.yaml.  --config key=value still overrides single values.
-# check_yaml_file first: on a YAML syntax error Snakemake's own message names neither the
-# file nor the line.  (A --configfile is read by Snakemake before this file runs: for its
-# syntax errors see README, "Adding a target flow": python -m turbtl.config FILE.)
-if not workflow.overwrite_configfiles:
-    check_yaml_file("config.yaml")
+# config.yaml is the default config.  A file given with --configfile EXTENDS it, as Snakemake
+# documents (a mapping merges key by key, any other value replaces), so a preset states only
+# what it changes; --config key=value overrides single values.  check_yaml_file first: on a
+# YAML syntax error Snakemake's own message names neither the file nor the line (a
+# --configfile is read by Snakemake before this file runs: docs/troubleshooting.md).
+check_yaml_file(DEFAULT_CONFIG)
 
-    configfile: "config.yaml"
+
+configfile: str(DEFAULT_CONFIG)
 
 
 include: "workflow/rules/common.smk"
 
 
-# not in another replicate's directory (turbtl.config.check_replicate_directory): a run that
-# would redo and overwrite that run stops before its first job; a dry run only warns
+# the resolved config beside the run's outputs (results/<run>/config.yaml): what this run is
 onstart:
-    check_replicate_directory(config)
+    write_run_config(config, P.RUN_CONFIG)
 
 
 include: "workflow/rules/dns.smk"
@@ -45,6 +43,23 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/transfer.smk"
 include: "workflow/rules/diagnostics.smk"
 include: "workflow/rules/les.smk"
+
+
+# the report's front page (snakemake --report report.html)
+report: "workflow/report/workflow.rst"
+
+
+# jobs of seconds that only read small tables and draw figures: on a cluster they run on the
+# node that runs Snakemake instead of each waiting in the queue as an sbatch job
+localrules:
+    system_spectra,
+    sweep_summary,
+    pair_summary,
+    size_summary,
+    compare,
+    figures_target,
+    figure_aposteriori,
+    summary,
 
 
 rule all:

@@ -42,7 +42,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 from bench_dns import sync, timed  # (this directory)
 from turbtl.solver import PRECISIONS, DNSSolver, FlowParams
@@ -236,6 +235,16 @@ def bench_training(cfg: dict, device, amps, epochs: int, samples: int, log) -> d
     return out
 
 
+def resolved_preset(path) -> dict:
+    """The preset as the pipeline reads it (config.yaml extended by it, every flow resolved),
+    with only the flows it runs."""
+    from turbtl.config import load_configs, name_run, validate_config
+
+    cfg = validate_config(name_run(*load_configs([path])))
+    cfg["systems"] = {n: cfg["systems"][n] for n in [cfg["base"], *cfg["targets"]]}
+    return cfg
+
+
 def quick_config(cfg: dict) -> dict:
     """--quick: the preset's structure at tiny sizes (a dry run of this script on a CPU)."""
     cfg = json.loads(json.dumps(cfg))
@@ -266,8 +275,7 @@ def main(argv=None):
     from turbtl.runtime import resolve_device
 
     device = resolve_device(a.device)
-    cfg = yaml.safe_load(a.preset.read_text())
-    cfg.setdefault("dns", {})
+    cfg = resolved_preset(a.preset)
     if a.quick:
         cfg = quick_config(cfg)
         a.steps, a.epochs, a.samples = 20, 2, 16

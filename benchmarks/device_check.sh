@@ -24,7 +24,7 @@
 #              bench_dns_compiled.json (prune: dns.prune inverse / both, never measured on a GPU
 #              before; if it pays there, set fused.PRUNE_AUTO["cuda"])
 #   gpu_quick  snakemake --cores 16 --configfile presets/gpu-quick.yaml in a fresh directory;
-#              copies results/summary.csv, results/benchmarks/ and the Snakemake log to $OUT
+#              copies results/gpu-quick/summary.csv, its benchmarks/ and the Snakemake log to $OUT
 #   les        benchmarks/bench_les.py: one LES step of the default batch and of the reference
 #              preset's, against its CNN forward passes and FFTs -> les_*.json
 #   reference  benchmarks/bench_reference.py: short runs of each reference stage (DNS of
@@ -139,13 +139,13 @@ bench_dns() {
 }
 
 gpu_quick() {
-    local work=$ROOT/.device/gpu-quick cfg=$ROOT/presets/gpu-quick.yaml rc
+    local work=$ROOT/.device/gpu-quick cfg=$ROOT/presets/gpu-quick.yaml run=gpu-quick rc
     rm -rf "$work"
     mkdir -p "$work"
     if [ "$DRY" = 1 ]; then   # plan the GPU preset, then run the tiny config for real
         "$PY" -m snakemake -n --snakefile "$ROOT/Snakefile" --directory "$work" --configfile "$cfg" --quiet rules \
             || echo "gpu-quick dry run FAILED"
-        cfg=$ROOT/tests/config.tiny.yaml
+        cfg=$ROOT/tests/config.tiny.yaml run=tiny
     fi
     local t; t=$(date +%s)
     # (-j is --cores' alias in a local run: 16 cores, jobs side by side on the one GPU);
@@ -156,16 +156,16 @@ gpu_quick() {
     rc=$?
     echo "snakemake exit $rc after $(( $(date +%s) - t )) s"
     # the logs of failed jobs (their last lines), so that the reason comes back in the output
-    for f in $(grep -l -E "Traceback|Error" "$work"/logs/*/*.log 2>/dev/null | head -n 4); do
+    for f in $(grep -l -E "Traceback|Error" "$work/results/$run"/logs/*/*.log 2>/dev/null | head -n 4); do
         echo "--- ${f#$work/}"; tail -n 15 "$f"
     done
     # few files come back from a device machine: the tables, the Snakemake log and one archive
     mkdir -p "$OUT/gpu_quick"
-    cp "$work/results/summary.csv" "$work/results/summary_by_target.csv" "$OUT/gpu_quick/" 2>/dev/null
+    cp "$work/results/$run/summary.csv" "$work/results/$run/summary_by_target.csv" "$OUT/gpu_quick/" 2>/dev/null
     cp "$work"/.snakemake/log/*.snakemake.log "$OUT/gpu_quick/" 2>/dev/null
-    (cd "$work" && tar czf "$OUT/gpu_quick/logs_benchmarks_json.tgz" logs results/benchmarks \
-        $(find results -name "*.json" -size -200k 2>/dev/null) 2>/dev/null)
-    ls -la "$work/results/dns" "$OUT/gpu_quick" 2>/dev/null
+    (cd "$work/results/$run" && tar czf "$OUT/gpu_quick/logs_benchmarks_json.tgz" logs benchmarks \
+        $(find . -name "*.json" -size -200k 2>/dev/null) 2>/dev/null)
+    ls -la "$work/results/$run/dns" "$OUT/gpu_quick" 2>/dev/null
     return $rc
 }
 

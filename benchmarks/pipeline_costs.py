@@ -5,7 +5,7 @@ the other seeds, and the probe's seconds and cost fraction (from ``size_predicto
 Seed 0 is the first re-training of every layer job; a seed-0 sum well above the other seeds'
 is a one-off cost inside the timings (before 45a35f2: the first optimiser's import).
 
-    python benchmarks/pipeline_costs.py [LABEL=]WORKDIR ...   # a workdir holds results/
+    python benchmarks/pipeline_costs.py [LABEL=]RUN_FOLDER ...   # a run's folder: results/<run>
 """
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ def _sweep(csvs) -> dict:
 
 
 def rows(workdir: Path, label: str | None = None) -> list[dict]:
-    """One row per (target, small-set size) of the run in ``workdir`` (paths: ``turbtl.paths``)."""
+    """One row per (target, small-set size) of the run whose folder is ``workdir`` (``results/<run>``;
+    paths: ``turbtl.paths``)."""
     workdir = Path(workdir)
     out = []
     for tdir in sorted(workdir.glob(P.TRANSFER_DIR.format(target="*"))):
@@ -58,7 +59,7 @@ def rows(workdir: Path, label: str | None = None) -> list[dict]:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("workdirs", nargs="+", help="a workdir (holding results/), or LABEL=WORKDIR")
+    ap.add_argument("workdirs", nargs="+", metavar="RUN_FOLDER", help="a run's folder (results/<run>), or LABEL=FOLDER")
     a = ap.parse_args(argv)
     print("| run | target | small set | sweep (s) | seed 0 (s) | other seeds, mean (s) | probe (s) | probe / sweep |")
     print("|---|---|---|---|---|---|---|---|")

@@ -30,3 +30,15 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """The whole DAG on the tiny config, once per session: (the directory snakemake ran in, the config file)."""
+    from helpers_workflow import snakemake, tiny_config, write_config
+
+    work = tmp_path_factory.mktemp("tiny")
+    cfg = write_config(tiny_config(), work / "config.tiny.yaml")
+    r = snakemake(work, cfg, "--cores", "2")
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-8000:]
+    return work, cfg

@@ -13,7 +13,24 @@ TINY = REPO / "tests" / "config.tiny.yaml"
 
 
 def tiny_config() -> dict:
+    """The tiny overlay as written (flows state only what differs): to change and write back."""
     return yaml.safe_load(TINY.read_text())
+
+
+def resolved(cfg: dict | None = None) -> dict:
+    """``cfg`` (default: the tiny overlay) over config.yaml, validated: every flow's parameters
+    resolved, as the workflow sees them."""
+    import copy
+
+    from turbtl.config import DEFAULT_CONFIG, check_yaml_file, merge, overlay_flows, validate_config
+
+    over = copy.deepcopy(tiny_config() if cfg is None else cfg)
+    return validate_config(overlay_flows(merge(check_yaml_file(DEFAULT_CONFIG), copy.deepcopy(over)), [over]))
+
+
+def run_dir(work: Path, run: str = "tiny") -> Path:
+    """The folder of a run (``results/<run>``) in the directory ``work`` snakemake ran in."""
+    return Path(work) / "results" / run
 
 
 def write_config(cfg: dict, path: Path) -> Path:

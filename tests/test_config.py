@@ -10,17 +10,20 @@ import yaml
 from turbtl import ConfigError
 from turbtl.config import REPLICATE_STRIDE, check_yaml_file, replicated, small_set_size, tl_layers, validate_config
 
-from helpers_workflow import REPO, TINY, snakemake
+from helpers_workflow import REPO, resolved, snakemake
 
 
 @pytest.fixture
 def cfg():
-    return yaml.safe_load((REPO / "config.yaml").read_text())
+    """config.yaml with every flow resolved (its parameters written out), as the rules see it."""
+    from turbtl.config import load_configs
+
+    return validate_config(load_configs()[0])
 
 
 def test_default_and_tiny_configs_are_valid(cfg):
     validate_config(cfg)
-    validate_config(yaml.safe_load(TINY.read_text()))
+    resolved()
 
 
 def test_defaults_are_filled(cfg):
@@ -127,9 +130,9 @@ def test_duplicate_target(cfg):
 
 def test_duplicate_system_names_in_yaml(tmp_path):
     text = (REPO / "config.yaml").read_text()
-    block = text[text.index("  beta:               # beta-plane"):text.index("\ndns:")]
+    block = text[text.index("  beta: {beta: 20.0"):text.index("\n\ndns:")]
     p = tmp_path / "dup.yaml"
-    p.write_text(text.replace("\ndns:", "\n" + block + "\ndns:", 1))
+    p.write_text(text.replace("\n\ndns:", "\n" + block + "\n\ndns:", 1))
     cfg = yaml.safe_load(p.read_text())  # plain YAML silently keeps the last one
     with pytest.raises(ConfigError, match="duplicate key 'beta'.*fix"):
         validate_config(cfg, config_files=[p])
@@ -345,8 +348,8 @@ def test_outdented_or_empty_flow_says_how_to_indent(cfg):
 
 def test_copied_flow_left_unedited_is_an_error_shared_seeds_a_warning(cfg):
     """A target whose DNS would repeat another flow's (same parameters and seed; its LES grid
-    and splits do not matter) fails; flows that only share a seed, flows defined but not run,
-    and a target sampled at another interval than the base are warnings."""
+    and splits do not matter) fails; flows that only share a seed, and flows of the user's own
+    file defined but not run, are warnings."""
     from turbtl.config_checks import config_warnings
 
     bad = copy.deepcopy(cfg)
@@ -355,17 +358,19 @@ def test_copied_flow_left_unedited_is_an_error_shared_seeds_a_warning(cfg):
     _fails(bad, "systems.strong_beta has the same DNS parameters and seed as systems.beta")
     bad["systems"]["strong_beta"]["forcing"] = "kolmogorov"  # the default, written out: the same DNS
     _fails(bad, "systems.strong_beta has the same DNS parameters and seed as systems.beta")
+    bad["systems"]["strong_beta"] = {"like": "beta", "n_les": 16}  # a like: copy left unedited
+    _fails(bad, "systems.strong_beta has the same DNS parameters and seed as systems.beta")
     ok = copy.deepcopy(cfg)
     assert config_warnings(validate_config(ok)) == []
     ok["systems"]["strong_beta"] = dict(ok["systems"]["beta"], beta=40.0)
     ok["systems"]["parked"] = dict(ok["systems"]["beta"], seed=7)  # defined, not a target
     ok["targets"].append("strong_beta")
-    del ok["systems"]["strong_beta"]["sample_interval"]  # left out: the schema's default 1.0
     warns = config_warnings(validate_config(ok))
-    assert len(warns) == 3, warns
+    assert len(warns) == 2, warns
     assert "parked is defined but neither the base nor a target" in warns[0]
     assert "beta, strong_beta share seed 4" in warns[1]
-    assert "systems.strong_beta.sample_interval = 1.0 differs from the base's 0.5" in warns[2]
+    # flows not of the user's own file (config.yaml's under a preset) are not said to be idle
+    assert len(config_warnings(ok, own={"strong_beta"})) == 1
     ok = copy.deepcopy(cfg)
     ok["dns"]["cfl_max"], ok["transfer"]["seeds"] = 0.31, 1
     warns = config_warnings(validate_config(ok))
@@ -381,70 +386,13 @@ def test_a_bad_scalar_is_said_once(cfg):
     assert msg.count("training.amp") == 2, msg  # the field and its description, in one message
 
 
-def test_another_replicates_directory_is_refused_before_any_job(tmp_path):
-    """``--config replicate=1`` where replicate 0 ran (or the reverse) would redo every job and
-    overwrite that run: a run stops before its first job and names the fixes (a dry run, which
-    overwrites nothing, warns); the matching replicate, a base seed changed by hand and an empty
-    directory go on as usual."""
-    import netCDF4
+def test_a_replicate_is_a_run_of_its_own():
+    """Replicate r > 0 writes into results/<run>-rep<r>, replicate 0 into results/<run>: no
+    replicate can overwrite another's files, whatever directory it runs in."""
+    from turbtl.paths import run_dir
 
-    from turbtl.config import check_replicate_directory
-
-    cfg = validate_config(yaml.safe_load(TINY.read_text()))
-    seed = cfg["systems"][cfg["base"]]["seed"]
-    (tmp_path / "results" / "dns").mkdir(parents=True)
-    check_replicate_directory(cfg, tmp_path)  # nothing there yet
-    with netCDF4.Dataset(tmp_path / "results" / "dns" / f"{cfg['base']}.nc", "w") as ds:
-        ds.setncattr("seed", seed + REPLICATE_STRIDE)
-    results = str((tmp_path / "results").resolve())
-    with pytest.raises(ConfigError, match=r"replicate = 0, but .* is replicate 1's .*fix: to continue that run, give "
-                                          r"--config replicate=1; to run replicate 0, run it in the directory replicate "
-                                          rf"0 belongs in \(the project's, without --directory\); .*delete {results} first"):
-        check_replicate_directory(cfg, tmp_path)
-    with pytest.raises(ConfigError, match=r"replicate = 2, .*run it in its own directory \(--directory results/replicate-2"):
-        check_replicate_directory(dict(cfg, replicate=2), tmp_path)
-    check_replicate_directory(dict(cfg, replicate=1), tmp_path)
-
-    def with_seed(s, replicate=0):
-        return dict(cfg, replicate=replicate, systems=dict(cfg["systems"], **{cfg["base"]: dict(
-            cfg["systems"][cfg["base"]], seed=s)}))
-
-    # the base's seed changed by hand (not by a multiple of the stride): an ordinary rerun, also
-    # where the old file's seed lies a whole stride from the new replicate's, or below the new seed
-    check_replicate_directory(with_seed(seed + 7), tmp_path)
-    check_replicate_directory(with_seed(seed + 7, replicate=1), tmp_path)  # off by 993, not by a stride
-    check_replicate_directory(with_seed(seed + 2 * REPLICATE_STRIDE), tmp_path)  # a stride below the new seed
-    # a dry run warns (and plans); a real run stops before its first job; the right replicate runs
-    r = snakemake(tmp_path, TINY, "-n", "--quiet", "rules", timeout=300)
-    assert r.returncode == 0 and "turbtl warning: replicate = 0, but" in r.stderr, r.stderr[-2000:]
-    assert "(a run of jobs stops here)" in r.stderr
-    other = tmp_path / "results" / "dns" / "high_re.nc"
-    r = snakemake(tmp_path, TINY, "--cores", "1", "results/dns/high_re.nc", timeout=300)
-    assert r.returncode != 0 and "is replicate 1's" in r.stdout + r.stderr, (r.stdout + r.stderr)[-2000:]
-    assert not other.exists() and not (tmp_path / "logs" / "dns").exists()
-    r = snakemake(tmp_path, TINY, "-n", "--quiet", "rules", "--config", "replicate=1", timeout=300)
-    assert r.returncode == 0 and "turbtl warning" not in r.stderr, r.stderr[-2000:]
-
-
-def test_readme_example_target_is_valid_and_sampled_as_its_neighbours(cfg):
-    """The YAML block of README "Adding a target flow", added to config.yaml, passes the
-    checks without a warning (before, it left out the sampling keys and took the schema's
-    defaults: twice the sample interval of every other flow)."""
-    from turbtl.config_checks import config_warnings
-
-    text = (REPO / "README.md").read_text().split("## Adding a target flow", 1)[1]
-    block = yaml.safe_load(text.split("```yaml\n", 1)[1].split("```", 1)[0])
-    cfg["targets"] = block["targets"]
-    cfg["systems"].update(block["systems"])
-    (new,) = block["systems"]
-    bad = copy.deepcopy(cfg)
-    bad["systems"][new]["n_dns"] = 120  # the README's example of an error message, word for word
-    quoted = text.split("```\nConfigError: invalid configuration:\n", 1)[1].split("\n", 1)[0]
-    assert quoted.startswith(f"  - systems.{new}.n_dns") or quoted.startswith(f"  - systems.{new}.n_les"), quoted
-    assert _fails(bad, quoted.removeprefix("  - ")).count("\n  - ") == 1
-    assert config_warnings(validate_config(cfg)) == []
-    assert {k: v for k, v in cfg["systems"][new].items() if k not in ("beta", "seed")} == \
-        {k: v for k, v in cfg["systems"]["beta"].items() if k not in ("beta", "seed")}
+    cfg = resolved()
+    assert run_dir(cfg) == "results/tiny" and run_dir(dict(cfg, replicate=3)) == "results/tiny-rep3"
 
 
 def test_config_warnings_are_printed_by_the_checker_and_snakemake(cfg, tmp_path):
@@ -478,17 +426,20 @@ def test_time_step_fix_names_a_step_that_divides_the_sample_interval(cfg):
     validate_config(cfg)
 
 
-def test_partial_configfile_is_told_that_it_replaces_config_yaml(cfg, tmp_path):
-    extra = tmp_path / "extra.yaml"
+def test_a_configfile_extends_config_yaml(tmp_path):
+    """A --configfile is an overlay: it states only what it changes and gets its own run (its
+    file's name), every other value is config.yaml's."""
+    from turbtl.config import load_configs, name_run
+
+    extra = tmp_path / "fewer-epochs.yaml"
     extra.write_text("training: {epochs: 5}\n")
-    part = check_yaml_file(extra)
-    with pytest.raises(ConfigError) as exc:
-        validate_config(part, config_files=[str(extra)])
-    msg = str(exc.value)
-    assert "missing top-level key 'base'" in msg and f"--configfile config.yaml {extra}" in msg, msg
-    with pytest.raises(ConfigError) as exc:  # config.yaml itself incomplete: no such note
-        validate_config({"training": {"epochs": 5}}, config_files=["config.yaml"])
-    assert "REPLACES" not in str(exc.value)
+    cfg, overlays = load_configs([extra])
+    validate_config(name_run(cfg, overlays))
+    default = validate_config(load_configs()[0])
+    assert cfg["training"]["epochs"] == 5 and cfg["run"] == "fewer-epochs" and default["run"] == "default"
+    assert {k: v for k, v in cfg.items() if k not in ("training", "run")} == \
+        {k: v for k, v in default.items() if k not in ("training", "run")}
+
 
 def test_probe_needs_two_snapshots(cfg):
     cfg["transfer"]["fraction"] = 1.0 / 180  # one snapshot
@@ -513,9 +464,9 @@ def _broken(tmp_path, old, new, name="bad.yaml"):
 YAML_BREAKS = {
     "unclosed bracket": ("targets: [high_re, high_kf, beta]\n", "targets: [high_re, high_kf\n", None,
                          "close the '[' of line {line}"),
-    "key indented too deep": ("    kf: 8\n", "      kf: 8\n", (0, 9), "indent this key"),
-    "key indented too little": ("    kf: 8\n", "   kf: 8\n", (0, 4), "indent this key"),
-    "tab": ("    kf: 8\n", "\tkf: 8\n", (0, 1), "indent with spaces"),
+    "key indented too deep": ("  kf: 4\n", "    kf: 4\n", (0, 7), "indent this key"),
+    "key indented too little": ("  kf: 4\n", " kf: 4\n", (0, 2), "indent this key"),
+    "tab": ("  kf: 4\n", "\tkf: 4\n", (0, 1), "indent with spaces"),
     "unclosed quote": ("device: auto", 'device: "auto', None, "close the quote (\") opened at line {line}, column 9"),
 }
 
@@ -537,8 +488,8 @@ def test_yaml_syntax_error_names_file_line_and_fix(tmp_path, case):
 
 def test_unclosed_bracket_reports_where_it_opened(tmp_path):
     p, line = _broken(tmp_path, "targets: [high_re, high_kf, beta]", "targets: [high_re, high_kf")
-    assert line == 15  # config.yaml's own targets line: the test breaks what it means to break
-    with pytest.raises(ConfigError, match=r"while parsing a flow sequence that starts at line 15, column 10\)"):
+    assert line == 16  # config.yaml's own targets line: the test breaks what it means to break
+    with pytest.raises(ConfigError, match=r"while parsing a flow sequence that starts at line 16, column 10\)"):
         check_yaml_file(p)
 
 
@@ -554,24 +505,27 @@ def test_config_must_be_a_mapping_and_json_is_fine(tmp_path):
 
 
 def test_duplicate_key_names_the_file(tmp_path):
-    p, line = _broken(tmp_path, "  high_kf:            # forcing", "  beta:            # forcing")
+    p, line = _broken(tmp_path, "  high_kf: {kf: 8,", "  beta: {kf: 8,")
     with pytest.raises(ConfigError, match=rf"duplicate key 'beta' \(line \d+ and line {line}\) in {p}; fix:"):
         check_yaml_file(p)
 
 
-def _snakemake_default_config(workdir):
-    """``snakemake -n`` in ``workdir`` on its config.yaml (no --configfile)."""
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), "-n"]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-
-
 @pytest.mark.slow
 def test_snakemake_reports_yaml_error_of_default_config_with_line(tmp_path):
-    _, line = _broken(tmp_path, "    kf: 8\n", "      kf: 8\n", name="config.yaml")
-    r = _snakemake_default_config(tmp_path)
+    """A syntax error in the embedded config.yaml (the Snakefile's own, read before any overlay):
+    Snakemake stops with the file, line and fix.  Run on a copy of the workflow whose config.yaml
+    is broken."""
+    import shutil
+
+    for part in ("Snakefile", "workflow", "turbtl", "profiles"):
+        (shutil.copytree if (REPO / part).is_dir() else shutil.copy)(REPO / part, tmp_path / part)
+    p, line = _broken(tmp_path, "  kf: 4\n", "    kf: 4\n", name="config.yaml")
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(tmp_path / "Snakefile"), "--directory", str(tmp_path),
+           "-n"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     out = r.stdout + r.stderr  # Snakemake prints its errors to stdout
     assert r.returncode != 0
-    assert f"YAML syntax error in config file config.yaml, line {line}, column 9:" in out, out
+    assert f"YAML syntax error in config file {p}, line {line}, column 7:" in out, out
     assert "fix: indent this key" in out and "Job stats" not in out
 
 
@@ -631,55 +585,9 @@ def test_decaying_flow_is_checked_before_any_work(cfg):
 
 @pytest.mark.parametrize("preset", sorted(p.name for p in (REPO / "presets").glob("*.yaml")))
 def test_every_preset_is_a_valid_config(preset):
-    """Each preset replaces config.yaml (--configfile): it must pass every check by itself."""
-    validate_config(yaml.safe_load((REPO / "presets" / preset).read_text()))
+    """Each preset extends config.yaml (--configfile): config.yaml and the preset pass every check,
+    and the preset names its own run."""
+    from turbtl.config import load_configs, name_run
 
-
-def test_pairs_need_two_layers(cfg):
-    cfg["transfer"].update(pairs=True, layers=[3])
-    _fails(copy.deepcopy(cfg), "transfer.pairs = true needs at least two layers", "set transfer.pairs: false")
-    cfg["transfer"]["layers"] = [3, 5]
-    validate_config(cfg)
-
-
-def test_size_study_fractions_checked_before_any_work(cfg):
-    """transfer.fractions (the size study): off by default; each fraction a size of its own and
-    within every target's training members and, with the probe on, of 2 snapshots or more; the
-    main fraction may be listed; a list that adds no size is a warning."""
-    from turbtl.config import small_set_sizes
-    from turbtl.config_checks import config_warnings
-
-    validate_config(cfg)
-    assert cfg["transfer"]["fractions"] == [] and small_set_sizes(cfg) == {}
-    # 6 base training members x 30 snapshots = 180: 0.033 -> 6, 0.1 -> 18 (the main size), 0.3 -> 54
-    cfg["transfer"]["fractions"] = [0.3, 0.1, 0.033]
-    validate_config(cfg)
-    assert small_set_sizes(cfg) == {6: 0.033, 18: 0.1, 54: 0.3}
-    assert config_warnings(cfg) == []
-    bad = copy.deepcopy(cfg)
-    bad["transfer"]["fractions"] = [0.033, 0.034]  # 5.94 and 6.12 both round to 6
-    _fails(bad, "transfer.fractions: 0.034 gives a small set of 6 snapshots", "as transfer.fractions = 0.033",
-           "fix: drop 0.034")
-    bad["transfer"]["fractions"] = [0.105]  # 18.9 -> 19: one snapshot more than the main size is another size
-    validate_config(bad)
-    bad["transfer"]["fractions"] = [0.1001]  # 18.02 -> 18, as transfer.fraction
-    _fails(bad, "as transfer.fraction = 0.1 does")
-    # the targets' training members hold 2 x 30 = 60 snapshots
-    bad["transfer"]["fractions"] = [0.5]
-    _fails(bad, "transfer.fractions: 0.5 needs a small set of 90 snapshots, but the training members of "
-                "systems.high_re hold 60", "at most 0.333")
-    for v in ([0.0], [1.5], [0.2, 0.2], 0.2):
-        bad["transfer"]["fractions"] = v
-        _fails(bad, "transfer.fractions")
-    # the predictors run at every size: the probe holds one snapshot out of a set of at least 2
-    bad["transfer"]["fractions"] = [0.004]  # 0.72 -> 1 snapshot
-    _fails(bad, "transfer.fractions: 0.004 gives a small set of 1 snapshot", "predict.probe_epochs = 10",
-           "fix: drop or raise it")
-    bad["predict"]["probe_epochs"] = 0
-    validate_config(bad)
-    assert small_set_sizes(bad) == {1: 0.004, 18: 0.1}
-    only_main = copy.deepcopy(cfg)
-    only_main["transfer"]["fractions"] = [0.1]
-    validate_config(only_main)
-    assert small_set_sizes(only_main) == {}
-    assert any("no size study runs" in w for w in config_warnings(only_main))
+    cfg = validate_config(name_run(*load_configs([REPO / "presets" / preset])))
+    assert cfg["run"] == preset.removesuffix(".yaml")

@@ -210,15 +210,16 @@ def test_gpu_quick_preset_plans_the_full_dag(tmp_path):
     import subprocess
     import sys
 
-    import yaml
-
     from helpers_workflow import REPO, snakemake
 
     preset = REPO / "presets" / "gpu-quick.yaml"
     r = subprocess.run([sys.executable, "-m", "turbtl.config", str(preset)], capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 0 and "config OK" in r.stdout, r.stdout + r.stderr
-    cfg = yaml.safe_load(preset.read_text())
-    assert {s["n_les"] for s in cfg["systems"].values()} == {128} and cfg["network"]["channels"] == 64
+    from turbtl.config import load_configs, name_run, validate_config
+
+    cfg = validate_config(name_run(*load_configs([preset])))
+    assert {cfg["systems"][s]["n_les"] for s in [cfg["base"], *cfg["targets"]]} == {128}
+    assert cfg["network"]["channels"] == 64 and cfg["run"] == "gpu-quick"
     r = snakemake(tmp_path, preset, "-n", "--cores", "16")
     assert r.returncode == 0, r.stderr[-3000:]
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", r.stdout + r.stderr, re.M))

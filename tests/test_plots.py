@@ -192,7 +192,7 @@ def test_scripts_end_to_end(tmp_path):
                                        _NL(**figs), _NL(base="base"), wildcards=wc, log=str(r / "log/fig.log")))
     _run_script("summary", _Smk("summary", _NL(comparisons=[str(r / "comparison.json")]),
                                 _NL(table=str(r / "summary.csv"), by_target=str(r / "summary_by_target.csv"),
-                                    figure=str(r / "summary.png")),
+                                    figure=str(r / "summary.png"), html=str(r / "summary.html")),
                                 _NL(targets=["tgt"]), log=str(r / "log/sum.log")))
     for f in list(figs.values()) + [str(r / "summary.png")]:
         _check_png(__import__("pathlib").Path(f))
@@ -200,6 +200,8 @@ def test_scripts_end_to_end(tmp_path):
     assert list(table.columns) == V.SUMMARY_COLUMNS and len(table) == len(P.PREDICTORS)
     agg = pd.read_csv(r / "summary.csv")
     assert list(agg.columns) == V.AGGREGATE_COLUMNS and list(agg.predictor) == list(P.PREDICTORS)
+    html = (r / "summary.html").read_text()  # the report's table item: both tables, every predictor
+    assert html.count("<table>") == 2 and all(f"<td>{p}</td>" in html for p in P.PREDICTORS)
     pred = json.loads((r / "prediction.json").read_text())
     assert list(pred["predictors"]) == list(P.PREDICTORS)
     assert pred["small_set_draw"] == [0, 0]

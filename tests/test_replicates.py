@@ -17,7 +17,7 @@ def _write_run(root, base_seed, rel, zero_shot, picks, best=None, resolved=True)
     """A finished run's files as the pipeline writes them: ``rel[target][layer]`` is the
     seed-mean TL nMSE over zero shot (each seed +-1% around it), ``picks[target]`` the
     predictor 'probe''s choice."""
-    res = root / P.RESULTS
+    res = root  # the run's folder, results/<run>
     (res / "models").mkdir(parents=True)
     (res / "filtered").mkdir()
     (root / P.BASE_METRICS).write_text(json.dumps({"system": "base", "test_cc": 0.9}))
@@ -53,7 +53,14 @@ def three(tmp_path):
     runs = [({"kf": {1: 0.70, 2: 0.50, 3: 0.80}, "re": {1: 0.95, 2: 0.99, 3: 0.96}}, 0.2, {"kf": 2, "re": 2}),
             ({"kf": {1: 0.72, 2: 0.52, 3: 0.78}, "re": {1: 0.97, 2: 0.99, 3: 0.94}}, 0.3, {"kf": 2, "re": 3}),
             ({"kf": {1: 0.69, 2: 0.49, 3: 0.81}, "re": {1: 0.93, 2: 0.98, 3: 0.96}}, 0.25, {"kf": 1, "re": 1})]
-    return [_write_run(tmp_path / f"r{i}", 1 + 1000 * i, rel, zs, picks) for i, (rel, zs, picks) in enumerate(runs)]
+    return [_write_run(tmp_path / "results" / f"r{i}", 1 + 1000 * i, rel, zs, picks)
+            for i, (rel, zs, picks) in enumerate(runs)]
+
+
+def _main(three, *args):
+    """``python -m turbtl.replicates`` on the runs of ``three`` (by name, in their workdir)."""
+    work = three[0].parents[1]
+    return main([*(r.name for r in three), "--workdir", str(work), "--pages-dir", str(work / "pages"), *args])
 
 
 def test_load_reads_relative_errors_and_seeds(three):
@@ -134,16 +141,17 @@ def test_a_replicates_targets_are_those_of_its_last_config(tmp_path):
     assert list(load_replicate(study)["targets"]) == ["kf", "old"]
 
 
-def test_main_writes_the_readme_block(three, tmp_path, capsys):
-    readme = tmp_path / "README.md"
-    readme.write_text("before\n<!-- report:reps:start -->\nSTALE\n<!-- report:reps:end -->\nafter\n")
-    main([*map(str, three), "--name", "reps", "--readme", str(readme), "--json", str(tmp_path / "p.json")])
-    text = readme.read_text()
-    assert "STALE" not in text and text.startswith("before") and text.rstrip().endswith("after")
-    assert "| kf | 2*, 2*, 2* | yes | 2 |" in text
+def test_main_writes_the_results_page(three, tmp_path, capsys):
+    from turbtl.results_pages import read_meta
+
+    _main(three, "--page", "reps", "--json", str(tmp_path / "p.json"))
+    text = (tmp_path / "pages" / "reps.md").read_text()
+    assert "| kf | 2*, 2*, 2* | yes | 2 |" in text and "| 0 | `r0` | 1 |" in text
+    assert read_meta(tmp_path / "pages" / "reps.md")["command"] == "python -m turbtl.replicates r0 r1 r2 --page reps"
+    assert "[reps](reps.md)" in (tmp_path / "pages" / "index.md").read_text()
     assert json.loads((tmp_path / "p.json").read_text())["targets"]["kf"]["best"] == 2
     with pytest.raises(SystemExit, match="no finished run"):
-        main([str(tmp_path / "nowhere"), str(three[0])])
+        main(["nowhere", "r0", "--workdir", str(tmp_path)])
 
 
 def _write_sizes(root, t, zero_shot, rel_by_n, picks_by_n, main_n=8, baselines_by_n=None):
@@ -233,10 +241,8 @@ def test_the_size_study_pools_over_replicates(three, tmp_path, capsys):
     assert "| kf | 2 (0.125) | 1*, 1*, 1* | yes | 1 |" in text and "| 2: 0.47 (no) |" in text
     assert "| kf: 2 | 1, 1, 1 | 1, 2, 1 (2/3) |" in text and "| probe | 5/6 |" in text
     assert "| kf | 2 | 1: 0.803 | 0.783 [" in text and "| 0.0200 (< 0.001) finetune_all better |" in text
-    readme = tmp_path / "README.md"
-    readme.write_text("<!-- report:rs:start -->\n<!-- report:rs:end -->\n")
-    main([*map(str, three), "--sizes-only", "--name", "rs", "--readme", str(readme)])
-    block = readme.read_text()
+    _main(three, "--sizes-only", "--page", "rs")
+    block = (tmp_path / "pages" / "rs.md").read_text()
     assert "Small-set sizes over replicates" in block and "Per target: each replicate" not in block
     assert "made its size study" in block and "--sizes-only" in block
     assert "left out of the size tables: ['re']" in capsys.readouterr().err
@@ -246,4 +252,4 @@ def test_sizes_only_without_a_size_study_is_refused(three):
     assert pool([load_replicate(d) for d in three])["sizes"] == {}
     assert "Small-set sizes" not in render(pool([load_replicate(d) for d in three]))
     with pytest.raises(SystemExit, match="no target has a current size study"):
-        main([*map(str, three), "--sizes-only"])
+        _main(three, "--sizes-only")

@@ -139,6 +139,38 @@ def test_profile_settings_from_environment(tmp_path):
             assert "gpu" not in j["resources"] and j["resources"]["slurm_partition"] == "cpuq", j
 
 
+#: the rules of seconds that read small tables and draw figures: they run on the submit host
+LOCAL_RULES = {"system_spectra", "sweep_summary", "pair_summary", "size_summary", "compare", "figures_target",
+               "figure_aposteriori", "summary"}
+
+
+@pytest.mark.slow
+def test_light_rules_run_on_the_submit_host(tiny_run, tmp_path):
+    """Under `--profile slurm` the light rules run where Snakemake runs (localrules), and the
+    others go to sbatch: forced on a finished tiny run with Slurm's commands stubbed out, the
+    light jobs finish without a call to sbatch; a heavy one calls it."""
+    import shutil
+
+    pytest.importorskip("snakemake_executor_plugin_slurm")
+    work = tmp_path / "w"
+    shutil.copytree(tiny_run[0], work, symlinks=True)
+    path, calls = _stub_path(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k not in PROFILE_ENV} | {"PATH": path}
+    base = [sys.executable, "-m", "snakemake", "--profile", "slurm", "--directory", str(work), "--configfile",
+            str(tiny_run[1]), "--retries", "0"]
+    r = subprocess.run([*base, "--forcerun", *sorted(LOCAL_RULES - {"pair_summary", "size_summary"}), "--",
+                        "results/tiny/summary.csv"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-4000:]
+    assert not calls.exists() or "sbatch" not in calls.read_text(), calls.read_text()
+    assert {m for m in re.findall(r"^localrule (\w+):", out, re.M)} >= {"sweep_summary", "compare", "summary"}, out[-3000:]
+    calls.unlink(missing_ok=True)
+    r = subprocess.run([*base, "--forcerun", "predict", "--", "results/tiny/diagnostics/high_re/prediction.json"],
+                       cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    # the plugin lists the partitions (sinfo) before it submits (sbatch): either is the job going to Slurm
+    assert r.returncode != 0 and re.search(r"^(sbatch|sinfo) ", calls.read_text(), re.M), calls.read_text()
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("TURBTL_SLURM_TEST") != "1",
                     reason="the Slurm end-to-end test installs and starts a one-node cluster (root, apt): "

@@ -614,9 +614,9 @@ def test_stepper_state_dict_round_trip_continues_bit_for_bit():
 @pytest.mark.slow
 def test_snakemake_dns_job_resumes_after_sigterm(tmp_path):
     """Through Snakemake: SIGTERM to the running dns job (as at a Slurm time limit) fails the
-    job but keeps results/dns/.base.nc.resume (not an output); the next `snakemake` resumes
+    job but keeps results/tiny/dns/.base.nc.resume (not an output); the next `snakemake` resumes
     from it and writes what an uninterrupted run writes."""
-    from helpers_workflow import REPO, snakemake, tiny_config, write_config
+    from helpers_workflow import REPO, resolved, snakemake, tiny_config, write_config
 
     cfg = tiny_config()
     cfg["systems"]["base"]["spinup_time"] = 60.0  # 15,000 steps: long enough to be stopped
@@ -624,9 +624,10 @@ def test_snakemake_dns_job_resumes_after_sigterm(tmp_path):
     conf = write_config(cfg, tmp_path / "config.yaml")
     work = tmp_path / "work"
     work.mkdir()
-    state = work / "results" / "dns" / ".base.nc.resume" / "state.pt"
+    out_nc = "results/tiny/dns/base.nc"
+    state = work / "results" / "tiny" / "dns" / ".base.nc.resume" / "state.pt"
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(work),
-           "--configfile", str(conf), "--cores", "1", "results/dns/base.nc"]
+           "--configfile", str(conf), "--cores", "1", out_nc]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=dict(os.environ, OMP_NUM_THREADS="1"))
     t0 = time.monotonic()
@@ -636,16 +637,17 @@ def test_snakemake_dns_job_resumes_after_sigterm(tmp_path):
     os.kill(torch.load(state, weights_only=True)["pid"], signal.SIGTERM)
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode != 0, out[-3000:]
-    log = (work / "logs" / "dns" / "base.log").read_text()
+    log = (work / "results" / "tiny" / "logs" / "dns" / "base.log").read_text()
     assert "SIGTERM received" in log, log[-3000:]
-    assert state.exists() and not (work / "results" / "dns" / "base.nc").exists()
-    r = snakemake(work, conf, "--cores", "1", "results/dns/base.nc")
+    assert state.exists() and not (work / out_nc).exists()
+    r = snakemake(work, conf, "--cores", "1", out_nc)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    log = (work / "logs" / "dns" / "base.log").read_text()
+    log = (work / "results" / "tiny" / "logs" / "dns" / "base.log").read_text()
     assert "resuming from the checkpoint" in log and not state.parent.exists()
     ref = tmp_path / "ref.nc"
-    run_dns(dict(cfg["systems"]["base"], name="base"), ref, dns_cfg=cfg["dns"], progress=False)
-    (a, _), (b, attrs) = _arrays(ref), _arrays(work / "results" / "dns" / "base.nc")
+    full = resolved(cfg)
+    run_dns(dict(full["systems"]["base"], name="base"), ref, dns_cfg=full["dns"], progress=False)
+    (a, _), (b, attrs) = _arrays(ref), _arrays(work / out_nc)
     assert all(np.array_equal(a[v], b[v]) for v in a) and attrs["checkpoint_resumes"] == 1
 
 

@@ -775,7 +775,7 @@ def test_pipeline_costs_reads_a_runs_recorded_seconds(tmp_path):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
     import pipeline_costs
 
-    t = tmp_path / "results" / "transfer" / "tgt"
+    t = tmp_path / "transfer" / "tgt"  # tmp_path: the run's folder
     for sub, n, secs in (("runs", 18, [3.0, 2.0, 2.5]), ("sizes/n4", 4, [1.5, 0.5, 0.75])):
         (t / sub).mkdir(parents=True)
         for L in (1, 2):

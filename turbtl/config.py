@@ -5,6 +5,7 @@ the files (YAML errors with file and line, duplicate keys): :mod:`turbtl.config_
 """
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 
@@ -13,13 +14,18 @@ import yaml
 from . import ConfigError
 from .config_checks import config_warnings, cross_checks, name_types
 from .config_files import check_yaml_file, merge
+from .config_flows import resolve_flows
 from .config_sizes import base_train_snapshots, small_set_size, small_set_sizes, train_snapshots
 
 __all__ = ["validate_config", "load_schema", "fill_defaults", "tl_layers", "base_train_snapshots",
            "small_set_size", "small_set_sizes", "train_snapshots", "check_yaml_file", "coerce_scalars", "replicated",
-           "REPLICATE_STRIDE", "REPLICATED_SEEDS"]
+           "load_configs", "overlay_flows", "name_run", "own_flows", "write_run_config", "REPLICATE_STRIDE",
+           "REPLICATED_SEEDS", "DEFAULT_CONFIG"]
 
-DEFAULT_SCHEMA = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+#: the embedded default config: every run starts from it, a --configfile extends it (an overlay)
+DEFAULT_CONFIG = REPO / "config.yaml"
 
 
 def load_schema(path=None) -> dict:
@@ -151,6 +157,9 @@ def _message(err, schema) -> str:
     if err.validator == "required":
         missing = err.message.split("'")[1] if "'" in err.message else err.message
         desc = _subschema(schema, path + [missing]).get("description", "")
+        if len(path) == 2 and path[0] == "systems":  # checked on the merged flow
+            return (f"missing key {where}.{missing}; fix: add it to the flow, to the flow it is `like`, or to "
+                    f"flow_defaults ({desc})")
         return f"missing key {where}.{missing}; fix: add it ({desc})" if path else \
             f"missing top-level key '{missing}'; fix: add it ({desc})"
     if "propertyNames" in err.schema_path:  # jsonschema reports the failing check (pattern)
@@ -197,23 +206,108 @@ def tl_layers(cfg) -> list[int]:
     return list(range(1, depth + 1)) if layers == "all" else sorted(int(i) for i in layers)
 
 
+def load_configs(files=()) -> tuple[dict, list[Path]]:
+    """config.yaml extended by the overlay ``files`` in order, as ``snakemake --configfile FILE ...``
+    extends it (a mapping merges key by key, any other value replaces), flows as
+    :func:`overlay_flows` says.  Returns the merged config and the overlay files (config.yaml
+    itself left out)."""
+    overlays = [Path(f) for f in files if not _is_default_config(f)]
+    cfg = check_yaml_file(DEFAULT_CONFIG)
+    for f in overlays:
+        merge(cfg, check_yaml_file(f))
+    return overlay_flows(cfg, overlays), overlays
+
+
+def overlay_flows(cfg: dict, overlays=(), cli=None) -> dict:
+    """A flow that an overlay file defines REPLACES the flow of that name from config.yaml (or
+    from an earlier overlay): it starts from ``flow_defaults`` (or from its ``like:`` flow), not
+    from config.yaml's flow of the same name, whose own keys (a finer ``n_dns``, say) it would
+    otherwise inherit unseen.  Snakemake merges the files key by key; this undoes that for
+    ``systems:`` entries only.  A ``--config 'systems={base: {Re: 2000}}'`` (``cli``) still
+    changes single keys of a flow.  ``overlays``: the overlay files, or their parsed contents."""
+    systems = cfg.get("systems")
+    if not isinstance(systems, dict):
+        return cfg
+    for f in overlays:
+        own = (f if isinstance(f, dict) else check_yaml_file(f)).get("systems")
+        if isinstance(own, dict):
+            systems.update(copy.deepcopy(own))
+    given = (cli or {}).get("systems")
+    if isinstance(given, dict):
+        merge(systems, copy.deepcopy(dict(given)))
+    return cfg
+
+
+def _is_default_config(f) -> bool:
+    try:
+        return Path(f).resolve() == DEFAULT_CONFIG.resolve()
+    except OSError:
+        return False
+
+
+def own_flows(overlays=()) -> set:
+    """The flows of the user's own file: those the overlay files define (config.yaml's when there
+    is none), without the flows that another flow there is ``like``.  Only these are said to be
+    idle (:func:`turbtl.config_checks.config_warnings`): config.yaml's flows under a preset are a
+    library, not a slip."""
+    own, parents = set(), set()
+    for f in list(overlays) or [DEFAULT_CONFIG]:
+        systems = check_yaml_file(f).get("systems")
+        if isinstance(systems, dict):
+            own |= set(systems)
+            parents |= {v.get("like") for v in systems.values() if isinstance(v, dict)}
+    return own - parents
+
+
+def name_run(cfg: dict, overlays=(), cli=None) -> dict:
+    """Give the run its name (``cfg["run"]``, the folder ``results/<run>/``): the one that
+    ``--config run=NAME`` (``cli``) or an overlay file sets, else the last overlay file's name
+    without its extension (``--configfile my-flows.yaml``: ``my-flows``), so that no two
+    configs write into one folder by accident; config.yaml alone is the run ``default``."""
+    if "run" in (cli or {}) or not overlays:
+        return cfg
+    if any("run" in check_yaml_file(f) for f in overlays):
+        return cfg
+    cfg["run"] = Path(overlays[-1]).stem
+    return cfg
+
+
+def write_run_config(cfg: dict, path) -> None:
+    """The resolved config of a run, as YAML, beside its outputs (written when its jobs start):
+    what the run is, for a reader and for :mod:`turbtl.replicates`."""
+    from .io import atomic_path
+
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(yaml.safe_dump(dict(cfg), sort_keys=False))
+
+
 def main(argv=None) -> int:
-    """``python -m turbtl.config FILE [FILE ...]``: check config files (YAML syntax with file and line,
-    then the schema and cross-field checks of the merged config) without running Snakemake."""
+    """``python -m turbtl.config [--resolved] [FILE ...]``: check config.yaml, extended by the
+    overlay files as ``snakemake --configfile FILE ...`` extends it (YAML syntax with file and
+    line, then the schema and cross-field checks of the merged config), without running
+    Snakemake; ``--resolved`` prints the merged config, every flow's parameters resolved."""
+    import argparse
     import sys
 
-    files = list(sys.argv[1:] if argv is None else argv) or ["config.yaml"]
+    ap = argparse.ArgumentParser(prog="python -m turbtl.config", description=main.__doc__.split(":", 1)[1].strip())
+    ap.add_argument("files", nargs="*", metavar="FILE", help="overlay config files (default: config.yaml alone)")
+    ap.add_argument("--resolved", action="store_true", help="print the merged config with every flow resolved")
+    a = ap.parse_args(argv)
     try:
-        cfg = {}
-        for f in files:
-            merge(cfg, check_yaml_file(f))
+        cfg, overlays = load_configs(a.files)
+        name_run(cfg, overlays)
         validate_config(cfg)
     except ConfigError as e:
         print(f"ConfigError: {e}", file=sys.stderr)
         return 1
-    for w in config_warnings(cfg):
+    for w in config_warnings(cfg, own=own_flows(overlays)):
         print(f"warning: {w}", file=sys.stderr)
-    print(f"config OK: {' + '.join(files)}")
+    if a.resolved:
+        print(yaml.safe_dump(cfg, sort_keys=False), end="")
+    from .paths import run_dir
+
+    print(f"config OK: {' + '.join(['config.yaml', *map(str, overlays)])} (outputs in {run_dir(cfg)}/)",
+          file=sys.stderr if a.resolved else sys.stdout)
     return 0
 
 
@@ -230,52 +324,25 @@ def replicated(cfg: dict, seed: int) -> int:
     ``seed + REPLICATE_STRIDE * replicate`` (replicate 0, the default, is the config as
     written).  A replicate repeats the whole experiment, new DNS trajectories, a new base
     network and new small-set draws, so that the spread of the verdict over replicates
-    measures what the TL seeds' intervals hold fixed (README, Replicates)."""
+    measures what the TL seeds' intervals hold fixed (docs/studies/replicates.md).  A replicate
+    writes into its own folder (:func:`turbtl.paths.run_dir`)."""
     return int(seed) + REPLICATE_STRIDE * int(cfg.get("replicate", 0))
-
-
-def check_replicate_directory(cfg: dict, root=".") -> None:
-    """Raise :class:`ConfigError` if the working directory holds another replicate's run: the
-    base DNS there (``results/dns/<base>.nc``) has the base's seed shifted for another replicate
-    than ``cfg["replicate"]``.  Every job of that run would be redone and its results
-    overwritten; a replicate belongs in its own ``--directory`` (README, Replicates).  A base
-    seed changed by hand (not by a multiple of :data:`REPLICATE_STRIDE`) reruns as usual."""
-    from . import paths
-
-    base = cfg["base"]
-    f = Path(root) / paths.DNS.format(system=base)
-    if not f.is_file():
-        return
-    try:
-        import netCDF4
-
-        with netCDF4.Dataset(f) as ds:
-            seed = int(ds.getncattr("seed"))
-    except Exception:  # unreadable, no netCDF4, no such attribute: a best-effort check, the DNS job decides
-        return
-    shift, rest = divmod(seed - int(cfg["systems"][base].get("seed", 0)), REPLICATE_STRIDE)
-    have, want = shift, int(cfg.get("replicate", 0))
-    if rest == 0 and have >= 0 and have != want:
-        home = (f"its own directory (--directory results/replicate-{want}, README, Replicates)" if want else
-                "the directory replicate 0 belongs in (the project's, without --directory)")
-        raise ConfigError(
-            f"invalid configuration:\n  - replicate = {want}, but {f.resolve()} is replicate {have}'s (its seed is "
-            f"{seed}): this run would redo every job there and overwrite replicate {have}'s results; fix: to continue "
-            f"that run, give --config replicate={have}; to run replicate {want}, run it in {home}; to replace that "
-            f"run, delete {f.resolve().parents[1]} first")
 
 
 # --------------------------------------------------------------------------- main entry
 def validate_config(cfg: dict, schema_path=None, *, config_files=()) -> dict:
-    """Validate ``cfg`` in place (defaults filled).  Raises ConfigError listing every problem."""
+    """Validate ``cfg`` in place: flows resolved (:mod:`turbtl.config_flows`), defaults filled.
+    Raises ConfigError listing every problem."""
     import jsonschema
 
     for f in config_files:
         check_yaml_file(f)
     schema = load_schema(schema_path)
     coerce_scalars(cfg, schema)
-    fill_defaults(cfg, schema)
     problems = name_types(cfg) + outdented_flow_parameters(cfg, schema)
+    if not problems:
+        problems = resolve_flows(cfg, schema)
+    fill_defaults(cfg, schema)
     if not problems:
         validator = jsonschema.Draft202012Validator(schema)
         errors = sorted(validator.iter_errors(cfg), key=lambda e: list(map(str, e.absolute_path)))
@@ -289,11 +356,6 @@ def validate_config(cfg: dict, schema_path=None, *, config_files=()) -> dict:
     if not problems:
         problems = cross_checks(cfg)
     if problems:
-        if any(q.startswith("missing top-level key") for q in problems) and any(
-                Path(f).name != "config.yaml" for f in config_files):
-            problems.append("note: a --configfile REPLACES config.yaml, so it must be a complete config; fix: to "
-                            "change only a few keys, give config.yaml first: --configfile config.yaml "
-                            + " ".join(str(f) for f in config_files if Path(f).name != "config.yaml"))
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
     return cfg
 

@@ -179,18 +179,20 @@ def dns_params(system: dict, extra=()) -> dict:
     return {k: s[k] for k in (*DNS_KEYS, *DNS_OPTIONAL_KEYS, *extra) if k in s}
 
 
-def config_warnings(cfg: dict) -> list[str]:
+def config_warnings(cfg: dict, own=None) -> list[str]:
     """What a valid config may well not mean (printed, not raised): flows defined but never run,
     flows that start from the same seed, a CFL guard above the scheme's stability limit, one TL
-    seed (no paired test), and a target sampled at another interval than the base (a left-out
-    key takes the schema's default, 1.0, where config.yaml's flows use 0.5)."""
+    seed (no paired test).  ``own``: the flows that the user's own file defines (an overlay,
+    else config.yaml; :func:`turbtl.config.own_flows`), the only ones said to be idle, so that
+    config.yaml's flows under a preset, and the flows others are `like`, are not (default: all)."""
     w = []
-    systems, base = cfg["systems"], cfg["base"]
+    systems = cfg["systems"]
     running = _running(cfg)
-    idle = [n for n in systems if n not in running]
+    idle = [n for n in systems if n not in running and (own is None or n in own)]
     if idle:
-        w.append(f"systems {', '.join(idle)} {'is' if len(idle) == 1 else 'are'} defined but neither the base nor a "
-                 "target, so nothing runs for them; add a flow's name to `targets` to run it")
+        one = len(idle) == 1
+        w.append(f"systems {', '.join(idle)} {'is' if one else 'are'} defined but neither the base nor a target, so "
+                 f"nothing runs for {'it' if one else 'them'}; add a flow's name to `targets` to run it")
     seeds: dict[int, list[str]] = {}
     for n in running:
         seeds.setdefault(int(systems[n].get("seed", 0)), []).append(n)
@@ -208,12 +210,6 @@ def config_warnings(cfg: dict) -> list[str]:
     if fr and not small_set_sizes(cfg):
         w.append(f"transfer.fractions = {fr} gives no small-set size other than transfer.fraction's "
                  f"({small_set_size(cfg)} snapshots), so no size study runs; list other fractions to run one")
-    si = systems[base]["sample_interval"]
-    for t in cfg["targets"]:
-        if systems[t]["sample_interval"] != si:
-            w.append(f"systems.{t}.sample_interval = {systems[t]['sample_interval']} differs from the base's {si} "
-                     "(a left-out key takes the schema's default): its snapshots, small TL set and LES windows "
-                     "are spaced differently from the base's; set it explicitly if that is not meant")
     return w
 
 

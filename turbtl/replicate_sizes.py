@@ -2,9 +2,8 @@
 small-set size, and each predictor's choice there, survive new DNS trajectories, a new base
 network and new draws?
 
-    snakemake --cores 2 --directory results/replicate-1 --configfile config.yaml \\
-        --config replicate=1 'transfer={fractions: [0.02, 0.05, 0.3]}'
-    python -m turbtl.replicates . results/replicate-1 results/replicate-2 --sizes-only --name NAME
+    snakemake --cores 2 --config replicate=1 'transfer={fractions: [0.02, 0.05, 0.3]}'
+    python -m turbtl.replicates default default-rep1 default-rep2 --sizes-only --page NAME
 
 One replicate's size study is :mod:`turbtl.sizes` (``sizes.json``, ``sizes.csv``); this module
 pools those files exactly as :mod:`turbtl.replicates` pools the main sweep, per (target, size)

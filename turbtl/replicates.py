@@ -1,8 +1,8 @@
 """Pool the verdicts of replicate runs: is the best layer a property of the flow, or of one run?
 
-    snakemake --cores 8 --directory results/replicate-1 --configfile config.yaml --config replicate=1
-    snakemake --cores 8 --directory results/replicate-2 --configfile config.yaml --config replicate=2
-    python -m turbtl.replicates . results/replicate-1 results/replicate-2 --name default-replicates
+    snakemake --cores 8 --config replicate=1          # -> results/default-rep1/
+    snakemake --cores 8 --config replicate=2          # -> results/default-rep2/
+    python -m turbtl.replicates default default-rep1 default-rep2 --page default-replicates
 
 Why.  The sweep's seed intervals (:mod:`turbtl.verdict`) hold fixed the DNS trajectories and
 the base network: TL seed s re-trains one base network on its own draw of one run's data.  A
@@ -11,7 +11,7 @@ experiment with every seed shifted: new DNS trajectories of the same flows, a ne
 network, new small-set draws.  The spread over replicates is what a claim about the *flow*
 ("re-train layer 2 for a kf = 25 target") has to survive.
 
-What is pooled, per target, over R replicates (each a directory holding ``results/``):
+What is pooled, per target, over R replicates (each a run, named by its folder under ``results/``):
 
 - **relative error** of layer L in replicate r: the seed-mean test nMSE of TL at L divided by
   replicate r's zero-shot nMSE (each replicate has its own base network, so raw nMSEs are
@@ -34,15 +34,13 @@ Where every replicate also ran the size study (``transfer.fractions``), the same
 (target, size) follows (:mod:`turbtl.replicate_sizes`); ``--sizes-only`` writes only those
 tables (and the replicates' table, with the wall time of the run that made the size jobs).
 
-The replicates must differ: two directories whose base flow has the same DNS seed are the same
+The replicates must differ: two runs whose base flow has the same DNS seed are the same
 replicate (an error names them).  Targets missing from a replicate are left out of the pooled
 tables (a warning names them).  A replicate's targets are those of its
-``summary_by_target.csv``, i.e. of the config it last ran to the end: where the predictor study
-ran in a directory after the default run (they share the base flow and network), the study's
-targets pool and the default's older sweeps stay out.  Without that file every target sweep
-under ``results/transfer`` counts.  The block names the directories, their base DNS seeds, the
-commit and the machine (as ``turbtl.report`` does) and replaces
-``<!-- report:NAME:start/end -->`` in the README.
+``summary_by_target.csv``, i.e. of the config it last ran to the end; without that file every
+target sweep under its ``transfer/`` counts.  The tables name the runs and their base DNS
+seeds; with ``--page NAME`` they become the results page ``docs/results/NAME.md``, which names
+the commit and the machine (:mod:`turbtl.results_pages`).
 """
 from __future__ import annotations
 
@@ -58,8 +56,9 @@ from . import paths as P
 from .io import read_json
 from .pooling import fmt_p, pool_layers, score
 from .replicate_sizes import load_sizes, pool_sizes, render_sizes
-from .report import GAIN_THRESHOLD, _git, _machine, _wall, meets_goal, replace_block
+from .report import GAIN_THRESHOLD, meets_goal
 from .report_cells import _fmt
+from .results_pages import PAGES, wall_time, write_page
 from .verdict import ALPHA
 
 __all__ = ["load_replicate", "pool", "render", "main"]
@@ -75,15 +74,14 @@ def _attrs_seed(path: Path) -> int | None:
 
 
 def load_replicate(root) -> dict:
-    """One replicate's numbers from ``root/results``: base flow and its DNS seed, base test CC,
-    and per target the seed-mean relative error of every layer, the sweep's verdict and the
-    predictors' rows of ``summary_by_target.csv``."""
+    """One replicate's numbers from its run folder ``root`` (``results/<run>``): base flow and its
+    DNS seed, base test CC, and per target the seed-mean relative error of every layer, the
+    sweep's verdict and the predictors' rows of ``summary_by_target.csv``."""
     root = Path(root)
-    res = root / P.RESULTS
     metrics_path = root / P.BASE_METRICS
     if not metrics_path.exists():
-        raise TurbtlError(f"{metrics_path} is missing: {root} holds no finished run; fix: give directories "
-                          "in which the pipeline ran to the end (each with results/)")
+        raise TurbtlError(f"{metrics_path} is missing: {root} holds no finished run; fix: name runs that ran to "
+                          f"the end (folders in {root.parent})")
     metrics = read_json(metrics_path)
     base = str(metrics["system"])
     by_path = root / P.SUMMARY_BY_TARGET
@@ -112,29 +110,30 @@ def load_replicate(root) -> dict:
                       "p": summary.get("p_value"), "resolved": bool(summary.get("resolved")),
                       "seed": _attrs_seed(root / P.FILTERED.format(system=t)), "predictors": preds}
     if not targets:
-        raise TurbtlError(f"{res}/transfer holds no target sweep; fix: run the pipeline in {root} to the end")
+        raise TurbtlError(f"{root}/transfer holds no target sweep; fix: run that run to the end")
     agg = {}
     if (root / P.SUMMARY_CSV).exists():
         for _, row in pd.read_csv(root / P.SUMMARY_CSV).iterrows():
             agg[str(row["predictor"])] = {"mean_regret": float(row["mean_regret"]),
                                           "goal": meets_goal(row["mean_regret"], row["max_cost_fraction"])}
     return {"root": str(root), "base": base, "seed": _attrs_seed(root / P.FILTERED.format(system=base)),
-            "base_test_cc": metrics.get("test_cc"), "wall_s": _wall(root, needs="rule transfer_layer")[0], "targets": targets,
+            "base_test_cc": metrics.get("test_cc"), "wall_s": wall_time(root, needs="rule transfer_layer")[0], "targets": targets,
             "predictors": agg, "sizes": load_sizes(root, list(targets)),
-            "wall_sizes_s": _wall(root, needs="rule transfer_layer_size")[0]}
+            "wall_sizes_s": wall_time(root, needs="rule transfer_layer_size")[0]}
 
 
 def pool(replicates: list[dict], alpha: float = ALPHA, gain_threshold: float = GAIN_THRESHOLD) -> dict:
     """The pooled verdict of :func:`load_replicate` results (module docstring)."""
     if len(replicates) < 2:
         raise TurbtlError("pooling needs at least 2 replicates; fix: run the pipeline with --config replicate=1 "
-                          "(and 2, ...) each in its own --directory, and give those directories")
+                          "(and 2, ...), and name those runs (RUN-rep1, ...)")
     seen = {}
     for r in replicates:
         key = (r["base"], r["seed"])
         if key in seen:
             raise TurbtlError(f"{seen[key]} and {r['root']} are the same replicate (base flow {r['base']!r}, DNS "
-                              f"seed {r['seed']}); fix: run each replicate with its own --config replicate=r")
+                              f"seed {r['seed']}); fix: name each replicate's run once (each ran with its own "
+                              "--config replicate=r)")
         seen[key] = r["root"]
     common = [t for t in replicates[0]["targets"] if all(t in r["targets"] for r in replicates)]
     left_out = sorted(set.union(*(set(r["targets"]) for r in replicates)) - set(common))
@@ -164,16 +163,16 @@ def pool(replicates: list[dict], alpha: float = ALPHA, gain_threshold: float = G
 
 
 def render(pooled: dict, header: str = "", sizes_only: bool = False) -> str:
-    """Markdown tables of :func:`pool` for the README; with ``sizes_only`` the replicates and the
+    """Markdown tables of :func:`pool`; with ``sizes_only`` the replicates and the
     size study's tables only (:mod:`turbtl.replicate_sizes`)."""
     reps = pooled["replicates"]
     R = len(reps)
     wall, made = ("wall_sizes_s", "its size study") if sizes_only else ("wall_s", "its sweep")
     lines = [header] if header else []
     lines += ["Replicates (each a whole run: its own DNS trajectories, base network and small-set draws):", "",
-              f"| # | directory | base DNS seed | base test CC | wall time of the run that made {made} (min) |",
+              f"| # | run | base DNS seed | base test CC | wall time of the run that made {made} (min) |",
               "|---|---|---|---|---|"]
-    lines += [f"| {i} | `{r['root']}` | {r['seed']} | {_fmt(r['base_test_cc'])} | "
+    lines += [f"| {i} | `{Path(r['root']).name}` | {r['seed']} | {_fmt(r['base_test_cc'])} | "
               f"{_fmt(r[wall] / 60, 1) if r.get(wall) else 'n/a'} |" for i, r in enumerate(reps)]
     if sizes_only:
         return "\n".join(lines + render_sizes(pooled.get("sizes", {}), R)) + "\n"
@@ -226,10 +225,13 @@ def render(pooled: dict, header: str = "", sizes_only: bool = False) -> str:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m turbtl.replicates", description=__doc__.split("\n\n")[1])
-    ap.add_argument("dirs", nargs="+", help="directories in which a replicate ran (each holds results/)")
-    ap.add_argument("--name", default=None, help="README block to replace (<!-- report:NAME:start/end -->); "
-                    "without it the tables are only printed")
-    ap.add_argument("--readme", default=None, help="README to update (default: README.md next to this package)")
+    ap.add_argument("runs", nargs="+", metavar="RUN", help="the replicate runs, by name: their folders results/RUN "
+                    "(replicate r of the run `default` is `default-rep<r>`)")
+    ap.add_argument("--workdir", default=".", help="the directory snakemake ran in, which holds results/ (default: .)")
+    ap.add_argument("--page", default=None, metavar="NAME",
+                    help="also write the results page docs/results/NAME.md (and the index); without it the tables "
+                         "are only printed")
+    ap.add_argument("--pages-dir", default=str(PAGES), help=argparse.SUPPRESS)  # the tests' own folder
     ap.add_argument("--json", default=None, help="also write the pooled numbers to this JSON file")
     ap.add_argument("--gain-threshold", type=float, default=GAIN_THRESHOLD,
                     help="also score the predictors on the (target, replicate) pairs whose TL gain over zero shot "
@@ -238,7 +240,8 @@ def main(argv=None) -> None:
                     help="only the replicates and the size study's tables (each replicate ran transfer.fractions)")
     a = ap.parse_args(argv)
     try:
-        pooled = pool([load_replicate(d) for d in a.dirs], gain_threshold=a.gain_threshold)
+        pooled = pool([load_replicate(Path(a.workdir) / P.RESULTS / r) for r in a.runs],
+                      gain_threshold=a.gain_threshold)
         if a.sizes_only and not pooled["sizes"]:
             raise TurbtlError("no target has a current size study (sizes.json) in every replicate; fix: run each "
                               "replicate with --config 'transfer={fractions: [...]}' to the end, or leave out "
@@ -250,18 +253,15 @@ def main(argv=None) -> None:
     if pooled["sizes"] and pooled["sizes"]["left_out"]:
         print(f"warning: targets without a current size study in every replicate, left out of the size tables: "
               f"{pooled['sizes']['left_out']}", file=sys.stderr)
-    repo = Path(__file__).resolve().parent.parent
-    commit = _git(repo, "rev-parse", "--short", "HEAD") or "unknown"
-    dirty = " (with uncommitted changes)" if _git(repo, "status", "--porcelain", "--untracked-files=no") else ""
-    flags = " --sizes-only" if a.sizes_only else ""
-    header = (f"_Written by `python -m turbtl.replicates {' '.join(a.dirs)}{flags}` from the `results/` of "
-              f"{len(a.dirs)} replicate runs of commit `{commit}`{dirty}; machine: {_machine()}._\n")
-    block = render(pooled, header, sizes_only=a.sizes_only)
+    block = render(pooled, sizes_only=a.sizes_only)
     if a.json:
         Path(a.json).write_text(json.dumps(pooled, indent=1, default=float))
-    if a.name:
-        readme = Path(a.readme) if a.readme else repo / "README.md"
-        readme.write_text(replace_block(readme.read_text(), a.name, block))
+    if a.page:
+        flags = " --sizes-only" if a.sizes_only else ""
+        title = f"Replicates {', '.join(a.runs)}" + (": small-set sizes" if a.sizes_only else "")
+        print(write_page(a.page, title, f"python -m turbtl.replicates {' '.join(a.runs)} --page {a.page}{flags}",
+                         f"the runs {', '.join(f'`results/{r}/`' for r in a.runs)}", block, pages=a.pages_dir),
+              file=sys.stderr)
     print(block)
 
 

@@ -1,34 +1,27 @@
-"""Write the README's results tables from ``results/`` (never by hand).
+"""A run's results page from its ``results/<run>/`` (never by hand).
 
-    python -m turbtl.report                      # default run -> README block "default"
-    python -m turbtl.report --name study         # predictor study (presets/predictor-study.yaml)
-    python -m turbtl.report --name default-les8 --aposteriori-only   # after a rerun of the LES stage
-    python -m turbtl.report --name default-sizes --sizes-only         # after adding transfer.fractions
+    python -m turbtl.report                          # the run `default` -> results/default/report.md
+    python -m turbtl.report predictor-study          # the run of presets/predictor-study.yaml
+    python -m turbtl.report default --page           # ... and docs/results/default.md (+ the index)
+    python -m turbtl.report default --page default-les8 --aposteriori-only   # after a rerun of the LES stage
+    python -m turbtl.report default --page default-sizes --sizes-only         # after adding transfer.fractions
+    python -m turbtl.report --index                  # only rewrite docs/results/index.md
 
 A rerun of the LES stage alone (``--config 'les={...}'`` with more starts) rewrites only the
-``aposteriori`` outputs: ``--aposteriori-only`` then writes the header (commit, machine and
-wall time of that rerun) and the LES tables, compared with the a-priori results on disk.
-Likewise ``--sizes-only`` after a run that added ``transfer.fractions`` to a finished run:
-the header and the size study's table.
+``aposteriori`` outputs: ``--aposteriori-only`` then writes the LES tables, compared with the
+a-priori results on disk.  Likewise ``--sizes-only`` after a run that added
+``transfer.fractions`` to a finished run: the size study's tables.
 
-Run it in the directory where the pipeline ran (it reads ``results/``, ``.snakemake/log`` and
-``git``).  It replaces the text between ``<!-- report:NAME:start -->`` and
-``<!-- report:NAME:end -->`` in the README and also writes ``results/report_NAME.md``.  The
-block names the commit, the machine and the measured wall time, so a reader can tell which
-run a number comes from.
-
-Wall time: from the newest complete Snakemake log in ``.snakemake/log``: its name holds the
-start time, its last modification the end.  A run that was resumed reports the last part only
-(the block says so).
+It writes ``results/<run>/report.md``; with ``--page`` also the results page
+``docs/results/<name>.md`` (name: the run's, or the one given), which names the commit, the
+machine and the date (:mod:`turbtl.results_pages`), and with ``--readme`` the README's key
+figure from this run.  The wall time is that of the newest complete Snakemake invocation of
+the run (:func:`turbtl.results_pages.wall_time`); a run that was resumed reports the last part.
 """
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import os
-import platform
-import re
-import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -38,17 +31,10 @@ from .aposteriori import best_layer_per_start, per_start_errors
 from .io import read_json
 from .report_cells import _fmt, _regret_cells
 from .report_studies import pairs_section, sizes_section
+from .results_pages import PAGES, REPO, wall_time, write_index, write_page
 from .verdict import ALPHA, aggregate, paired_test, tl_closure
 
-__all__ = ["GAIN_THRESHOLD", "build", "replace_block", "meets_goal", "main"]
-
-
-def _git(root: Path, *args) -> str:
-    try:
-        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return ""
+__all__ = ["GAIN_THRESHOLD", "build", "key_figure", "replace_block", "meets_goal", "main"]
 
 
 GAIN_THRESHOLD = 0.05
@@ -62,47 +48,9 @@ def meets_goal(mean_regret, max_cost_fraction) -> bool:
     return bool(mean_regret <= 0.10 and max_cost_fraction <= 0.05)
 
 
-def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        import torch
-
-        tv = torch.__version__
-        gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    except Exception:  # pragma: no cover - torch is a dependency
-        tv, gpu = "?", "?"
-    return f"{os.cpu_count()} cores ({cpu}), {gpu}, Python {platform.python_version()}, torch {tv}"
-
-
-def _wall(root: Path, needs: str | None = None) -> tuple[float | None, str]:
-    """Wall time of the newest complete Snakemake log of ``root`` (and its name); with
-    ``needs``, of the newest complete one whose text holds it (e.g. ``"rule transfer_layer"``:
-    the run that made the sweep, not a later partial rerun of a few jobs)."""
-    logs = sorted((root / ".snakemake" / "log").glob("*.snakemake.log"))
-    for log in reversed(logs):
-        text = log.read_text(errors="replace")
-        if "(100%) done" not in text or "Nothing to be done" in text or (needs and needs not in text):
-            continue
-        m = re.match(r"(\d{4}-\d\d-\d\dT\d{6})", log.name)
-        if not m:
-            continue
-        start = dt.datetime.strptime(m.group(1), "%Y-%m-%dT%H%M%S")
-        end = dt.datetime.fromtimestamp(log.stat().st_mtime)
-        resumed = "" if log == logs[0] or len(logs) == 1 else " (the last of several runs)"
-        return (end - start).total_seconds(), log.name + resumed
-    return None, "no complete Snakemake log"
-
-
-def build(root=".", name: str = "default", gain_threshold: float | None = GAIN_THRESHOLD, *,
+def build(root="results/default", gain_threshold: float | None = GAIN_THRESHOLD, *,
           aposteriori_only: bool = False, sizes_only: bool = False) -> str:
-    """The markdown block of one run (its tables, commit, machine, wall time); with
+    """The markdown tables of the run in ``root`` (``results/<run>``) and its wall time; with
     ``aposteriori_only`` the header and the a-posteriori tables only (a rerun of the LES
     stage on a finished run's results), with ``sizes_only`` the header and the size study's
     table (``transfer.fractions`` added to a finished run)."""
@@ -111,18 +59,14 @@ def build(root=".", name: str = "default", gain_threshold: float | None = GAIN_T
     by = pd.read_csv(root / P.SUMMARY_BY_TARGET)
     targets = list(dict.fromkeys(by["target"]))
     base = read_json(root / P.BASE_METRICS)
-    commit = _git(root, "rev-parse", "--short", "HEAD") or "unknown"
-    dirty = " (with uncommitted changes)" if _git(root, "status", "--porcelain", "--untracked-files=no") else ""
-    wall, wall_src = _wall(root)
-    out = [f"_Written by `python -m turbtl.report --name {name}` from `results/` of a run of commit "
-           f"`{commit}`{dirty}; machine: {_machine()}; wall time "
-           f"{_fmt(wall / 60, 1) + ' min' if wall else 'n/a'} ({wall_src})._", ""]
+    wall, wall_src = wall_time(root)
+    out = [f"Wall time of the run: {_fmt(wall / 60, 1) + ' min' if wall else 'n/a'} ({wall_src}).", ""]
     if aposteriori_only:
         return "\n".join(out + _aposteriori_section(root, targets, by, agg)[1:]) + "\n"
     if sizes_only:
         sizes = sizes_section(root, targets, alone=True)
         if not sizes:
-            raise SystemExit(f"{root / P.RESULTS}: no current sizes.json of any target; run with transfer.fractions first")
+            raise SystemExit(f"error: {root}: no current sizes.json of any target; run with transfer.fractions first")
         return "\n".join(out + sizes[1:]) + "\n"
     out += [f"Base network: test CC {_fmt(base.get('test_cc'))}, nMSE {_fmt(base.get('test_nmse'))} "
             "on held-out base members.", ""]
@@ -268,20 +212,55 @@ def _data_shift(root: Path, target: str):
     return sum(d) / len(d) if d else None
 
 
+def key_figure(root) -> str:
+    """The README's key figure: per target, the share of the TL gain lost by re-training each
+    single layer instead of the best one (its regret, bar height; 0 = the best layer, full =
+    no better than zero shot), as a text bar chart of one row per target."""
+    bars = " ▁▂▃▄▅▆▇█"
+    root = Path(root)
+    by = pd.read_csv(root / P.SUMMARY_BY_TARGET)
+    rows, depth = [], 0
+    for t in dict.fromkeys(by["target"]):
+        s = read_json(root / P.SWEEP_SUMMARY.format(target=t))
+        means = {int(L): v["mean"] for L, v in s["layers"].items()}
+        zs = s.get("baselines", {}).get("zero_shot", {}).get("mean")
+        best = means[int(s["best_layer"])]
+        if not zs or zs <= best:
+            continue
+        depth = max(depth, max(means))
+        cells = [bars[min(8, max(1, round(8 * (means[L] - best) / (zs - best))))] if L in means and means[L] > best
+                 else ("*" if L in means else " ") for L in range(1, max(means) + 1)]
+        verdict = "resolved" if s.get("resolved") else "not resolved"
+        rows.append((t, f"TL gain {100 * (zs - best) / zs:4.1f}%", cells, f"best {s['best_layer']} ({verdict})"))
+    if not rows:
+        return ""
+    w = max(len(r[0]) for r in rows)
+    g = max(len(r[1]) for r in rows)
+    head = f"{'layer':<{w + g + 4}}" + "".join(f"{L:>3}" for L in range(1, depth + 1))
+    lines = [head] + [f"{t:<{w}}  {gain:<{g}}  " + "".join(f"{c:>3}" for c in cells) + f"   {b}" for t, gain, cells, b in rows]
+    return "```\n" + "\n".join(lines) + "\n```\n"
+
+
 def replace_block(text: str, name: str, block: str) -> str:
     start, end = f"<!-- report:{name}:start -->", f"<!-- report:{name}:end -->"
     if start not in text or end not in text:
-        raise SystemExit(f"README has no block {start} ... {end}; add the two markers where the "
-                         "tables should go")
+        raise SystemExit(f"error: README has no block {start} ... {end}; fix: add the two markers where it "
+                         "should go")
     i, j = text.index(start) + len(start), text.index(end)
     return text[:i] + "\n" + block + text[j:]
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m turbtl.report", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--results-root", default=".", help="directory that holds results/ (default: .)")
-    ap.add_argument("--name", default="default", help="README block name (default | study)")
-    ap.add_argument("--readme", default=None, help="README to update (default: README.md next to this package)")
+    ap.add_argument("run", nargs="?", default="default", help="the run: its folder results/RUN (default: default; "
+                    "replicate r of a run is RUN-rep<r>)")
+    ap.add_argument("--workdir", default=".", help="the directory snakemake ran in, which holds results/ (default: .)")
+    ap.add_argument("--page", nargs="?", const="", default=None, metavar="NAME",
+                    help="also write the results page docs/results/NAME.md (default NAME: the run's) and the index")
+    ap.add_argument("--readme", nargs="?", const=str(REPO / "README.md"), default=None, metavar="FILE",
+                    help="also write the README's key figure from this run (default FILE: the repository's README.md)")
+    ap.add_argument("--pages-dir", default=str(PAGES), help=argparse.SUPPRESS)  # the tests' own folder
+    ap.add_argument("--index", action="store_true", help="only rewrite docs/results/index.md and the pages' status notes")
     ap.add_argument("--gain-threshold", type=float, default=GAIN_THRESHOLD,
                     help="also tabulate the predictors on targets whose TL gain over zero shot is at "
                          f"least this share (post hoc; default {GAIN_THRESHOLD})")
@@ -290,14 +269,27 @@ def main(argv=None) -> None:
     ap.add_argument("--sizes-only", action="store_true",
                     help="only the size study's table (for a run that added transfer.fractions)")
     a = ap.parse_args(argv)
+    if a.index:
+        print(write_index(a.pages_dir))
+        return
     if a.aposteriori_only and a.sizes_only:
         ap.error("give one of --aposteriori-only and --sizes-only")
-    block = build(a.results_root, a.name, a.gain_threshold, aposteriori_only=a.aposteriori_only,
-                  sizes_only=a.sizes_only)
-    out = Path(a.results_root) / P.RESULTS / f"report_{a.name}.md"
-    out.write_text(block)
-    readme = Path(a.readme) if a.readme else Path(__file__).resolve().parent.parent / "README.md"
-    readme.write_text(replace_block(readme.read_text(), a.name, block))
+    root = Path(a.workdir) / P.RESULTS / a.run
+    if not (root / P.SUMMARY_CSV).exists():
+        sys.exit(f"error: {root / P.SUMMARY_CSV} is missing: {root} holds no finished run; fix: name a run "
+                 f"that ran to the end (folders in {Path(a.workdir) / P.RESULTS}), or run it first")
+    block = build(root, a.gain_threshold, aposteriori_only=a.aposteriori_only, sizes_only=a.sizes_only)
+    (root / "report.md").write_text(block)
+    if a.page is not None:
+        name = a.page or a.run
+        flags = "".join(f" --{f}" for f in ("aposteriori-only", "sizes-only") if getattr(a, f.replace("-", "_")))
+        what = {"aposteriori-only": "a-posteriori LES", "sizes-only": "small-set sizes"}.get(flags.strip(" -"), "")
+        print(write_page(name, f"Run {a.run}" + (f": {what}" if what else ""),
+                         f"python -m turbtl.report {a.run} --page {name}{flags}", f"`results/{a.run}/`", block,
+                         pages=a.pages_dir), file=sys.stderr)
+    if a.readme:
+        readme = Path(a.readme)
+        readme.write_text(replace_block(readme.read_text(), "figure", key_figure(root)))
     print(block)
 
 

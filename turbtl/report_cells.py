@@ -1,4 +1,4 @@
-"""Table cells of the README blocks (:mod:`turbtl.report`, :mod:`turbtl.report_studies`,
+"""Table cells of the results pages (:mod:`turbtl.report`, :mod:`turbtl.report_studies`,
 :mod:`turbtl.replicates`): numbers with ``n/a`` for missing ones, a predictor's regret row, and
 the head and difference cell of the small-set baselines' tables (one run's and the replicates')."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The README block's tables of the optional studies, where a run has them: pairs of layers
+"""The results page's tables of the optional studies, where a run has them: pairs of layers
 (``transfer.pairs``, ``pairs.json``) and small-set sizes (``transfer.fractions``,
 ``sizes.json``, the predictors at every size included).  A study's summary older than what it
 compares with (:func:`_current`) is left out.  :func:`turbtl.report.build` puts them between

@@ -11,7 +11,7 @@
 # 3. runs the tiny config through `snakemake --profile slurm` in the first copy (every job
 #    an sbatch job, polled with sacct) and through a plain local `snakemake --cores N` in
 #    the second, at the same time;
-# 4. compares the two results/ trees: the same set of files; netCDF variables, CSV tables,
+# 4. compares the two results/ trees (the run's folder, its logs included): the same set of files; netCDF variables, CSV tables,
 #    JSON values and torch tensors equal within a float tolerance (wall-clock fields
 #    excepted; figures and benchmark records are compared by presence only).
 # Exit status 0 only if both runs succeed and the results match.
@@ -247,10 +247,8 @@ def cmp_torch(pa, pb, rel):
              torch.load(pb, map_location="cpu", weights_only=False), rel)
 
 
-fa, fb = files(a_root, "results"), files(b_root, "results")
-la = {f for f in files(a_root, "logs") if not f.startswith("logs/slurm/")}
-lb = files(b_root, "logs")
-for what, x, y in (("results", fa, fb), ("logs", la, lb)):
+fa, fb = files(a_root, "results"), files(b_root, "results")  # the run's folder: its logs and records too
+for what, x, y in (("results", fa, fb),):
     if x != y:
         problems.append(f"{what}: file sets differ: only in the Slurm run {sorted(x - y)}, "
                         f"only in the local run {sorted(y - x)}")
@@ -259,7 +257,7 @@ for rel in sorted(fa & fb):
     pa, pb = a_root / rel, b_root / rel
     suf = pa.suffix
     try:
-        if rel.startswith("results/benchmarks/") or suf in (".png", ".pdf", ".svg", ".html", ".log"):
+        if "/benchmarks/" in rel or suf in (".png", ".pdf", ".svg", ".html", ".log"):
             kind = "presence"
         elif suf == ".nc":
             kind = "netcdf"; cmp_netcdf(pa, pb, rel)

@@ -16,31 +16,39 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from turbtl import paths as P
 from turbtl.config import (
     validate_config,
-    check_replicate_directory,
     base_train_snapshots,
+    name_run,
+    overlay_flows,
+    own_flows,
     small_set_size,
     small_set_sizes,
     tl_layers,
     replicated,
+    write_run_config,
+    DEFAULT_CONFIG,
     REPLICATED_SEEDS,
 )
-from turbtl import ConfigError
 from turbtl.config_checks import config_warnings, dns_params
 
+# the overlay files (--configfile; config.yaml, always read first, is not one): a flow they
+# define replaces config.yaml's of that name (turbtl.config.overlay_flows), and they name the
+# run unless --config does (turbtl.config.name_run)
+OVERLAYS = [f for f in workflow.config_settings.configfiles if Path(f).resolve() != DEFAULT_CONFIG.resolve()]
+overlay_flows(config, OVERLAYS, workflow.config_settings.config)
+name_run(config, OVERLAYS, workflow.config_settings.config)
 validate_config(
     config,
     Path(workflow.basedir) / "workflow/schemas/config.schema.yaml",
     config_files=workflow.configfiles,
 )
-# what a valid config may not mean (unused flows, shared seeds, another sample interval):
-# said once, by the main process (a cluster job parses this file again)
+# what a valid config may not mean (idle flows, shared seeds, ...): said once, by the main
+# process (a cluster job parses this file again)
 if workflow.is_main_process:
-    for _w in config_warnings(config):
+    for _w in config_warnings(config, own=own_flows(OVERLAYS)):
         print(f"turbtl warning: {_w}", file=sys.stderr)
-    try:  # said here so that a dry run shows it; a real run stops in `onstart` (Snakefile)
-        check_replicate_directory(config)
-    except ConfigError as _e:
-        print(f"turbtl warning: {str(_e).splitlines()[-1].strip(' -')} (a run of jobs stops here)", file=sys.stderr)
+
+# every path of this run, under its own folder results/<run>/ (turbtl.paths)
+P = P.rooted(P.run_dir(config))
 
 BASE = config["base"]
 TARGETS = list(config["targets"])
@@ -151,6 +159,7 @@ def all_outputs():
     # (found by an interruption audit).  Listed here, a missing file is always remade, and
     # everything downstream of it after it.
     out = [P.BASE_MODEL, P.BASE_METRICS, P.BASE_HISTORY, P.BASE_KERNELS, P.FIG_SUMMARY, P.SUMMARY_CSV, P.SUMMARY_BY_TARGET]
+    out += [P.SUMMARY_HTML]
     for s in SYSTEMS:
         out += [P.DNS.format(system=s), P.FILTERED.format(system=s), P.FILTERED_SPECTRA.format(system=s)]
     for t in TARGETS:
@@ -163,6 +172,7 @@ def all_outputs():
         out += [
             P.SWEEP_CSV.format(target=t),
             P.SWEEP_SUMMARY.format(target=t),
+            P.SWEEP_HTML.format(target=t),
             P.PREDICTION.format(target=t),
             P.COMPARISON.format(target=t),
             P.FIG_BEST_LAYER.format(target=t),

@@ -223,6 +223,7 @@ rule summary:
     output:
         table=P.SUMMARY_CSV,
         by_target=P.SUMMARY_BY_TARGET,
+        html=report(P.SUMMARY_HTML, caption="../report/summary_table.rst", category="summary", labels={"figure": "tables"}),
         figure=report(P.FIG_SUMMARY, caption="../report/summary.rst", category="summary", labels={"figure": "summary"}),
     log:
         P.log("summary"),

@@ -192,6 +192,12 @@ rule sweep_summary:
     output:
         table=P.SWEEP_CSV,
         summary=P.SWEEP_SUMMARY,
+        html=report(
+            P.SWEEP_HTML,
+            caption="../report/sweep_table.rst",
+            category="{target}",
+            labels={"target": "{target}", "figure": "sweep table"},
+        ),
     log:
         P.log("sweep_summary", "{target}"),
     benchmark:

@@ -3,6 +3,7 @@ import pandas as pd
 
 import turbtl.runtime
 from turbtl import plots
+from turbtl.html_tables import write_html_tables
 from turbtl.io import read_json, write_csv
 from turbtl.verdict import SUMMARY_COLUMNS, aggregate, summary_rows
 
@@ -18,3 +19,5 @@ log.info("\n%s\n%s", by_target.to_string(), table.to_string())
 write_csv(by_target, smk.output.by_target)
 write_csv(table, smk.output.table)
 plots.summary(by_target, table, smk.output.figure)
+write_html_tables(smk.output.html, "Every predictor over every target",
+                  [("Per predictor (summary.csv)", table), ("Per target and predictor (summary_by_target.csv)", by_target)])

@@ -1,4 +1,5 @@
-"""Snakemake script of rule sweep_summary: sweep.csv and summary.json of one target (no torch device)."""
+"""Snakemake script of rule sweep_summary: sweep.csv, summary.json and sweep.html of one target (no torch device)."""
+from turbtl.html_tables import sweep_frame, write_html_tables
 from turbtl.runtime import log_to_rule_log
 from turbtl.transfer import summarise
 
@@ -8,3 +9,8 @@ out = summarise(list(smk.input.layers), list(smk.input.baselines), smk.wildcards
                 smk.output.table, smk.output.summary, alpha=float(smk.params.alpha))
 log.info("best layer %s (runner-up %s, margin %s, paired p %s, resolved %s)", out["best_layer"], out["runner_up"],
          out["margin"], out["p_value"], out["resolved"])
+p = "n/a" if out["p_value"] is None else f"{out['p_value']:.3g}"
+verdict = (f"Best layer {out['best_layer']}, runner-up {out['runner_up']}: paired two-sided t-test over "
+           f"{out['n_seeds']} seeds p = {p}, {'resolved' if out['resolved'] else 'not resolved'} at {out['alpha']}.")
+write_html_tables(smk.output.html, f"Sweep of target {smk.wildcards.target}", [("Test scores per re-trained layer "
+                  "and per baseline", sweep_frame(out))], note=verdict, mark="best")
