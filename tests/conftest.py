@@ -22,6 +22,15 @@ if os.environ.get("TURBTL_SLURM_TEST") != "1":
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+try:  # the property-based tests' profiles (tests/test_config_fuzz.py): the quick one by default
+    from hypothesis import settings as _hyp
+
+    _hyp.register_profile("quick", max_examples=150, deadline=None)  # what CI runs
+    _hyp.register_profile("deep", max_examples=3000, deadline=None)  # --hypothesis-profile=deep
+    _hyp.load_profile("quick")
+except ImportError:  # pragma: no cover - hypothesis is a test dependency
+    pass
+
 
 @pytest.fixture
 def one_thread():

@@ -309,7 +309,8 @@ def test_flow_names_that_collide_with_output_files_or_are_too_long(cfg):
         bad["targets"].append(name)
         _fails(bad, needle)
     ok = copy.deepcopy(cfg)
-    ok["systems"]["b" * MAX_NAME_LENGTH] = dict(ok["systems"]["beta"], seed=9)
+    longest = "f" + "".join(chr(97 + i % 26) for i in range(MAX_NAME_LENGTH - 1))  # (not 'b' * 100: periodic)
+    ok["systems"][longest] = dict(ok["systems"]["beta"], seed=9)
     validate_config(ok)
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import yaml
 
 from . import ConfigError
-from .config_checks import config_warnings, cross_checks, name_types
+from .cli import ArgumentParser, one_line_errors
+from .config_checks import config_warnings, cross_checks, device_problems, name_types
 from .config_files import check_yaml_file, merge
 from .config_flows import resolve_flows
 from .config_sizes import base_train_snapshots, small_set_size, small_set_sizes, train_snapshots
@@ -82,8 +83,8 @@ def _scalar(val, typ: str):
         return _NO
     if typ == "number":
         return float(parsed) if isinstance(val, str) else val
-    if typ == "integer" and isinstance(parsed, float):
-        return int(parsed) if parsed.is_integer() else _NO
+    if typ == "integer" and isinstance(parsed, float):  # a whole float, but not one beyond exact integers
+        return int(parsed) if parsed.is_integer() and abs(parsed) <= 2**53 else _NO
     return parsed
 
 
@@ -121,6 +122,26 @@ def coerce_scalars(cfg, schema):
             else:
                 coerce_scalars(val, sub)
     return cfg
+
+
+# --------------------------------------------------------------------------- NaN and infinity
+def non_finite(cfg, schema: dict | None = None, path=()) -> list[str]:
+    """Every NaN or infinity in the config (YAML's ``.nan``, ``.inf``; a JSON schema's range
+    checks pass NaN, whose every comparison is false), named by its path with the key's
+    description.  No key of the config takes one, so each is an error before anything
+    computes with it."""
+    if isinstance(cfg, dict):
+        return [m for k, v in cfg.items() for m in non_finite(v, schema, (*path, k))]
+    if isinstance(cfg, list):
+        return [m for i, v in enumerate(cfg) for m in non_finite(v, schema, (*path, i))]
+    if isinstance(cfg, float) and not math.isfinite(cfg):
+        where = _where(path)
+        node = _subschema(schema or {}, path if not isinstance(path[-1], int) else path[:-1])  # a list item: the list's
+        if schema is not None and not node:
+            return []  # an unknown key: the schema names it
+        desc = node.get("description", "see workflow/schemas/config.schema.yaml")
+        return [f"{where} = {cfg} is not a finite number; fix: give a finite value ({where}: {desc})"]
+    return []
 
 
 # --------------------------------------------------------------------------- schema errors
@@ -281,15 +302,15 @@ def write_run_config(cfg: dict, path) -> None:
         Path(tmp).write_text(yaml.safe_dump(dict(cfg), sort_keys=False))
 
 
+@one_line_errors("python -m turbtl.config")
 def main(argv=None) -> int:
     """``python -m turbtl.config [--resolved] [FILE ...]``: check config.yaml, extended by the
     overlay files as ``snakemake --configfile FILE ...`` extends it (YAML syntax with file and
     line, then the schema and cross-field checks of the merged config), without running
     Snakemake; ``--resolved`` prints the merged config, every flow's parameters resolved."""
-    import argparse
     import sys
 
-    ap = argparse.ArgumentParser(prog="python -m turbtl.config", description=main.__doc__.split(":", 1)[1].strip())
+    ap = ArgumentParser(prog="python -m turbtl.config", description=main.__doc__.split(":", 1)[1].strip())
     ap.add_argument("files", nargs="*", metavar="FILE", help="overlay config files (default: config.yaml alone)")
     ap.add_argument("--resolved", action="store_true", help="print the merged config with every flow resolved")
     a = ap.parse_args(argv)
@@ -297,6 +318,8 @@ def main(argv=None) -> int:
         cfg, overlays = load_configs(a.files)
         name_run(cfg, overlays)
         validate_config(cfg)
+        if problems := device_problems(cfg):
+            raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
     except ConfigError as e:
         print(f"ConfigError: {e}", file=sys.stderr)
         return 1
@@ -339,7 +362,7 @@ def validate_config(cfg: dict, schema_path=None, *, config_files=()) -> dict:
         check_yaml_file(f)
     schema = load_schema(schema_path)
     coerce_scalars(cfg, schema)
-    problems = name_types(cfg) + outdented_flow_parameters(cfg, schema)
+    problems = non_finite(cfg, schema) + name_types(cfg) + outdented_flow_parameters(cfg, schema)
     if not problems:
         problems = resolve_flows(cfg, schema)
     fill_defaults(cfg, schema)

@@ -8,11 +8,11 @@ from __future__ import annotations
 import math
 
 from . import TurbtlError
-from .config_sizes import small_set_problems, small_set_size, small_set_sizes
+from .config_sizes import base_train_snapshots, small_set_problems, small_set_size, small_set_sizes
 from .equation import is_forced
 from .solver import FlowParams, check_timestep
 
-__all__ = ["name_types", "cross_checks", "config_warnings", "dns_params", "DNS_KEYS", "DNS_OPTIONAL_KEYS",
+__all__ = ["name_types", "cross_checks", "config_warnings", "device_problems", "dns_params", "DNS_KEYS", "DNS_OPTIONAL_KEYS",
            "FILTER_MIN_FORCING", "les_window", "MAX_NAME_LENGTH"]
 
 #: the longest flow name: names become file names (results/filtered/{name}_spectra.nc, the DNS's
@@ -29,6 +29,8 @@ DNS_OPTIONAL_KEYS = ("forcing", "initial_energy")
 
 def _is_multiple(a, b, tol=1e-6) -> bool:
     r = a / b
+    if not abs(r) < 1e15:  # (b tiny next to a: too many steps to tell; not a multiple anyone means)
+        return False
     return abs(r - round(r)) < tol * max(1.0, abs(r))
 
 
@@ -41,7 +43,8 @@ def name_types(cfg) -> list[str]:
     names += [t for t in cfg.get("targets") or [] if not isinstance(t, str)] if isinstance(cfg.get("targets"), list) else []
     if "base" in cfg and not isinstance(cfg["base"], str):
         names.append(cfg["base"])
-    for name in dict.fromkeys(n for n in names if not isinstance(n, str)):
+    # (numbers and booleans; another type, a list say, is the schema's to name)
+    for name in dict.fromkeys(n for n in names if isinstance(n, (bool, int, float))):
         if isinstance(name, bool):
             what, eg = "a boolean (YAML 1.1 reads yes, no, on, off, true and false so)", "quote it, or rename it"
         else:
@@ -100,6 +103,10 @@ def cross_checks(cfg) -> list[str]:
         if len(name) > MAX_NAME_LENGTH:
             p.append(f"systems.{name[:20]}...: a flow name of {len(name)} characters (names become file names); "
                      f"fix: shorten it to at most {MAX_NAME_LENGTH}")
+        elif (piece := _periodic(name)) is not None:
+            p.append(f"systems.{name}: the name ends in {piece!r} repeated {PERIODIC_MIN} times or more, which Snakemake "
+                     "refuses as a file-name wildcard (it reads it as a rule calling itself without end); fix: "
+                     "rename the flow")
     running = _running(cfg)
     for i, a in enumerate(running):
         for b in running[i + 1:]:
@@ -145,9 +152,14 @@ def cross_checks(cfg) -> list[str]:
             p.append(str(e))
     p += _filter_problems(cfg["filter"], {k: v for k, v in systems.items() if k not in bad_grid})
     p += [m for m in _les_problems(cfg, skip=bad_grid) if m not in p]  # e.g. a missing initial_energy: said once
-    depth = cfg["network"]["depth"]
-    if cfg["network"]["kernel_size"] % 2 == 0:
-        p.append(f"network.kernel_size = {cfg['network']['kernel_size']} is even; fix: use an odd size such as 5")
+    depth, k = cfg["network"]["depth"], cfg["network"]["kernel_size"]
+    if k % 2 == 0:
+        p.append(f"network.kernel_size = {k} is even; fix: use an odd size such as 5")
+    m_min = min((s["n_les"] for s in systems.values() if isinstance(s.get("n_les"), int)), default=None)
+    if m_min is not None and k > m_min:
+        p.append(f"network.kernel_size = {k} is larger than the LES grid n_les = {m_min}: a convolution's padding "
+                 f"cannot wrap a kernel wider than the field; fix: a kernel size of at most {m_min - 1 + m_min % 2} "
+                 "(reference 5)")
     if cfg["transfer"]["pairs"] and (depth if cfg["transfer"]["layers"] == "all" else len(cfg["transfer"]["layers"])) < 2:
         p.append("transfer.pairs = true needs at least two layers to pair, but transfer.layers (with network.depth) "
                  "gives one; fix: list more layers in transfer.layers (or \"all\"), or set transfer.pairs: false")
@@ -163,6 +175,30 @@ def cross_checks(cfg) -> list[str]:
 
 #: above this CFL number AB2 with this scheme is near its stability limit (0.25-0.3): config_warnings
 CFL_STABLE = 0.3
+#: Snakemake refuses a wildcard value that ends in a piece repeated this many times or more
+#: (snakemake.io.PeriodicityDetector's default, its guard against a rule that calls itself)
+PERIODIC_MIN = 20
+
+
+def _periodic(name: str) -> str | None:
+    """The piece that ``name`` ends in, repeated PERIODIC_MIN to 100 times, as Snakemake detects it; else None."""
+    from snakemake.io import PeriodicityDetector
+
+    return PeriodicityDetector(min_repeat=PERIODIC_MIN).is_periodic(name)
+
+
+def device_problems(cfg: dict) -> list[str]:
+    """``device: cuda`` on a machine where torch sees no CUDA device: every job would stop at its
+    start.  Checked by the process that starts the jobs (its machine's torch), before any job."""
+    if cfg.get("device") != "cuda":
+        return []
+    import torch
+
+    if torch.cuda.is_available():
+        return []
+    build = "a CPU-only build" if torch.version.cuda is None else f"a CUDA {torch.version.cuda} build, but no usable GPU"
+    return [f"device = 'cuda', but torch {torch.__version__} on this machine sees no CUDA device ({build}); fix: "
+            "device: auto (CUDA where a job has a GPU, the CPU elsewhere; the same on a cluster), or device: cpu"]
 
 
 def _running(cfg: dict) -> list[str]:
@@ -206,6 +242,18 @@ def config_warnings(cfg: dict, own=None) -> list[str]:
     if cfg["transfer"]["seeds"] < 2:
         w.append(f"transfer.seeds = {cfg['transfer']['seeds']}: with one seed there is no paired test, so no best layer "
                  "can be resolved and no interval is given; use 2 or more (default 5)")
+    net = cfg["network"]
+    reach, m = net["depth"] * (net["kernel_size"] - 1) + 1, systems[cfg["base"]]["n_les"]
+    if reach > 2 * m:
+        w.append(f"network.depth = {net['depth']} with kernel_size = {net['kernel_size']} sees {reach} grid points "
+                 f"across, more than twice the LES grid n_les = {m}: on the periodic domain the deeper layers add cost "
+                 "and no reach; fewer layers would do")
+    n_small, n_base = small_set_size(cfg), base_train_snapshots(cfg)
+    for key, size, what in (("transfer.batch_size", n_small, "the small target set"),
+                            ("training.batch_size", n_base, "the base training snapshots")):
+        b = cfg[key.split(".")[0]]["batch_size"]
+        if b > size:
+            w.append(f"{key} = {b} is larger than {what} ({size} snapshots): every epoch is one step on all of them")
     fr = cfg["transfer"].get("fractions") or []
     if fr and not small_set_sizes(cfg):
         w.append(f"transfer.fractions = {fr} gives no small-set size other than transfer.fraction's "

@@ -88,6 +88,9 @@ def check_yaml_file(path) -> dict:
                           "in the directory that holds it or give the right path with --configfile") from None
     except UnicodeDecodeError as e:
         raise ConfigError(f"config file {path} is not UTF-8 text ({e}); fix: save it as UTF-8") from None
+    except OSError as e:  # a directory, no permission
+        raise ConfigError(f"config file {path} cannot be read ({e.strerror or e}); fix: give the path of a YAML "
+                          "file you can read") from None
     except yaml.YAMLError as e:
         text = Path(path).read_text(encoding="utf-8")
         try:  # Snakemake reads a config as JSON first: valid JSON is fine

@@ -147,11 +147,14 @@ def velocity_bound(p: FlowParams) -> tuple[float, str]:
     return DECAY_PEAK_FACTOR * math.sqrt(2.0 * initial_energy(p)), f"{DECAY_PEAK_FACTOR:g} sqrt(2 initial_energy)"
 
 
-def _dividing_step(interval: float, dt_max: float, multiple: int = 1) -> float:
+def _dividing_step(interval: float, dt_max: float, multiple: int = 1) -> float | None:
     """The largest ``interval / k`` <= ``dt_max`` with k = multiple x 2^a 5^b, so that the step
     divides ``interval`` into a multiple of ``multiple`` steps and prints as a short decimal
     when ``interval`` does (e.g. 1 / 1600 = 6.25e-4)."""
-    k0 = max(1, math.ceil(interval / dt_max - 1e-9))
+    ratio = interval / dt_max if dt_max > 0 else math.inf
+    if not ratio < 1e18:  # no such step worth naming (a limit of zero, or an absurd flow): None
+        return None
+    k0 = max(1, math.ceil(ratio - 1e-9))
     k = min(multiple * 2**a * 5**b for a in range(64) for b in range(28) if multiple * 2**a * 5**b >= k0)
     return float(f"{interval / k:.12g}")
 
@@ -177,8 +180,9 @@ def check_timestep(p: FlowParams, cfl_max: float, where: str | None = None, divi
         raise TurbtlError(f"{key}.dt = {p.dt} must be positive; fix: set a positive dt")
 
     def fix(dt_ok: float) -> str:
-        eg = (f" (e.g. {_dividing_step(divides, dt_ok, steps_multiple):g}, which divides the sample interval "
-              f"{divides:g}" + (f" into a multiple of {steps_multiple} steps)" if steps_multiple > 1 else ")")) if divides else ""
+        step = _dividing_step(divides, dt_ok, steps_multiple) if divides else None
+        eg = (f" (e.g. {step:g}, which divides the sample interval {divides:g}"
+              + (f" into a multiple of {steps_multiple} steps)" if steps_multiple > 1 else ")")) if step else ""
         return f"fix: reduce {key}.dt to at most {dt_ok:.3g}{eg}"
 
     u, how = velocity_bound(p)
@@ -190,8 +194,8 @@ def check_timestep(p: FlowParams, cfl_max: float, where: str | None = None, divi
             f"U dt/dx = {est:.3g} (U = {how} = {u:.3g}, dx = 2pi/{p.n}) exceeds "
             f"dns.cfl_max = {cfl_max}; {fix(dt_ok)}")
     damp = max(p.mu + p.nu, 1e-12)  # drag and viscosity of the fastest Rossby wave, |k| = 1
-    if p.beta and (abs(p.beta) * p.dt) ** 4 / 4 > damp * p.dt:
-        dt_ok = 0.5 * (4 * damp) ** (1 / 3) / abs(p.beta) ** (4 / 3)
+    if p.beta and math.log(abs(p.beta) * p.dt) * 4 - math.log(4) > math.log(damp * p.dt):  # (beta dt)^4/4 > damp dt
+        dt_ok = math.exp(math.log(0.5) + math.log(4 * damp) / 3 - 4 * math.log(abs(p.beta)) / 3)  # (no overflow)
         raise TurbtlError(
             f"{head} (its beta term): Adams-Bashforth 2 "
             f"amplifies Rossby waves of frequency beta = {p.beta} faster than the drag and viscosity "

@@ -53,6 +53,7 @@ import pandas as pd
 
 from . import TurbtlError
 from . import paths as P
+from .cli import ArgumentParser, one_line_errors
 from .io import read_json
 from .pooling import fmt_p, pool_layers, score
 from .replicate_sizes import load_sizes, pool_sizes, render_sizes
@@ -223,8 +224,9 @@ def render(pooled: dict, header: str = "", sizes_only: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
+@one_line_errors("python -m turbtl.replicates")
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m turbtl.replicates", description=__doc__.split("\n\n")[1])
+    ap = ArgumentParser(prog="python -m turbtl.replicates", description=__doc__.split("\n\n")[1])
     ap.add_argument("runs", nargs="+", metavar="RUN", help="the replicate runs, by name: their folders results/RUN "
                     "(replicate r of the run `default` is `default-rep<r>`)")
     ap.add_argument("--workdir", default=".", help="the directory snakemake ran in, which holds results/ (default: .)")
@@ -239,15 +241,11 @@ def main(argv=None) -> None:
     ap.add_argument("--sizes-only", action="store_true",
                     help="only the replicates and the size study's tables (each replicate ran transfer.fractions)")
     a = ap.parse_args(argv)
-    try:
-        pooled = pool([load_replicate(Path(a.workdir) / P.RESULTS / r) for r in a.runs],
-                      gain_threshold=a.gain_threshold)
-        if a.sizes_only and not pooled["sizes"]:
-            raise TurbtlError("no target has a current size study (sizes.json) in every replicate; fix: run each "
-                              "replicate with --config 'transfer={fractions: [...]}' to the end, or leave out "
-                              "--sizes-only")
-    except TurbtlError as e:
-        sys.exit(f"error: {e}")
+    pooled = pool([load_replicate(Path(a.workdir) / P.RESULTS / r) for r in a.runs], gain_threshold=a.gain_threshold)
+    if a.sizes_only and not pooled["sizes"]:
+        raise TurbtlError("no target has a current size study (sizes.json) in every replicate; fix: run each "
+                          "replicate with --config 'transfer={fractions: [...]}' to the end, or leave out "
+                          "--sizes-only")
     if pooled["left_out"]:
         print(f"warning: targets not in every replicate, left out: {pooled['left_out']}", file=sys.stderr)
     if pooled["sizes"] and pooled["sizes"]["left_out"]:

@@ -26,8 +26,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import TurbtlError
 from . import paths as P
 from .aposteriori import best_layer_per_start, per_start_errors
+from .cli import ArgumentParser, one_line_errors
 from .io import read_json
 from .report_cells import _fmt, _regret_cells
 from .report_studies import pairs_section, sizes_section
@@ -66,7 +68,7 @@ def build(root="results/default", gain_threshold: float | None = GAIN_THRESHOLD,
     if sizes_only:
         sizes = sizes_section(root, targets, alone=True)
         if not sizes:
-            raise SystemExit(f"error: {root}: no current sizes.json of any target; run with transfer.fractions first")
+            raise TurbtlError(f"{root}: no current sizes.json of any target; fix: run with transfer.fractions first")
         return "\n".join(out + sizes[1:]) + "\n"
     out += [f"Base network: test CC {_fmt(base.get('test_cc'))}, nMSE {_fmt(base.get('test_nmse'))} "
             "on held-out base members.", ""]
@@ -244,14 +246,15 @@ def key_figure(root) -> str:
 def replace_block(text: str, name: str, block: str) -> str:
     start, end = f"<!-- report:{name}:start -->", f"<!-- report:{name}:end -->"
     if start not in text or end not in text:
-        raise SystemExit(f"error: README has no block {start} ... {end}; fix: add the two markers where it "
+        raise TurbtlError(f"the README has no block {start} ... {end}; fix: add the two markers where it "
                          "should go")
     i, j = text.index(start) + len(start), text.index(end)
     return text[:i] + "\n" + block + text[j:]
 
 
+@one_line_errors("python -m turbtl.report")
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m turbtl.report", description=__doc__.split("\n\n")[0])
+    ap = ArgumentParser(prog="python -m turbtl.report", description=__doc__.split("\n\n")[0])
     ap.add_argument("run", nargs="?", default="default", help="the run: its folder results/RUN (default: default; "
                     "replicate r of a run is RUN-rep<r>)")
     ap.add_argument("--workdir", default=".", help="the directory snakemake ran in, which holds results/ (default: .)")
@@ -276,7 +279,7 @@ def main(argv=None) -> None:
         ap.error("give one of --aposteriori-only and --sizes-only")
     root = Path(a.workdir) / P.RESULTS / a.run
     if not (root / P.SUMMARY_CSV).exists():
-        sys.exit(f"error: {root / P.SUMMARY_CSV} is missing: {root} holds no finished run; fix: name a run "
+        raise TurbtlError(f"{root / P.SUMMARY_CSV} is missing: {root} holds no finished run; fix: name a run "
                  f"that ran to the end (folders in {Path(a.workdir) / P.RESULTS}), or run it first")
     block = build(root, a.gain_threshold, aposteriori_only=a.aposteriori_only, sizes_only=a.sizes_only)
     (root / "report.md").write_text(block)

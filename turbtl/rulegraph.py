@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .cli import one_line_errors
+
 __all__ = ["edges_from_dot", "mermaid", "current", "main"]
 
 REPO = Path(__file__).resolve().parent.parent
@@ -55,10 +57,11 @@ def current() -> str:
     r = subprocess.run([sys.executable, "-m", "snakemake", "--rulegraph", "dot", "--quiet", "all"], cwd=REPO,
                        capture_output=True, text=True, timeout=300)
     if r.returncode != 0:
-        raise SystemExit(f"error: snakemake --rulegraph failed: {r.stderr[-2000:]}")
+        raise RuntimeError(f"snakemake --rulegraph failed: {r.stderr[-2000:]}")
     return mermaid(r.stdout)
 
 
+@one_line_errors("python -m turbtl.rulegraph")
 def main() -> None:
     from .report import replace_block
 

@@ -28,7 +28,8 @@ from turbtl.config import (
     DEFAULT_CONFIG,
     REPLICATED_SEEDS,
 )
-from turbtl.config_checks import config_warnings, dns_params
+from turbtl import ConfigError
+from turbtl.config_checks import config_warnings, device_problems, dns_params
 
 # the overlay files (--configfile; config.yaml, always read first, is not one): a flow they
 # define replaces config.yaml's of that name (turbtl.config.overlay_flows), and they name the
@@ -41,9 +42,12 @@ validate_config(
     Path(workflow.basedir) / "workflow/schemas/config.schema.yaml",
     config_files=workflow.configfiles,
 )
-# what a valid config may not mean (idle flows, shared seeds, ...): said once, by the main
-# process (a cluster job parses this file again)
+# what the machine that starts the jobs cannot do (device: cuda without CUDA), and what a valid
+# config may not mean (idle flows, shared seeds, ...): by the main process only (a cluster job
+# parses this file again, on its own machine)
 if workflow.is_main_process:
+    if _problems := device_problems(config):
+        raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(_problems))
     for _w in config_warnings(config, own=own_flows(OVERLAYS)):
         print(f"turbtl warning: {_w}", file=sys.stderr)
 
