@@ -4,8 +4,15 @@ The default a-posteriori batch of one target: 32^2 LES grid, 2 starts, closures 
 closure, Smagorinsky, dynamic Smagorinsky, dynamic Leith and 14 networks (zero shot, 11 TL layers, fine-tune-all, full target;
 11 layers, 16 channels, 5x5 kernels).  Timed, interleaved ``--repeats`` times, minimum kept:
 
-- step: one ``LES.step`` (tendency + AB2/CN update);
-- cnn:  the forward passes of every network on its members (what the closures cost);
+- step: one ``LES.step`` (tendency + AB2/CN update), the network closures run together
+  (``turbtl.les.GroupedClosure``: one normalisation for all their members, the default);
+- apart: the same step with each network closure on its own (``group_networks=False``), as the
+  pipeline ran before: step / apart is what running them together saves, bit for bit;
+- cnn:  the forward passes of every network on its members, one closure call each;
+- batch: ONE network on all the networks' members at once, the same convolutions' FLOPs in one
+  call (the floor that batching the networks could reach);
+- grouped: the networks as one grouped convolution a layer (``groups`` = networks), the way to
+  batch different networks: measured slower than ``cnn`` on the CPU, so the pipeline does not use it;
 - fft:  the LES's own transforms (the 3/2-padded Jacobian's 4 inverse + 1 forward FFT, and
   the inverse FFT of psi, omega, u, v that feeds the closures);
 - phys: the three physics closures (Smagorinsky, dynamic Smagorinsky, dynamic Leith) alone.
@@ -29,6 +36,20 @@ from turbtl.equation import FlowParams
 from turbtl.filters import jacobian_les_hat
 from turbtl.les import LES, dynamic, network_closure, smagorinsky
 from turbtl.network import NetConfig, SGSNet
+
+
+def _grouped(nets) -> torch.nn.Module:
+    """The networks as one: every layer a grouped convolution (groups = networks), the networks'
+    kernels side by side; input (batch, networks x 2, n, n)."""
+    G, convs = len(nets), []
+    with torch.no_grad():
+        for i, c in enumerate(nets[0].layers):
+            g = torch.nn.Conv2d(G * c.in_channels, G * c.out_channels, c.kernel_size, padding=c.padding,
+                                padding_mode=c.padding_mode, groups=G)
+            g.weight.copy_(torch.cat([m.layers[i].weight for m in nets]))
+            g.bias.copy_(torch.cat([m.layers[i].bias for m in nets]))
+            convs += [g, torch.nn.ReLU()] if i < len(nets[0].layers) - 1 else [g]
+    return torch.nn.Sequential(*convs)
 
 
 def main(argv=None):
@@ -57,11 +78,27 @@ def main(argv=None):
     om0 = torch.randn(a.starts, a.n, a.n)
     les = LES(p, om0, fns, [str(i) for i in range(len(fns))], forcing_hat=None, device=dev, dtype=torch.float32,
               cfl_max=1e9)
+    les_apart = LES(p, om0, fns, [str(i) for i in range(len(fns))], forcing_hat=None, device=dev, dtype=torch.float32,
+                    cfl_max=1e9, group_networks=False)
+    grouped_net = _grouped(nets).to(dev).eval()
+    x_all = torch.randn(a.starts * a.networks, 2, a.n, a.n, device=dev)
+    x_grouped = torch.randn(a.starts, 2 * a.networks, a.n, a.n, device=dev)
     g, S = les.grid, a.starts
     psi = torch.randn(S, a.n, a.n, device=dev)
 
     def step():
         les.step()
+
+    def apart():
+        les_apart.step()
+
+    def batch():
+        with torch.inference_mode():
+            nets[0](x_all)
+
+    def grouped():
+        with torch.inference_mode():
+            grouped_net(x_grouped)
 
     def cnn():
         for f in fns[1 + len(phys):]:
@@ -77,7 +114,7 @@ def main(argv=None):
         for f in phys:
             f(psi, psi)
 
-    ways = {"step": step, "cnn": cnn, "fft": fft, "phys": physics}
+    ways = {"step": step, "apart": apart, "cnn": cnn, "batch": batch, "grouped": grouped, "fft": fft, "phys": physics}
     best = {k: float("inf") for k in ways}
     for fn in ways.values():  # warm-up
         fn()
@@ -97,8 +134,11 @@ def main(argv=None):
     r = {"device": a.device, "card": name, "n": a.n, "members": members, **{f"{k}_ms": 1e3 * v for k, v in best.items()},
          "step_over_parts": best["step"] / (best["cnn"] + best["fft"] + best["phys"]),
          "cnn_share": best["cnn"] / best["step"], "phys_share": best["phys"] / best["step"]}
+    r |= {"step_over_apart": best["step"] / best["apart"], "batch_over_cnn": best["batch"] / best["cnn"],
+          "grouped_over_cnn": best["grouped"] / best["cnn"]}
     print(f"step / (cnn + fft + phys) = {r['step_over_parts']:.2f}; cnn / step = {r['cnn_share']:.2f}; "
-          f"phys / step = {r['phys_share']:.2f}; "
+          f"phys / step = {r['phys_share']:.2f}; step / apart = {r['step_over_apart']:.2f}; "
+          f"batch / cnn = {r['batch_over_cnn']:.2f}; grouped / cnn = {r['grouped_over_cnn']:.2f}; "
           f"6 time units at dt 5e-3 = {1200 * best['step']:.1f} s")
     if a.json:
         with open(a.json, "w") as f:

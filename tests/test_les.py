@@ -330,6 +330,36 @@ def test_network_closure_uses_the_normaliser():
     assert got.shape == (3, 8, 8) and torch.allclose(got, want)
 
 
+def test_consecutive_network_closures_run_together_bit_for_bit():
+    """Network closures next to each other in the batch, with one normaliser, run together (one
+    normalisation and conversion for all their members): each network sees the input it would
+    alone, so the tendency equals the one-by-one tendency bit for bit; a network with another
+    normaliser, the no-closure and the physics slots stay on their own."""
+    from turbtl.data import Normaliser
+    from turbtl.les import GroupedClosure, LESTendency, NetworkClosure
+    from turbtl.network import SGSNet
+
+    torch.manual_seed(3)
+    norm = Normaliser(np.array([0.1, -0.2]), np.array([2.0, 3.0]), np.array([0.5]), np.array([4.0]))
+    other = Normaliser(np.array([0.0, 0.0]), np.array([1.0, 1.0]), np.array([0.0]), np.array([1.0]))
+    nets = [NetworkClosure(SGSNet(depth=3, channels=4, kernel_size=3), norm) for _ in range(3)]
+    lonely = NetworkClosure(SGSNet(depth=3, channels=4, kernel_size=3), other)  # another normaliser: its own
+    closures = [None, smagorinsky(16, 2 * math.pi / 16, 0.17), *nets, lonely]
+    grid = SpectralGrid(16, dtype=torch.float32)
+    together = LESTendency(grid, closures, starts=2)
+    assert [(c, k, type(f).__name__) for c, k, f in together._segments] == \
+        [(1, 1, "function"), (2, 3, "GroupedClosure"), (5, 1, "NetworkClosure")]
+    psi, om = torch.randn(6, 16, 16), torch.randn(6, 16, 16)
+    apart = torch.cat([f(psi[2 * i:2 * i + 2], om[2 * i:2 * i + 2]) for i, f in enumerate(nets)])
+    assert torch.equal(GroupedClosure(nets, 2)(psi, om), apart)
+    one_by_one = LESTendency(grid, closures, starts=2, group_networks=False)
+    omega_hat = grid.rfft(torch.randn(12, 16, 16))
+    a, b = torch.empty_like(omega_hat), torch.empty_like(omega_hat)
+    together(omega_hat, a)
+    one_by_one(omega_hat, b)
+    assert torch.equal(a, b) and a[4:].abs().max() > 0
+
+
 # --------------------------------------------------------------------------- the job
 def _job_inputs(tmp_path, scale=1.0):
     import xarray as xr

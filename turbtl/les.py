@@ -41,7 +41,7 @@ from .grid import SpectralGrid, band_mask
 from .stepper import Stepper
 
 __all__ = ["les_mask", "filtered_forcing_hat", "smagorinsky", "dynamic", "equivalent_constant", "DYNAMIC_RATIO",
-           "network_closure", "LESTendency", "LES"]
+           "network_closure", "NetworkClosure", "GroupedClosure", "LESTendency", "LES"]
 
 
 def les_mask(n: int) -> torch.Tensor:
@@ -161,27 +161,73 @@ def equivalent_constant(kind: str, c: float, delta: float) -> float:
     return float(c) ** (1.0 / DELTA_POWER[kind]) / float(delta)
 
 
-def network_closure(model, norm):
+class NetworkClosure:
     """A trained network as a closure, in inference mode with the normaliser of its
     checkpoint: Pi = norm^-1(model(norm(psi, omega)))."""
-    model = model.eval()
-    device = next(model.parameters()).device
 
-    def closure(psi: torch.Tensor, omega: torch.Tensor) -> torch.Tensor:
+    def __init__(self, model, norm):
+        self.model, self.norm = model.eval(), norm
+        self.device = next(model.parameters()).device
+
+    def __call__(self, psi: torch.Tensor, omega: torch.Tensor) -> torch.Tensor:
         x = torch.stack([psi, omega], dim=1).float()
         with torch.inference_mode():
-            y = model(norm.x(x).to(device))
-        return norm.y_inv(y)[:, 0].to(omega.dtype)
+            y = self.model(self.norm.x(x).to(self.device))
+        return self.norm.y_inv(y)[:, 0].to(omega.dtype)
 
-    return closure
+
+def network_closure(model, norm) -> NetworkClosure:
+    """A trained network as a closure (:class:`NetworkClosure`)."""
+    return NetworkClosure(model, norm)
+
+
+class GroupedClosure:
+    """Several :class:`NetworkClosure` s with one normaliser, on consecutive closures of the
+    batch, applied together: the fields of all their members normalised, stacked and converted
+    once, each network then on its own members, the result converted back once.  Each network
+    sees exactly the input it would alone, so the result is the same bit for bit; what goes is
+    the per-closure bookkeeping of small tensors (measured in benchmarks/bench_les.py).  (One
+    grouped convolution for all the networks instead was measured slower on the CPU.)"""
+
+    def __init__(self, closures: list[NetworkClosure], starts: int):
+        self.models, self.starts = [c.model for c in closures], int(starts)
+        self.norm, self.device = closures[0].norm, closures[0].device
+
+    def __call__(self, psi: torch.Tensor, omega: torch.Tensor) -> torch.Tensor:
+        S = self.starts
+        x = self.norm.x(torch.stack([psi, omega], dim=1).float()).to(self.device)
+        with torch.inference_mode():
+            y = torch.cat([m(x[g * S:(g + 1) * S]) for g, m in enumerate(self.models)])
+        return self.norm.y_inv(y)[:, 0].to(omega.dtype)
+
+
+def _segments(closures: list, starts: int, group: bool) -> list[tuple[int, int, object]]:
+    """(first closure, number of closures, callable) covering every closure that is not None:
+    runs of two or more :class:`NetworkClosure` s that share a normaliser and a device become one
+    :class:`GroupedClosure` (``group``), the others stay one each."""
+    out, c = [], 0
+    while c < len(closures):
+        fn = closures[c]
+        run = 1
+        if group and isinstance(fn, NetworkClosure):
+            while (c + run < len(closures) and isinstance(closures[c + run], NetworkClosure)
+                   and closures[c + run].norm is fn.norm and closures[c + run].device == fn.device):
+                run += 1
+        if fn is not None:
+            out.append((c, run, GroupedClosure(closures[c:c + run], starts) if run > 1 else fn))
+        c += run
+    return out
 
 
 class LESTendency:
     """T = J_les(psi, omega) + Pi_model for the batch: ``closures`` is a list of callables or
-    None (no closure), closure ``c`` acting on members ``c*starts .. (c+1)*starts - 1``."""
+    None (no closure), closure ``c`` acting on members ``c*starts .. (c+1)*starts - 1``.
+    Consecutive network closures run together (``group_networks``, the default;
+    :class:`GroupedClosure`), the same bit for bit as one by one."""
 
-    def __init__(self, grid: SpectralGrid, closures: list, starts: int):
+    def __init__(self, grid: SpectralGrid, closures: list, starts: int, group_networks: bool = True):
         self.grid, self.closures, self.starts = grid, list(closures), int(starts)
+        self._segments = _segments(self.closures, self.starts, group_networks)
         self._umax = None
 
     def __call__(self, omega_hat: torch.Tensor, out: torch.Tensor) -> None:
@@ -191,10 +237,9 @@ class LESTendency:
         phys = g.irfft(torch.stack([psi_hat, omega_hat, uh, vh]))
         self._umax = phys[2:].abs().amax(dim=(0, 2, 3))
         pi = torch.zeros_like(phys[0])
-        for c, fn in enumerate(self.closures):
-            if fn is not None:
-                sl = slice(c * self.starts, (c + 1) * self.starts)
-                pi[sl] = fn(phys[0, sl], phys[1, sl])
+        for c, count, fn in self._segments:
+            sl = slice(c * self.starts, (c + count) * self.starts)
+            pi[sl] = fn(phys[0, sl], phys[1, sl])
         out.copy_(jacobian_les_hat(psi_hat, omega_hat) + g.rfft(pi))
 
     def max_velocity(self) -> torch.Tensor:
@@ -211,7 +256,7 @@ class LES(Stepper):
     """
 
     def __init__(self, params, omega0, closures: list, names: list[str], *, forcing_hat, device="cpu",
-                 dtype=torch.float64, cfl_max: float = 0.5, check_every: int = 10):
+                 dtype=torch.float64, cfl_max: float = 0.5, check_every: int = 10, group_networks: bool = True):
         omega0 = torch.as_tensor(omega0)
         self.starts = int(omega0.shape[0])
         self.names = list(names)
@@ -219,7 +264,7 @@ class LES(Stepper):
         members = len(closures) * self.starts
         super().__init__(grid, members, dt=params.dt, nu=params.nu, mu=params.mu, beta=params.beta,
                          forcing_hat=forcing_hat, mask=les_mask(params.n),
-                         tendency=LESTendency(grid, closures, self.starts), name=params.name,
+                         tendency=LESTendency(grid, closures, self.starts, group_networks), name=params.name,
                          fix_key="les", cfl_max=cfl_max, check_every=check_every)
         self.set_state(omega0.to(dtype).repeat(len(closures), 1, 1))
         self.alive = torch.ones(members, dtype=torch.bool)
