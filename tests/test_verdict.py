@@ -139,3 +139,26 @@ def test_aposteriori_verdict_on_a_worked_case():
     assert list(rows[0]) == SUMMARY_COLUMNS
     table = aggregate(pd.DataFrame(rows, columns=SUMMARY_COLUMNS))
     assert table["ap_hit_rate"].tolist() == [1.0, 0.0, 0.0]
+
+
+def test_the_tests_are_scipy_stats_bit_for_bit():
+    """verdict computes the paired t-test, the t quantile and Spearman's rho with
+    scipy.special (scipy.stats's import costs every job 0.5 s): the same numbers as
+    scipy.stats.ttest_1samp, t.ppf and spearmanr, bit for bit, ties included."""
+    from scipy import special, stats
+
+    from turbtl.verdict import _t_test_p, spearman
+
+    rng = np.random.default_rng(7)
+    for i in range(2000):
+        n = int(rng.integers(2, 12))
+        d = rng.normal(rng.normal(0, 1e-3), 10 ** rng.uniform(-6, 0), n)
+        assert _t_test_p(d) == float(stats.ttest_1samp(d, 0.0).pvalue)
+        q, df = rng.uniform(0.5, 0.999), int(rng.integers(1, 30))
+        assert float(special.stdtrit(df, q)) == float(stats.t.ppf(q, df))
+        if n >= 3:
+            x = rng.integers(0, 3, n).astype(float) if i % 2 else rng.normal(size=n)
+            y = rng.normal(size=n)
+            if np.ptp(x) > 0:
+                r = stats.spearmanr(x, y)
+                assert spearman(x, y) == (float(r.statistic), float(r.pvalue))

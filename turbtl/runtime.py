@@ -6,13 +6,13 @@ import os
 import sys
 import time
 
-import torch
-
 __all__ = ["resolve_device", "log_to_rule_log", "script_setup", "progress"]
 
 
-def resolve_device(name: str = "auto") -> torch.device:
+def resolve_device(name: str = "auto"):
     """'auto' -> CUDA when available, else CPU; 'cuda' without a GPU is an error."""
+    import torch  # (here, not at the top: the summaries' jobs take no torch, :func:`log_to_rule_log`)
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
@@ -26,7 +26,8 @@ def resolve_device(name: str = "auto") -> torch.device:
 def log_to_rule_log(smk) -> logging.Logger:
     """Redirect stdout/stderr to the rule's log (tqdm progress, warnings and tracebacks of the
     job go there) and log INFO to it; return the rule's logger.  For the scripts that use no
-    torch device (the summaries); :func:`script_setup` for the others."""
+    torch device (the summaries and tables, which then never import torch: about 1 s a job);
+    :func:`script_setup` for the others."""
     if smk.log:
         os.makedirs(os.path.dirname(str(smk.log[0])) or ".", exist_ok=True)
         f = open(str(smk.log[0]), "w", buffering=1)
@@ -42,6 +43,8 @@ def script_setup(smk, *, device_key: str = "device"):
 
     ``smk`` is the ``snakemake`` object of a ``script:``.
     """
+    import torch
+
     log = log_to_rule_log(smk)
     torch.set_num_threads(max(1, int(smk.threads)))
     dev = resolve_device(smk.params.get(device_key, "auto") if hasattr(smk.params, "get") else "auto")

@@ -36,18 +36,16 @@ import torch
 from . import TurbtlError
 from .arrays import as_float32_tensor
 from .data import FilteredData, Normaliser, symmetry_group
-from .io import atomic_path, write_csv, write_json
+from .io import atomic_path, write_csv
 from .network import NetConfig, SGSNet
 from .paths import BASELINE_METHODS
+from .sweep import CSV_COLUMNS, summarise
 from .training import evaluate, fit, load_checkpoint, precision_context, preload_optimiser, train_loop
-from .verdict import ALPHA, best_layer, layer_stats
 
 __all__ = ["retrain_layer", "retrain_every_seed", "load_tl_model", "run_layer_job", "run_baseline_job", "summarise",
            "CSV_COLUMNS", "n_seeds", "subset_seed", "draw_seed", "predictor_draw",
            "save_layer_weights", "load_layer_weights"]
 
-CSV_COLUMNS = ["target", "method", "layer", "seed", "n_train", "epochs", "mse", "nmse", "cc",
-               "spec_err", "seconds"]
 _log = logging.getLogger("turbtl.transfer")
 
 
@@ -306,33 +304,3 @@ def run_baseline_job(model_path, data_path, method: str, out_csv, *, transfer_cf
     if out_weights is not None:
         save_model_weights(out_weights, method, nets)
     return write_csv(pd.DataFrame(rows, columns=CSV_COLUMNS), out_csv)
-
-
-# ------------------------------------------------------------------------- summary
-def summarise(layer_csvs, baseline_csvs, target: str, out_csv, out_json, *,
-              alpha: float = ALPHA) -> dict:
-    """sweep.csv (all rows) and summary.json (docs/DESIGN.md).
-
-    Metric: test ``nmse``.  Per layer and per baseline (``turbtl.verdict.layer_stats``): mean,
-    sample std, 95% t-interval over seeds, min, max.  ``best_layer``: lowest mean;
-    ``runner_up``: second lowest; ``margin`` = mean(runner_up) - mean(best); ``p_value``: the
-    paired two-sided t-test of runner-up minus best over seeds; ``resolved`` = p < alpha.
-    With a single layer or a single seed there is no test: p null, resolved false.
-    """
-    frames = [pd.read_csv(p) for p in list(layer_csvs) + list(baseline_csvs)]
-    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=CSV_COLUMNS)
-    df = df[CSV_COLUMNS].sort_values(["method", "layer", "seed"], kind="stable")
-    tl = df[df["method"] == "tl_layer"]
-    layers = {str(int(L)): layer_stats(g) for L, g in tl.groupby("layer")}
-    baselines = {str(m): layer_stats(g) for m, g in df[df["method"] != "tl_layer"].groupby("method")}
-    if not layers:
-        raise TurbtlError(f"no per-layer TL results for {target}; fix: transfer.layers must "
-                          "name at least one layer")
-    v = best_layer(tl, alpha)
-    out = {"target": target, "metric": "nmse", "layers": layers, "baselines": baselines,
-           "best_layer": v["best_layer"], "runner_up": v["runner_up"], "margin": v["margin"],
-           "p_value": v["p_value"], "resolved": v["resolved"], "alpha": float(alpha),
-           "n_seeds": int(tl["seed"].nunique()), "test": v["test"]}
-    write_csv(df, out_csv)
-    write_json(out, out_json)
-    return out

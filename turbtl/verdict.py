@@ -46,7 +46,7 @@ import re
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special  # not scipy.stats: its import takes 0.5 s of every job that reads a verdict
 
 __all__ = ["ALPHA", "interval", "layer_stats", "best_layer", "paired_test", "regret", "hit", "per_seed",
            "empirical_table", "sweep_seconds", "compare", "SUMMARY_COLUMNS", "AGGREGATE_COLUMNS",
@@ -69,7 +69,7 @@ def interval(values, level: float = 0.95) -> tuple[float, float, float, float]:
     if v.size == 1:
         return m, 0.0, m, m
     sd = float(v.std(ddof=1))
-    half = float(stats.t.ppf(0.5 + level / 2, v.size - 1)) * sd / math.sqrt(v.size)
+    half = float(special.stdtrit(v.size - 1, 0.5 + level / 2)) * sd / math.sqrt(v.size)  # = scipy.stats.t.ppf
     return m, sd, m - half, m + half
 
 
@@ -126,9 +126,43 @@ def paired_test(a: pd.Series, b: pd.Series) -> dict:
     if np.ptp(d) <= 1e-9 * np.abs(d).max():  # constant up to round-off: the t statistic is +-inf or 0/0
         out["p"] = 0.0 if np.abs(d).max() > 0 else 1.0
         return out
-    # identical to scipy.stats.ttest_rel(a, b) on the common, finite seeds
-    out["p"] = float(stats.ttest_1samp(d, 0.0).pvalue)
+    out["p"] = _t_test_p(d)
     return out
+
+
+def _t_test_p(d: np.ndarray) -> float:
+    """Two-sided p-value of the one-sample t-test of mean(d) = 0: scipy.stats.ttest_1samp(d, 0)'s
+    arithmetic, step by step (bit for bit the same, tests/test_verdict.py), without the 0.5 s
+    import of scipy.stats."""
+    n = d.size
+    mean = np.mean(d)
+    var = np.mean((d - np.mean(d, keepdims=True)) ** 2) * (np.float64(n) / (n - 1))
+    t = mean / np.sqrt(var / n)
+    return float(2 * special.stdtr(n - 1, -abs(t)))
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks 1..n, ties averaged (scipy.stats.rankdata's 'average')."""
+    x = np.asarray(x)
+    order = np.argsort(x, kind="mergesort")
+    xs = x[order]
+    new = np.r_[True, xs[1:] != xs[:-1]]
+    first = np.flatnonzero(new)
+    last = np.r_[first[1:], x.size] - 1
+    avg = 0.5 * (first + last) + 1.0  # the average 1-based position of each run of ties
+    out = np.empty(x.size, np.float64)
+    out[order] = avg[np.cumsum(new) - 1]
+    return out
+
+
+def spearman(x, y) -> tuple[float, float]:
+    """(rho, two-sided p) of the Spearman rank correlation: scipy.stats.spearmanr's arithmetic
+    (bit for bit the same on inputs that are not constant, tests/test_verdict.py)."""
+    r = np.corrcoef(np.column_stack((_ranks(x), _ranks(y))), rowvar=False)[1, 0]
+    dof = len(x) - 2
+    with np.errstate(divide="ignore"):
+        t = r * np.sqrt((dof / ((r + 1.0) * (1.0 - r))).clip(0))
+    return float(r), float(2 * special.stdtr(dof, -np.abs(t)))
 
 
 def regret(choice_mean: float, best_mean: float, zero_shot: float | None) -> float | None:
@@ -194,8 +228,7 @@ def compare(prediction: dict, sweep_df: pd.DataFrame, *, alpha: float = ALPHA,
         neg = -tab.loc[common, "mean"].to_numpy()
         rho = p_rho = None
         if len(common) >= 2 and np.ptp(sc) > 0 and np.ptp(neg) > 0:
-            res = stats.spearmanr(sc, neg)
-            rho, p_rho = _finite_or_none(res.statistic), _finite_or_none(res.pvalue)
+            rho, p_rho = (_finite_or_none(v) for v in spearman(sc, neg))
         ch = int(pred["choice"])
         entry = {"choice": ch, "empirical_best": best, "spearman": rho, "spearman_p": p_rho,
                  "n_layers": len(common), "seconds": _finite_or_none(pred.get("seconds")),

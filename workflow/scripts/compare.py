@@ -6,7 +6,7 @@ from turbtl.io import read_json, write_json
 from turbtl.verdict import compare
 
 smk = snakemake  # noqa: F821
-log, device = turbtl.runtime.script_setup(smk)
+log = turbtl.runtime.log_to_rule_log(smk)
 res = compare(read_json(smk.input.prediction), pd.read_csv(smk.input.sweep),
               alpha=float(smk.params.alpha), target=str(smk.wildcards.target))
 for name, c in res["predictors"].items():

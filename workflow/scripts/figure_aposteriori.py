@@ -4,7 +4,7 @@ from turbtl.io import open_netcdf, read_json
 from turbtl.plots_les import aposteriori
 
 smk = snakemake  # noqa: F821
-log, device = turbtl.runtime.script_setup(smk)
+log = turbtl.runtime.log_to_rule_log(smk)
 with open_netcdf(smk.input.stats) as ds:
     aposteriori(ds.load(), read_json(smk.input.aposteriori), read_json(smk.input.summary), read_json(smk.input.comparison),
                 smk.output[0], target=str(smk.wildcards.target))

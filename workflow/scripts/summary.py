@@ -8,7 +8,7 @@ from turbtl.io import read_json, write_csv
 from turbtl.verdict import SUMMARY_COLUMNS, aggregate, summary_rows
 
 smk = snakemake  # noqa: F821
-log, device = turbtl.runtime.script_setup(smk)
+log = turbtl.runtime.log_to_rule_log(smk)
 rows = []
 aps = list(getattr(smk.input, "aposteriori", [])) or [None] * len(smk.params.targets)  # none with les.enabled false
 for target, cpath, apath in zip(smk.params.targets, smk.input.comparisons, aps, strict=True):
