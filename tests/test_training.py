@@ -405,3 +405,35 @@ def test_non_finite_data_and_loss_stop_the_run(tmp_path):
     # the same stop of the same loop (training.train_loop), named for the layer
     with pytest.raises(TurbtlError, match="^re-training layer 1: training loss is nan at epoch 1; fix: check the small"):
         retrain_layer(net, 1, X, Y, norm, epochs=1, batch_size=2, lr=1e-3, seed=0, device="cpu")
+
+
+def test_the_cpu_adam_is_torch_adam_bit_for_bit():
+    """turbtl.optim.Adam (the CPU trainings' optimiser: no lazy import of torch._dynamo) takes the
+    steps torch.optim.Adam takes on the CPU, bit for bit, also on a frozen parameter without a
+    gradient, and their state dicts load into each other (a resume file of either)."""
+    import copy
+
+    from turbtl.network import SGSNet
+    from turbtl.optim import Adam, adam
+
+    torch.manual_seed(0)
+    a = SGSNet(depth=3, channels=4, kernel_size=3)
+    b, init = copy.deepcopy(a), copy.deepcopy(a)
+    pa, pb = list(a.parameters()), list(b.parameters())
+    pa[0].requires_grad_(False)
+    pb[0].requires_grad_(False)
+    ta, tb = torch.optim.Adam(pa, lr=2e-3), adam(pb, 2e-3, "cpu")
+    assert isinstance(tb, Adam) and isinstance(adam(pb, 1e-3, "meta"), torch.optim.Adam)
+    for _ in range(60):
+        x, y = torch.randn(3, 2, 12, 12), torch.randn(3, 1, 12, 12)
+        for m, o in ((a, ta), (b, tb)):
+            loss = ((m(x) - y) ** 2).mean()
+            o.zero_grad(set_to_none=True)
+            loss.backward()
+            o.step()
+    assert all(torch.equal(p, q) for p, q in zip(pa, pb))
+    assert torch.equal(pa[0], init.layers[0].weight) and not torch.equal(pa[1], init.layers[0].bias)  # frozen; trained
+    again = Adam(pb, lr=1.0)
+    again.load_state_dict(ta.state_dict())
+    assert again.lr == 2e-3 and torch.equal(again.state[1]["exp_avg_sq"], ta.state[pa[1]]["exp_avg_sq"])
+    torch.optim.Adam(pa, lr=1.0).load_state_dict(tb.state_dict())

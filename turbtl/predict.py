@@ -290,7 +290,7 @@ def predict_layers(model, x_base, x_target, y_target, base_spectra, target_spect
     device = device if device is not None else next(model.parameters()).device
     run_probe = bool(probe) and int(probe.get("epochs") or 0) > 0
     if run_probe:
-        preload_optimiser()  # the job's start-up, not the probe's cost (its doc)
+        preload_optimiser(device=device)  # the job's start-up, not the probe's cost (its doc)
     t0 = time.perf_counter()
     k, w, d = data_weights(base_spectra, target_spectra)
     t_w = time.perf_counter() - t0

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import logging
 import math
@@ -33,6 +34,7 @@ from .arrays import as_float32_tensor
 from .data import SYMMETRIES, Normaliser, augment_batch, flow_attrs, load_xy, symmetry_group
 from .io import atomic_path, json_default, write_csv, write_json
 from .network import NetConfig, SGSNet
+from .optim import adam
 from .spectra import log_spectrum_error
 
 __all__ = ["save_checkpoint", "load_checkpoint", "evaluate", "train_loop", "fit", "train_base",
@@ -147,7 +149,7 @@ def train_loop(model: SGSNet, params, n: int, batch, *, forward=None, epochs: in
                keep_resume: bool = False) -> list[dict]:
     """The one training loop: ``fit`` and ``transfer.retrain_layer`` only prepare its data.
 
-    - Freezing: Adam (one parameter group, ``lr``) on ``params``; every other parameter of
+    - Freezing: Adam (:func:`turbtl.optim.adam`, one parameter group, ``lr``) on ``params``; every other parameter of
       ``model`` gets ``requires_grad=False`` and keeps it on return (a caller that lends the
       model out restores it, as ``retrain_layer`` does).
     - Batches: epoch e draws ``torch.randperm(n, generator=gen)`` from ONE ``torch.Generator``
@@ -185,7 +187,7 @@ def train_loop(model: SGSNet, params, n: int, batch, *, forward=None, epochs: in
     keep = {id(p) for p in params}
     for p in model.parameters():
         p.requires_grad_(id(p) in keep)
-    opt = torch.optim.Adam(params, lr=lr)
+    opt = adam(params, lr, dev)
     if n == 0:
         raise TurbtlError(f"{context}no training samples; fix: check the data split in config.yaml")
 
@@ -323,22 +325,20 @@ def fit(model: SGSNet, norm: Normaliser, train_xy, val_xy=None, *, epochs: int, 
                       on_epoch_end=on_epoch_end, keep_resume=keep_resume)
 
 
-def preload_optimiser(log=None) -> float:
+def preload_optimiser(log=None, device="cpu") -> float:
     """Do the one-off import that a process's first ``torch.optim`` optimiser does lazily
-    (``torch._dynamo``, through ``Optimizer.add_param_group``: 1.0-1.8 s on the 2-core AMD
-    EPYC with torch 2.13.0, depending on the load), and return its seconds (0 once done).
+    (``torch._dynamo``, through ``Optimizer.add_param_group``: 1-2 s with torch 2.13.0,
+    depending on the load), and return its seconds (0 once done, and on the CPU, where the
+    trainings use :class:`turbtl.optim.Adam`, which needs no such import).
 
     Every job that records the seconds of a training (the TL rows, the baselines, the probe)
     calls it before its first timer, so that ``seconds`` measures the training and not that
-    import: before, the first timed training of each process paid it (one seed of every
-    layer job, and the probe, whose "fixed cost" at small sets it was almost all of).  It
-    belongs to the job's start-up, which the cost fraction leaves out of both sides.
+    import.  It belongs to the job's start-up, which the cost fraction leaves out of both sides.
     """
-    if "torch._dynamo" in sys.modules:
+    if torch.device(device).type == "cpu" or "torch._dynamo" in sys.modules:
         return 0.0
     t0 = time.perf_counter()
-    import torch._dynamo  # noqa: F401
-
+    importlib.import_module("torch._dynamo")
     secs = time.perf_counter() - t0
     (log or _log).info("imported torch._dynamo for torch.optim in %.2f s (before any timer)", secs)
     return secs

@@ -214,7 +214,7 @@ def retrain_every_seed(model_path, data_path, layers, *, transfer_cfg: dict, n_s
     sets = data.small_sets(n_small, [draw_seed(transfer_cfg, s) for s in seeds])
     Xt, Yt = data.xy("test")
     name = "+".join(map(str, layers)) if isinstance(layers, tuple) else str(layers)
-    preload_optimiser(log)  # start-up, not the first seed's re-training
+    preload_optimiser(log, dev)  # start-up, not the first seed's re-training
     for seed, (Xs, Ys) in zip(seeds, sets):
         t0 = time.perf_counter()
         model, hist = retrain_layer(base, layers, Xs, Ys, norm, epochs=int(transfer_cfg["epochs"]),
