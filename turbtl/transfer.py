@@ -278,8 +278,11 @@ def run_baseline_job(model_path, data_path, method: str, out_csv, *, transfer_cf
         if network_cfg and NetConfig(**network_cfg) != base.cfg:
             log.warning("network config %s differs from the base checkpoint's %s; the baseline "
                         "uses the checkpoint's architecture", network_cfg, base.cfg)
-        seeds = n_seeds(transfer_cfg)
-        preload_optimiser(log)  # start-up, not the first seed's training
+        # full_target trains on all the target's training members, the same data for every seed:
+        # its seeds would differ in the initialisation alone, a spread no verdict uses (nothing
+        # is paired with it), so it trains one network, the first seed's (the one the LES runs)
+        seeds = n_seeds(transfer_cfg)[:1] if method == "full_target" else n_seeds(transfer_cfg)
+        preload_optimiser(log, dev)  # start-up, not the first seed's training
         sets = (data.small_sets(n_small, [draw_seed(transfer_cfg, s) for s in seeds])
                 if method != "full_target" else [train] * len(seeds))
         nets = {}
